@@ -1,0 +1,220 @@
+// Command simrank is a synthetic solver rank: it loads a case, generates
+// physically consistent results for the scenarios this rank owns and
+// writes them through rank.Writer exactly as a real solver would. It is the
+// demo and the load generator.
+//
+// Launch it like any rank program (srun, mpirun, or a loop that sets
+// SLURM_PROCID/SLURM_NTASKS); --rank/--world override the environment.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0 // done, or interrupted by a signal with the journal closed
+	exitError = 1 // the run failed (I/O, bad case, conflicting journals)
+	exitUsage = 2 // bad flags or launcher environment
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+type config struct {
+	caseName, out, from, ownership string
+	scenarios, pad, workers        int
+	seed                           uint64
+	rank, world                    int
+	quiet                          bool
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("simrank", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c config
+	fs.StringVar(&c.caseName, "case", "demo", "case: a builtin (production, xl), a directory with case.json, a JSON file, or a name under testdata/cases/")
+	fs.StringVar(&c.out, "out", "", "output directory (required; shared by all ranks)")
+	fs.IntVar(&c.scenarios, "scenarios", 16, "scenario count of the whole run (ids 0..N-1)")
+	fs.Uint64Var(&c.seed, "seed", 1, "random seed: the same seed gives the same bytes on any rank count")
+	fs.IntVar(&c.rank, "rank", -1, "this rank (overrides the launcher environment; needs --world)")
+	fs.IntVar(&c.world, "world", -1, "world size (overrides the launcher environment; needs --rank)")
+	fs.StringVar(&c.from, "scenarios-from", "", "write only the scenario ids listed in FILE (one per line, as merge-shards --rerun-list writes), shared among the ranks")
+	fs.StringVar(&c.ownership, "ownership", "contiguous", "scenario ownership rule: contiguous or round-robin")
+	fs.IntVar(&c.pad, "scenario-pad", 0, "zero-pad partition names to this width (4 reproduces Cobre's scenario_id=0042)")
+	fs.IntVar(&c.workers, "workers", 0, "tables encoded concurrently (default: GOMAXPROCS, at most 4)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP simulation results for the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "simrank: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if c.out == "" {
+		fmt.Fprintln(stderr, "simrank: --out is required")
+		return exitUsage
+	}
+	if c.scenarios < 1 {
+		fmt.Fprintf(stderr, "simrank: --scenarios %d: want at least 1\n", c.scenarios)
+		return exitUsage
+	}
+	own, err := rank.ParseOwnership(c.ownership)
+	if err != nil {
+		fmt.Fprintf(stderr, "simrank: %v\n", err)
+		return exitUsage
+	}
+	id, err := identity(c)
+	if err != nil {
+		fmt.Fprintf(stderr, "simrank: %v\n", err)
+		return exitUsage
+	}
+	cs, err := loadCase(c.caseName)
+	if err != nil {
+		fmt.Fprintf(stderr, "simrank: %v\n", err)
+		return exitError
+	}
+	owned := own.Owned(c.scenarios, id)
+	if c.from != "" {
+		list, err := readIDs(c.from, c.scenarios)
+		if err != nil {
+			fmt.Fprintf(stderr, "simrank: %v\n", err)
+			return exitUsage
+		}
+		// Share the listed ids among the ranks with the same rule.
+		owned = nil
+		for _, i := range own.Owned(len(list), id) {
+			owned = append(owned, list[i])
+		}
+	}
+
+	ctx := context.Background()
+	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers})
+	if err != nil {
+		fmt.Fprintf(stderr, "simrank: %s: %v\n", id, err)
+		return exitError
+	}
+	ctx, stop := w.HandleSignals(ctx)
+	defer stop()
+	pending := w.Pending(owned)
+	start := time.Now()
+	done := 0
+	var runErr error
+	for _, s := range pending {
+		if ctx.Err() != nil {
+			break
+		}
+		sc, err := synth.Generate(cs, c.seed, s)
+		if err != nil {
+			runErr = fmt.Errorf("generating scenario %d: %w", s, err)
+			break
+		}
+		if err := w.WriteScenario(ctx, sc); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				break
+			}
+			runErr = err
+			break
+		}
+		done++
+		if !c.quiet {
+			fmt.Fprintf(stderr, "simrank %s: committed scenario %d (%d/%d)\n", id, s, done, len(pending))
+		}
+	}
+	cerr := w.Close()
+	if runErr == nil {
+		runErr = cerr
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "simrank %s: %v\n", id, runErr)
+		return exitError
+	}
+	status := "done"
+	if w.Interrupted() {
+		status = "interrupted by signal, journal closed"
+	}
+	fmt.Fprintf(stderr, "simrank %s: %s: %d scenarios committed, %d already committed earlier, in %.2fs -> %s\n",
+		id, status, done, len(owned)-len(pending), time.Since(start).Seconds(), c.out)
+	return exitOK
+}
+
+func identity(c config) (rank.Identity, error) {
+	switch {
+	case c.rank >= 0 && c.world >= 0:
+		return rank.Explicit(c.rank, c.world)
+	case c.rank >= 0 || c.world >= 0:
+		return rank.Identity{}, errors.New("--rank and --world go together")
+	}
+	return rank.DetectIdentity(os.LookupEnv)
+}
+
+// loadCase resolves a case name: a builtin generated case, a path, or a
+// name under testdata/cases/.
+func loadCase(name string) (*manifest.Case, error) {
+	if c, ok := synth.Builtin(name); ok {
+		return c, nil
+	}
+	if _, err := os.Stat(name); err == nil {
+		return manifest.LoadCase(name)
+	}
+	p := filepath.Join("testdata", "cases", name)
+	if _, err := os.Stat(p); err == nil {
+		return manifest.LoadCase(p)
+	}
+	return nil, fmt.Errorf("case %q: not a builtin (production, xl), not a path, and no %s", name, p)
+}
+
+// readIDs reads scenario ids, one per line; blank lines and # comments are
+// skipped.
+func readIDs(path string, n int) ([]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("--scenarios-from: %w", err)
+	}
+	defer f.Close()
+	var out []int
+	seen := map[int]bool{}
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 0 || v >= n {
+			return nil, fmt.Errorf("%s line %d: %q is not a scenario id in 0..%d", path, line, s, n-1)
+		}
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}

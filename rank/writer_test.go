@@ -1,0 +1,350 @@
+package rank_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hydroshard/hydroshard/internal/faults"
+	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+func tinyCase(t testing.TB) *manifest.Case {
+	t.Helper()
+	c, err := manifest.LoadCase("../testdata/cases/tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func explicit(t testing.TB, r, w int) rank.Identity {
+	t.Helper()
+	id, err := rank.Explicit(r, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func gen(t testing.TB, c *manifest.Case, s int) *shard.Scenario {
+	t.Helper()
+	sc, err := synth.Generate(c, 7, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func TestWriterCommits(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for s := range 3 {
+		if err := w.WriteScenario(ctx, gen(t, c, s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteScenario(ctx, gen(t, c, 1)); !errors.Is(err, rank.ErrCommitted) {
+		t.Fatalf("rewriting scenario 1: %v, want ErrCommitted", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkInvariants(t, out); !reflect.DeepEqual(got, []int{0, 1, 2}) {
+		t.Fatalf("committed %v", got)
+	}
+	st := readJournals(t, out)
+	if len(st.opens) != 1 || st.opens[0].CaseHash != c.Hash() || st.opens[0].Case == nil || st.opens[0].Scenarios != 3 {
+		t.Errorf("open record %+v", st.opens)
+	}
+	if len(st.closes) != 1 || st.closes[0].Status != manifest.StatusClean || st.closes[0].Committed != 3 {
+		t.Errorf("close records %+v", st.closes)
+	}
+	// Every entity of the case is written, and nothing else; files are in
+	// place (not left in tmp); the cost summary matches the costs rows.
+	for s, files := range st.commits {
+		var ents []string
+		for _, f := range files {
+			ents = append(ents, f.Entity)
+			if _, err := os.Stat(filepath.Join(out, f.Path)); err != nil {
+				t.Errorf("scenario %d: %v", s, err)
+			}
+			if want := "simulation/" + f.Entity + "/scenario_id=" + itoa(s) + "/data.parquet"; f.Path != want {
+				t.Errorf("path %s, want %s", f.Path, want)
+			}
+		}
+		if !reflect.DeepEqual(ents, c.Entities()) {
+			t.Errorf("scenario %d entities %v, want %v", s, ents, c.Entities())
+		}
+	}
+	if left, _ := os.ReadDir(filepath.Join(out, rank.TempDir)); len(left) != 0 {
+		t.Errorf("%d files left in tmp after clean commits", len(left))
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestCostSummary(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := gen(t, c, 0)
+	if err := w.WriteScenario(ctx, sc); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var cost manifest.CostSummary
+	manifest.ReadJournalFile(w.JournalPath(), func(r *manifest.Record) error {
+		if r.Commit != nil {
+			cost = r.Commit.Cost
+		}
+		return nil
+	})
+	var total float64
+	stages := make([]float64, c.Stages)
+	for i, st := range sc.Costs.StageID {
+		v := sc.Costs.ImmediateCost[i] * sc.Costs.DiscountFactor[i]
+		stages[st] += v
+		total += v
+	}
+	if !reflect.DeepEqual(cost.Stages, stages) || cost.Total != total {
+		t.Fatalf("journal cost %+v, want total %v stages %v", cost, total, stages)
+	}
+}
+
+// TestFaultAtEachStep injects an I/O error at every step of the commit
+// protocol, checks what is left on disk, then resumes with a new attempt.
+func TestFaultAtEachStep(t *testing.T) {
+	c := tinyCase(t)
+	// Hit counts: the open record is journal append/fsync hit 1, so the
+	// commit of the second scenario is hit 3; temp files are per table.
+	points := map[string]int{
+		faults.TempWrite:     len(c.Entities()) + 2,
+		faults.TempSync:      len(c.Entities()) + 2,
+		faults.JournalAppend: 3,
+		faults.JournalSync:   3,
+		faults.Rename:        len(c.Entities()) + 2,
+		faults.DirSync:       len(c.Entities()) + 2,
+	}
+	for point, n := range points {
+		t.Run(point, func(t *testing.T) {
+			out := t.TempDir()
+			ctx := context.Background()
+			if err := faults.Set(point + ":error:" + itoa(n)); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { faults.Set("") })
+			w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 4, Workers: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var failed error
+			for s := range 4 {
+				if failed = w.WriteScenario(ctx, gen(t, c, s)); failed != nil {
+					break
+				}
+			}
+			if !errors.Is(failed, faults.ErrInjected) {
+				t.Fatalf("write error %v, want the injected fault", failed)
+			}
+			if err := w.WriteScenario(ctx, gen(t, c, 3)); err == nil {
+				t.Fatal("writer accepted a scenario after an I/O error")
+			}
+			if err := w.Close(); !errors.Is(err, faults.ErrInjected) {
+				t.Fatalf("Close: %v, want the injected fault again", err)
+			}
+			faults.Set("")
+			committed := checkInvariants(t, out)
+			wantCommitted := []int{0}
+			if point == faults.JournalSync || point == faults.Rename || point == faults.DirSync {
+				wantCommitted = []int{0, 1} // the commit record was written
+			}
+			if !reflect.DeepEqual(committed, wantCommitted) {
+				t.Fatalf("committed %v, want %v", committed, wantCommitted)
+			}
+			// A second attempt skips what is committed and finishes.
+			w2, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 4})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := w2.Committed(); !reflect.DeepEqual(got, wantCommitted) {
+				t.Fatalf("resumed writer sees %v committed, want %v", got, wantCommitted)
+			}
+			for _, s := range w2.Pending([]int{0, 1, 2, 3}) {
+				if err := w2.WriteScenario(ctx, gen(t, c, s)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := checkInvariants(t, out); !reflect.DeepEqual(got, []int{0, 1, 2, 3}) {
+				t.Fatalf("after resume: committed %v", got)
+			}
+			st := readJournals(t, out)
+			// A failed journal fsync leaves the journal unusable (the line's
+			// durability is unknown): no close record follows it.
+			wantCloses := 2
+			if point == faults.JournalSync {
+				wantCloses = 1
+			}
+			if len(st.closes) != wantCloses {
+				t.Errorf("close records %+v, want %d", st.closes, wantCloses)
+			}
+			failedCloses := 0
+			for _, cl := range st.closes {
+				if cl.Status == manifest.StatusFailed && strings.Contains(cl.Reason, "injected fault") {
+					failedCloses++
+				}
+			}
+			if failedCloses != wantCloses-1 {
+				t.Errorf("close records %+v: want the first attempt's to say failed, with the reason", st.closes)
+			}
+		})
+	}
+}
+
+func TestCaseMismatch(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	other := *c
+	other.Name = "other"
+	_, err = rank.Open(ctx, out, explicit(t, 0, 1), &other, rank.Options{Scenarios: 2})
+	var me *rank.CaseMismatchError
+	if !errors.As(err, &me) || !strings.Contains(err.Error(), w.JournalPath()) {
+		t.Fatalf("other case: %v, want CaseMismatchError naming %s", err, w.JournalPath())
+	}
+	_, err = rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 3})
+	if !errors.As(err, &me) || me.What != "scenario count" {
+		t.Fatalf("other scenario count: %v", err)
+	}
+	_, err = rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 2, ScenarioPad: 4})
+	if !errors.As(err, &me) || me.What != "scenario padding" {
+		t.Fatalf("other padding: %v", err)
+	}
+}
+
+// TestBadInput: bad scenarios are refused with a clear error, nothing is
+// written, and the writer stays usable.
+func TestBadInput(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	noHydros := gen(t, c, 0)
+	noHydros.Hydros = nil
+	short := gen(t, c, 0)
+	short.Buses.LoadMW = short.Buses.LoadMW[1:]
+	outOfRange := gen(t, c, 0)
+	outOfRange.ID = 2
+	for name, tc := range map[string]struct {
+		sc   *shard.Scenario
+		want string
+	}{
+		"missing table": {noHydros, "scenario 0: has no hydros table"},
+		"short column":  {short, "scenario 0: simulation/buses.load_mw: column has"},
+		"out of range":  {outOfRange, "scenario 2: id out of range"},
+	} {
+		err := w.WriteScenario(ctx, tc.sc)
+		if err == nil || !strings.Contains(err.Error(), tc.want[:11]) || !strings.Contains(err.Error(), tc.want[12:]) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+	if err := w.WriteScenario(ctx, gen(t, c, 1)); err != nil {
+		t.Fatalf("writer unusable after bad input: %v", err)
+	}
+	w.Close()
+	if got := checkInvariants(t, out); !reflect.DeepEqual(got, []int{1}) {
+		t.Fatalf("committed %v", got)
+	}
+	if left, _ := os.ReadDir(filepath.Join(out, rank.TempDir)); len(left) != 0 {
+		t.Errorf("bad input left %d temp files", len(left))
+	}
+}
+
+// TestSignalInterrupts: a SIGTERM cancels the context; Close records the
+// journal as interrupted.
+func TestSignalInterrupts(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	w, err := rank.Open(context.Background(), out, explicit(t, 0, 1), c, rank.Options{Scenarios: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := w.HandleSignals(context.Background())
+	defer stop()
+	if err := w.WriteScenario(ctx, gen(t, c, 0)); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGTERM did not cancel the context")
+	}
+	if err := w.WriteScenario(ctx, gen(t, c, 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("write after signal: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := readJournals(t, out)
+	if len(st.closes) != 1 || st.closes[0].Status != manifest.StatusInterrupted || st.closes[0].Committed != 1 {
+		t.Fatalf("close %+v", st.closes)
+	}
+}
+
+// TestConcurrentWriteScenario: many goroutines share one writer.
+func TestConcurrentWriteScenario(t *testing.T) {
+	out := t.TempDir()
+	c := tinyCase(t)
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 12, Workers: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 12)
+	for s := range 12 {
+		sc := gen(t, c, s)
+		go func() { errs <- w.WriteScenario(ctx, sc) }()
+	}
+	for range 12 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkInvariants(t, out); len(got) != 12 {
+		t.Fatalf("committed %v", got)
+	}
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the test-only tools into a cache directory when missing and
+# exports where they are. Sourced by scripts/test.sh; safe to run alone.
+#   HYDROSHARD_NODE_DIR  npm prefix holding @duckdb/node-api, hyparquet,
+#                        hyparquet-compressors (default ~/.cache/hydroshard/node)
+set -euo pipefail
+: "${HYDROSHARD_NODE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/hydroshard/node}"
+export HYDROSHARD_NODE_DIR
+
+node_pkgs=("@duckdb/node-api@1.5.6-r.1" "hyparquet@1.33.0" "hyparquet-compressors@1.1.2")
+need_npm=0
+for p in @duckdb/node-api hyparquet hyparquet-compressors; do
+  [ -f "$HYDROSHARD_NODE_DIR/node_modules/$p/package.json" ] || need_npm=1
+done
+if [ "$need_npm" = 1 ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing ${node_pkgs[*]} into $HYDROSHARD_NODE_DIR"
+    mkdir -p "$HYDROSHARD_NODE_DIR"
+    [ -f "$HYDROSHARD_NODE_DIR/package.json" ] || echo '{"name":"hydroshard-test-tools","private":true}' > "$HYDROSHARD_NODE_DIR/package.json"
+    npm install --prefix "$HYDROSHARD_NODE_DIR" --no-audit --no-fund --loglevel=error "${node_pkgs[@]}" \
+      || echo "warning: npm install failed; interop tests will skip (or fail with CI=true)"
+  else
+    echo "warning: npm not found; interop tests will skip (or fail with CI=true)"
+  fi
+fi

@@ -1,0 +1,401 @@
+package shard
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+)
+
+// CreatedBy is written into every Parquet footer. It is fixed (no version
+// suffix that changes per build, no clock) so the same input gives the
+// same bytes on any rank count and any machine.
+const CreatedBy = "hydroshard"
+
+// MaxRowGroupRows caps the rows of one Parquet row group.
+const MaxRowGroupRows = 100_000
+
+// ZstdLevel is the zstd level of every data file.
+const ZstdLevel = 3
+
+var (
+	writerProps = func() *parquet.WriterProperties {
+		opts := []parquet.WriterProperty{
+			parquet.WithCompression(compress.Codecs.Zstd),
+			parquet.WithCompressionLevel(ZstdLevel),
+			parquet.WithStats(true),
+			parquet.WithMaxRowGroupLength(MaxRowGroupRows),
+			parquet.WithCreatedBy(CreatedBy),
+			parquet.WithDictionaryDefault(false),
+		}
+		seen := map[string]bool{}
+		for _, t := range AllTables {
+			for _, c := range t.Columns {
+				if c.Dict && !seen[c.Name] {
+					seen[c.Name] = true
+					opts = append(opts, parquet.WithDictionaryFor(c.Name, true))
+				}
+			}
+		}
+		return parquet.NewWriterProperties(opts...)
+	}()
+	arrowProps = pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema())
+)
+
+// binding maps one struct field to one column.
+type binding struct {
+	col   int
+	field int
+}
+
+var (
+	bindMu   sync.Mutex
+	bindings = map[bindKey][]binding{}
+)
+
+type bindKey struct {
+	table *Table
+	typ   reflect.Type
+}
+
+// bind returns, for the rows struct type of t, which field feeds which
+// column. It is computed once per type.
+func bind(t *Table, typ reflect.Type) ([]binding, error) {
+	bindMu.Lock()
+	defer bindMu.Unlock()
+	key := bindKey{t, typ}
+	if b, ok := bindings[key]; ok {
+		return b, nil
+	}
+	var out []binding
+	for i := 0; i < typ.NumField(); i++ {
+		name := typ.Field(i).Tag.Get("col")
+		if name == "" {
+			continue
+		}
+		idx := -1
+		for j, c := range t.Columns {
+			if c.Name == name {
+				idx = j
+			}
+		}
+		if idx < 0 {
+			return nil, fmt.Errorf("shard: %s has no column %q (field %s.%s)", t.Name, name, typ.Name(), typ.Field(i).Name)
+		}
+		if want := goType(t.Columns[idx]); typ.Field(i).Type != want {
+			return nil, fmt.Errorf("shard: %s.%s: field %s.%s is %s, want %s", t.Name, name, typ.Name(), typ.Field(i).Name, typ.Field(i).Type, want)
+		}
+		out = append(out, binding{col: idx, field: i})
+	}
+	bindings[key] = out
+	return out, nil
+}
+
+// goType is the Go type a rows struct must use for column c.
+func goType(c Column) reflect.Type {
+	switch c.Type.ID() {
+	case arrow.FLOAT64:
+		if c.Nullable {
+			return reflect.TypeFor[NullFloat64]()
+		}
+		return reflect.TypeFor[[]float64]()
+	case arrow.INT32:
+		if c.Nullable {
+			return reflect.TypeFor[NullInt32]()
+		}
+		return reflect.TypeFor[[]int32]()
+	case arrow.INT64:
+		return reflect.TypeFor[[]int64]()
+	case arrow.INT8:
+		return reflect.TypeFor[[]int8]()
+	case arrow.BOOL:
+		return reflect.TypeFor[[]bool]()
+	}
+	return nil
+}
+
+// Encoder turns one table's rows into a Parquet stream. It keeps scratch
+// buffers for derived columns and bitmaps across calls, so one Encoder per
+// worker goroutine serves every scenario without new allocations of that
+// kind. An Encoder is not safe for concurrent use.
+type Encoder struct {
+	f64s    [][]float64
+	bytes   [][]byte
+	nf, nb  int
+	hours   []float64
+	columns []arrow.Array
+}
+
+// NewEncoder returns an Encoder.
+func NewEncoder() *Encoder { return &Encoder{} }
+
+func (e *Encoder) floats(n int) []float64 {
+	if e.nf == len(e.f64s) {
+		e.f64s = append(e.f64s, nil)
+	}
+	s := e.f64s[e.nf]
+	if cap(s) < n {
+		s = make([]float64, n)
+	}
+	s = s[:n]
+	e.f64s[e.nf] = s
+	e.nf++
+	return s
+}
+
+func (e *Encoder) scratch(n int) []byte {
+	if e.nb == len(e.bytes) {
+		e.bytes = append(e.bytes, nil)
+	}
+	s := e.bytes[e.nb]
+	if cap(s) < n {
+		s = make([]byte, n)
+	}
+	s = s[:n]
+	clear(s)
+	e.bytes[e.nb] = s
+	e.nb++
+	return s
+}
+
+// ColumnError reports a supplied column that does not fit its table.
+type ColumnError struct {
+	Table, Column string
+	What          string
+}
+
+func (e *ColumnError) Error() string {
+	return fmt.Sprintf("%s.%s: %s", e.Table, e.Column, e.What)
+}
+
+// Encode writes tr as one Parquet file to w and returns the row count.
+// Derived columns are computed from the supplied ones and p.
+func (e *Encoder) Encode(w io.Writer, tr TableRows, p Params) (int64, error) {
+	rec, err := e.Record(tr, p)
+	if err != nil {
+		return 0, err
+	}
+	defer rec.Release()
+	fw, err := pqarrow.NewFileWriter(tr.Table.Schema(), w, writerProps, arrowProps)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", tr.Table.Name, err)
+	}
+	if err := fw.Write(rec); err != nil {
+		_ = fw.Close()
+		return 0, fmt.Errorf("%s: encoding: %w", tr.Table.Name, err)
+	}
+	if err := fw.Close(); err != nil {
+		return 0, fmt.Errorf("%s: encoding: %w", tr.Table.Name, err)
+	}
+	return rec.NumRows(), nil
+}
+
+// Record builds an Arrow record over tr's slices (no copy of supplied
+// columns) plus freshly computed derived columns. The record is valid until
+// the next call on e and while the caller's slices are unchanged.
+func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
+	t := tr.Table
+	v := reflect.ValueOf(tr.Rows)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil, fmt.Errorf("shard: %s: rows must be a non-nil pointer to a rows struct", t.Name)
+	}
+	v = v.Elem()
+	binds, err := bind(t, v.Type())
+	if err != nil {
+		return nil, err
+	}
+	e.nf, e.nb = 0, 0
+	src := make([]reflect.Value, len(t.Columns))
+	for _, b := range binds {
+		src[b.col] = v.Field(b.field)
+	}
+	for i, c := range t.Columns {
+		if !c.Derived && !src[i].IsValid() {
+			return nil, &ColumnError{Table: t.Name, Column: c.Name, What: "no field supplies this column"}
+		}
+	}
+	// Row count: the first column (stage_id or iteration) is never nullable.
+	n := src[0].Len()
+
+	floats := map[string][]float64{}
+	var stage []int32
+	var block NullInt32
+	var lineIDs []int32
+	for i, c := range t.Columns {
+		if c.Derived {
+			continue
+		}
+		if err := checkLen(t, c, src[i], n); err != nil {
+			return nil, err
+		}
+		switch x := src[i].Interface().(type) {
+		case []float64:
+			floats[c.Name] = x
+		case []int32:
+			switch c.Name {
+			case "stage_id":
+				stage = x
+			case "line_id":
+				lineIDs = x
+			}
+		case NullInt32:
+			if c.Name == "block_id" {
+				block = x
+			}
+		}
+	}
+	var h []float64
+	for i, c := range t.Columns {
+		if !c.Derived {
+			continue
+		}
+		if h == nil && (c.derive.op == opEnergy || c.derive.op == opVolume) {
+			if cap(e.hours) < n {
+				e.hours = make([]float64, n)
+			}
+			h = e.hours[:n]
+			if err := hours(h, t, stage, block, p); err != nil {
+				return nil, err
+			}
+		}
+		dst := e.floats(n)
+		if err := c.derive.compute(dst, t, func(name string) []float64 { return floats[name] }, h, lineIDs, p); err != nil {
+			return nil, err
+		}
+		floats[c.Name] = dst
+		_ = i
+	}
+
+	e.columns = e.columns[:0]
+	for i, c := range t.Columns {
+		var arr arrow.Array
+		if c.Derived {
+			arr = wrapFixed(c.Type, n, nil, 0, arrow.Float64Traits.CastToBytes(floats[c.Name]))
+		} else {
+			arr, err = e.wrap(t, c, src[i].Interface(), n)
+			if err != nil {
+				return nil, err
+			}
+		}
+		e.columns = append(e.columns, arr)
+	}
+	rec := array.NewRecordBatch(t.Schema(), e.columns, int64(n))
+	for _, a := range e.columns {
+		a.Release()
+	}
+	return rec, nil
+}
+
+func checkLen(t *Table, c Column, v reflect.Value, n int) error {
+	bad := func(what string, got int) error {
+		return &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("%s has %d rows, want %d (the length of %s)", what, got, n, t.Columns[0].Name)}
+	}
+	switch x := v.Interface().(type) {
+	case NullInt32:
+		if x.Values != nil && len(x.Values) != n {
+			return bad("values", len(x.Values))
+		}
+		if x.Valid != nil && len(x.Valid) != n {
+			return bad("validity", len(x.Valid))
+		}
+	case NullFloat64:
+		if x.Values != nil && len(x.Values) != n {
+			return bad("values", len(x.Values))
+		}
+		if x.Valid != nil && len(x.Valid) != n {
+			return bad("validity", len(x.Valid))
+		}
+	default:
+		if v.Len() != n {
+			return bad("column", v.Len())
+		}
+	}
+	return nil
+}
+
+func wrapFixed(t arrow.DataType, n int, validity []byte, nulls int, values []byte) arrow.Array {
+	var vb *memory.Buffer
+	if validity != nil {
+		vb = memory.NewBufferBytes(validity)
+	}
+	data := array.NewData(t, n, []*memory.Buffer{vb, memory.NewBufferBytes(values)}, nil, nulls, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
+}
+
+// validity packs valid into a bitmap; with Values nil every row is null.
+func (e *Encoder) validity(valid []bool, allNull bool, n int) ([]byte, int) {
+	if allNull {
+		return e.scratch(int(bitutil.BytesForBits(int64(n)))), n
+	}
+	if valid == nil {
+		return nil, 0
+	}
+	bm := e.scratch(int(bitutil.BytesForBits(int64(n))))
+	nulls := 0
+	for i, ok := range valid {
+		if ok {
+			bitutil.SetBit(bm, i)
+		} else {
+			nulls++
+		}
+	}
+	return bm, nulls
+}
+
+func (e *Encoder) wrap(t *Table, c Column, v any, n int) (arrow.Array, error) {
+	notNull := func(nulls int) error {
+		if nulls > 0 && !c.Nullable {
+			return &ColumnError{Table: t.Name, Column: c.Name, What: "column is not nullable but has nulls"}
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case []float64:
+		return wrapFixed(c.Type, n, nil, 0, arrow.Float64Traits.CastToBytes(x)), nil
+	case []int32:
+		return wrapFixed(c.Type, n, nil, 0, arrow.Int32Traits.CastToBytes(x)), nil
+	case []int64:
+		return wrapFixed(c.Type, n, nil, 0, arrow.Int64Traits.CastToBytes(x)), nil
+	case []int8:
+		return wrapFixed(c.Type, n, nil, 0, arrow.Int8Traits.CastToBytes(x)), nil
+	case []bool:
+		bits := e.scratch(int(bitutil.BytesForBits(int64(n))))
+		for i, b := range x {
+			if b {
+				bitutil.SetBit(bits, i)
+			}
+		}
+		return wrapFixed(c.Type, n, nil, 0, bits), nil
+	case NullInt32:
+		bm, nulls := e.validity(x.Valid, x.Values == nil, n)
+		if err := notNull(nulls); err != nil {
+			return nil, err
+		}
+		vals := x.Values
+		if vals == nil {
+			vals = make([]int32, n)
+		}
+		return wrapFixed(c.Type, n, bm, nulls, arrow.Int32Traits.CastToBytes(vals)), nil
+	case NullFloat64:
+		bm, nulls := e.validity(x.Valid, x.Values == nil, n)
+		if err := notNull(nulls); err != nil {
+			return nil, err
+		}
+		vals := x.Values
+		if vals == nil {
+			vals = e.floats(n)
+			clear(vals)
+		}
+		return wrapFixed(c.Type, n, bm, nulls, arrow.Float64Traits.CastToBytes(vals)), nil
+	}
+	return nil, &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("unsupported Go type %T", v)}
+}
