@@ -54,6 +54,8 @@ type OpenInfo struct {
 	Attempt   int    `json:"attempt"`
 	Launcher  string `json:"launcher"`
 	PID       int    `json:"pid"`
+	Solver    string `json:"solver"`
+	Threads   int    `json:"threads,omitempty"`
 	CaseName  string `json:"case_name"`
 	CaseHash  string `json:"case_hash"`
 	// Case is the whole case document, so the merge can build dictionaries

@@ -54,6 +54,12 @@ type Options struct {
 	// Workers is how many of a scenario's tables are encoded at once
 	// (default: GOMAXPROCS, at most 4).
 	Workers int
+	// Solver names the program that produced the results (recorded as
+	// metadata.json "solver"); default "unknown".
+	Solver string
+	// Threads is the number of solver threads per rank, when known
+	// (metadata.json distribution.threads_per_rank).
+	Threads int
 	// Now is the clock for journal timestamps (default time.Now).
 	Now func() time.Time
 }
@@ -139,6 +145,9 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Solver == "" {
+		opts.Solver = "unknown"
 	}
 	w := &Writer{
 		out:       outDir,
@@ -238,6 +247,8 @@ func (w *Writer) startJournal() error {
 		Attempt:   w.id.Attempt,
 		Launcher:  w.id.Launcher,
 		PID:       os.Getpid(),
+		Solver:    w.opts.Solver,
+		Threads:   w.opts.Threads,
 		CaseName:  w.cas.Name,
 		CaseHash:  w.cas.Hash(),
 		Case:      w.cas,

@@ -35,6 +35,7 @@ var (
 			parquet.WithMaxRowGroupLength(MaxRowGroupRows),
 			parquet.WithCreatedBy(CreatedBy),
 			parquet.WithDictionaryDefault(false),
+			parquet.WithDataPageVersion(parquet.DataPageV2),
 		}
 		seen := map[string]bool{}
 		for _, t := range AllTables {
@@ -184,7 +185,9 @@ func (e *Encoder) Encode(w io.Writer, tr TableRows, p Params) (int64, error) {
 		return 0, err
 	}
 	defer rec.Release()
-	fw, err := pqarrow.NewFileWriter(tr.Table.Schema(), w, writerProps, arrowProps)
+	// writerOnly hides any Close method: pqarrow closes a sink that has one,
+	// and the caller owns w.
+	fw, err := pqarrow.NewFileWriter(tr.Table.Schema(), writerOnly{w}, writerProps, arrowProps)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", tr.Table.Name, err)
 	}
@@ -197,6 +200,8 @@ func (e *Encoder) Encode(w io.Writer, tr TableRows, p Params) (int64, error) {
 	}
 	return rec.NumRows(), nil
 }
+
+type writerOnly struct{ io.Writer }
 
 // Record builds an Arrow record over tr's slices (no copy of supplied
 // columns) plus freshly computed derived columns. The record is valid until

@@ -111,7 +111,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	ctx := context.Background()
-	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers})
+	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Solver: "hydroshard simrank (synthetic)", Threads: 1})
 	if err != nil {
 		fmt.Fprintf(stderr, "simrank: %s: %v\n", id, err)
 		return exitError
