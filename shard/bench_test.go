@@ -1,6 +1,7 @@
 package shard_test
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,6 +35,8 @@ func columnBytes(rec arrow.RecordBatch) [][]byte {
 // with one long-lived klauspost encoder in 1 MiB pages (the limit for
 // zstd-3). It reports both throughputs in MB/s of uncompressed column bytes
 // and their ratio; the ratio is the figure to compare across machines.
+// encode_in_memory/raw is the same encoding into memory, without the file,
+// hashing and fsync, to show what the durable write costs.
 func BenchmarkHydrosWriterVsRawZstd(b *testing.B) {
 	c := synth.Production()
 	var scenarios []*shard.Scenario
@@ -63,7 +66,8 @@ func BenchmarkHydrosWriterVsRawZstd(b *testing.B) {
 	raw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(shard.ZstdLevel)), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
 	dir := b.TempDir()
 	var dst []byte
-	var tWriter, tRaw time.Duration
+	var tWriter, tRaw, tEncode time.Duration
+	var mem bytes.Buffer
 	var outBytes int64
 	runtime.GC()
 	b.ResetTimer()
@@ -85,11 +89,18 @@ func BenchmarkHydrosWriterVsRawZstd(b *testing.B) {
 			}
 		}
 		tRaw += time.Since(t0)
+		mem.Reset()
+		t0 = time.Now()
+		if _, err := enc.Encode(&mem, shard.TableRows{Table: shard.Hydros, Rows: scenarios[k].Hydros}, c); err != nil {
+			b.Fatal(err)
+		}
+		tEncode += time.Since(t0)
 	}
 	mb := perScenario * float64(b.N) / 1e6
 	b.ReportMetric(mb/tWriter.Seconds(), "writer_MB/s")
 	b.ReportMetric(mb/tRaw.Seconds(), "raw_zstd_MB/s")
 	b.ReportMetric(tRaw.Seconds()/tWriter.Seconds(), "writer/raw")
+	b.ReportMetric(tRaw.Seconds()/tEncode.Seconds(), "encode_in_memory/raw")
 	b.ReportMetric(float64(outBytes)/float64(b.N), "file_bytes")
 	b.ReportMetric(perScenario, "input_bytes")
 }

@@ -36,6 +36,7 @@ var (
 			parquet.WithCreatedBy(CreatedBy),
 			parquet.WithDictionaryDefault(false),
 			parquet.WithDataPageVersion(parquet.DataPageV2),
+			parquet.WithAllocator(newPoolAllocator()),
 		}
 		seen := map[string]bool{}
 		for _, t := range AllTables {
