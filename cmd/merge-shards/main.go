@@ -1,0 +1,196 @@
+// Command merge-shards reconciles the per-rank output of a hydroshard run
+// into one verified dataset, and checks or reports on it afterwards.
+//
+//	merge-shards [flags] OUT          merge (idempotent; run it again any time)
+//	merge-shards verify [--full] OUT  check a merged directory against its index
+//	merge-shards report [--json] OUT  what a merge would find, changing nothing
+//
+// Exit codes: 0 complete, 3 partial (missing scenarios), 2 corrupt or
+// inconsistent input, 1 usage or environment error.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hydroshard/hydroshard/merge"
+)
+
+const (
+	exitComplete = 0
+	exitEnv      = 1
+	exitCorrupt  = 2
+	exitPartial  = 3
+)
+
+const usage = `usage:
+  merge-shards [--verify size|full] [--gc] [--strict] [--json] [--rerun-list FILE] [--workers N] OUT
+  merge-shards verify [--full] [--json] [--workers N] OUT
+  merge-shards report [--json] OUT
+
+merge-shards reads every rank journal under OUT/_shards/journal, checks they
+describe one run, picks one committed copy of each partition, finishes commits
+whose renames were interrupted, verifies the files, removes temp garbage and
+writes OUT/simulation/_manifest.json, _files.csv (integrity index),
+metadata.json, summary.json and, only when every scenario is committed and
+verified, _SUCCESS. Running it again on a merged directory changes nothing.
+
+  verify   checks a merged directory against _files.csv without the journals;
+           names every missing, truncated or altered file (exit 2 if any).
+  report   prints what a merge would find and do, changing nothing.
+
+Exit codes:
+  0  complete: every scenario committed and verified
+  3  partial: scenarios missing (listed; --rerun-list FILE writes them one per
+     line for simrank --scenarios-from FILE); rerun them and merge again
+  2  corrupt or inconsistent input (damaged journal, file altered after commit,
+     journal of another case, conflict with --strict): nothing changed
+  1  usage or environment error (bad flags, unreadable directory, disk full,
+     another merge running)
+
+Flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// progressTo returns stderr when it is a terminal: progress is for people.
+func progressTo(stderr io.Writer) io.Writer {
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			return f
+		}
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "verify":
+			return runVerify(ctx, args[1:], stdout, stderr)
+		case "report":
+			return runReport(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("merge-shards", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	verify := fs.String("verify", "size", "verification of every data file: size, or full (size and XXH64)")
+	gc := fs.Bool("gc", false, "delete data files under simulation/ that no commit claims (default: report them)")
+	strict := fs.Bool("strict", false, "a scenario committed twice with different bytes is an error (exit 2) instead of latest-wins")
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	rerun := fs.String("rerun-list", "", "write the missing scenario ids to FILE, one per line (empty file when complete)")
+	workers := fs.Int("workers", 0, "parallel verification workers (default: number of CPUs)")
+	out, code := parse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	rep, err := merge.Run(ctx, out, merge.Options{Verify: *verify, GC: *gc, Strict: *strict, Workers: *workers, Progress: progressTo(stderr)})
+	if err != nil {
+		fmt.Fprintf(stderr, "merge-shards: %v\n", err)
+		return exitEnv
+	}
+	if *rerun != "" && rep.Outcome != merge.Corrupt {
+		var b strings.Builder
+		for _, s := range rep.Missing {
+			fmt.Fprintln(&b, s)
+		}
+		if err := os.WriteFile(*rerun, []byte(b.String()), 0o644); err != nil {
+			fmt.Fprintf(stderr, "merge-shards: --rerun-list: %v\n", err)
+			return exitEnv
+		}
+	}
+	if err := print(stdout, *asJSON, rep, rep.Human()); err != nil {
+		fmt.Fprintf(stderr, "merge-shards: %v\n", err)
+		return exitEnv
+	}
+	return rep.ExitCode()
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("merge-shards verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	full := fs.Bool("full", false, "also check every file's XXH64 (reads all data)")
+	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
+	workers := fs.Int("workers", 0, "parallel verification workers (default: number of CPUs)")
+	out, code := parse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	v, err := merge.VerifyMerged(ctx, out, *full, *workers, progressTo(stderr))
+	if err != nil {
+		fmt.Fprintf(stderr, "merge-shards verify: %v\n", err)
+		return exitEnv
+	}
+	if err := print(stdout, *asJSON, v, v.Human()); err != nil {
+		return exitEnv
+	}
+	if !v.OK {
+		return exitCorrupt
+	}
+	return exitComplete
+}
+
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("merge-shards report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	out, code := parse(fs, args)
+	if code >= 0 {
+		return code
+	}
+	rep, err := merge.Analyze(ctx, out, merge.Options{})
+	if err != nil {
+		fmt.Fprintf(stderr, "merge-shards report: %v\n", err)
+		return exitEnv
+	}
+	if err := print(stdout, *asJSON, rep, "(report only: nothing was changed)\n"+rep.Human()); err != nil {
+		return exitEnv
+	}
+	return rep.ExitCode()
+}
+
+// parse parses flags and the one OUT argument; code is -1 to go on.
+func parse(fs *flag.FlagSet, args []string) (string, int) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return "", exitComplete
+		}
+		return "", exitEnv
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(fs.Output(), "%s: want exactly one output directory, got %d arguments\n", fs.Name(), fs.NArg())
+		fs.Usage()
+		return "", exitEnv
+	}
+	if st, err := os.Stat(fs.Arg(0)); err != nil || !st.IsDir() {
+		fmt.Fprintf(fs.Output(), "%s: %s is not a directory\n", fs.Name(), fs.Arg(0))
+		return "", exitEnv
+	}
+	return fs.Arg(0), -1
+}
+
+func print(w io.Writer, asJSON bool, v any, human string) error {
+	if !asJSON {
+		_, err := io.WriteString(w, human)
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

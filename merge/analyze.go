@@ -1,0 +1,298 @@
+package merge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+)
+
+// journal is what the merge keeps of one journal file.
+type journal struct {
+	rel   string // path relative to the output directory
+	open  *manifest.OpenInfo
+	close *manifest.CloseInfo
+	first string // time of the first record
+	last  string // time of the last record
+}
+
+// commit is one durable commit record.
+type commit struct {
+	j        *journal
+	scenario int
+	time     string
+	seq      int64
+	files    []manifest.FileRecord
+	cost     manifest.CostSummary
+}
+
+func (c *commit) writer() string { return c.j.open.Writer }
+
+// later orders commits: commit time, then writer id, then sequence, so
+// that "latest attempt wins" is deterministic.
+func (c *commit) later(o *commit) bool {
+	if c.time != o.time {
+		return c.time > o.time
+	}
+	if c.writer() != o.writer() {
+		return c.writer() > o.writer()
+	}
+	return c.seq > o.seq
+}
+
+// fileState is what the merge found, and will do, for one chosen file.
+type fileState struct {
+	rec      manifest.FileRecord
+	scenario int
+	fromTemp bool   // publish from its temp file (the rename never happened)
+	displace string // a losing commit's bytes sit at the final path: move them here first
+}
+
+// moveAside preserves a file of a losing commit under _shards/superseded:
+// committed data is never deleted, even when another commit wins.
+type moveAside struct{ from, to string }
+
+type state struct {
+	out        string
+	opts       Options
+	report     *Report
+	journals   []*journal
+	ref        *manifest.OpenInfo // the run's open record
+	byScenario map[int][]*commit
+	chosen     map[int]*commit
+	files      []*fileState
+	aside      []moveAside
+	garbage    []string // temp files to delete (relative paths)
+	onDisk     map[string]int64
+}
+
+func (s *state) problem(kind, p string, scenario *int, format string, args ...any) {
+	s.report.Problems = append(s.report.Problems, Problem{Kind: kind, Path: p, Scenario: scenario, Detail: fmt.Sprintf(format, args...)})
+}
+
+func intp(i int) *int { return &i }
+
+func analyze(ctx context.Context, out string, opts Options) (*state, error) {
+	s := &state{out: out, opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}}
+	if err := s.readJournals(ctx); err != nil {
+		return nil, err
+	}
+	if len(s.report.Problems) == 0 {
+		s.choose()
+		if err := s.checkFiles(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.scanTemps(); err != nil {
+			return nil, err
+		}
+	}
+	s.conclude()
+	return s, nil
+}
+
+// readJournals streams every journal and keeps one small record per
+// journal and per commit.
+func (s *state) readJournals(ctx context.Context) error {
+	dir := filepath.Join(s.out, rank.JournalDir)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %w", s.out, ErrNoJournals)
+	}
+	if err != nil {
+		return fmt.Errorf("reading journals: %w", err)
+	}
+	var commits []*commit
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), rank.JournalSuffix) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j := &journal{rel: path.Join(rank.JournalDir, e.Name())}
+		var mine []*commit
+		torn, err := manifest.ReadJournalFile(filepath.Join(dir, e.Name()), func(r *manifest.Record) error {
+			if j.first == "" {
+				j.first = r.Time
+			}
+			j.last = r.Time
+			switch {
+			case r.Open != nil:
+				j.open = r.Open
+			case r.Commit != nil:
+				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
+			case r.Close != nil:
+				j.close = r.Close
+			}
+			return nil
+		})
+		if err != nil {
+			var je *manifest.JournalError
+			if errors.As(err, &je) {
+				s.problem("journal", j.rel, nil, "line %d: %v", je.Line, je.Err)
+				continue
+			}
+			return fmt.Errorf("reading journal %s: %w", j.rel, err)
+		}
+		if torn {
+			s.report.TornTails = append(s.report.TornTails, j.rel)
+		}
+		if j.open == nil {
+			// Created, then killed before its open record was durable:
+			// nothing in it can have been committed.
+			continue
+		}
+		s.journals = append(s.journals, j)
+		commits = append(commits, mine...)
+	}
+	s.report.Journals = len(s.journals)
+	if len(s.journals) == 0 && len(s.report.Problems) == 0 {
+		return fmt.Errorf("%s: %w", s.out, ErrNoJournals)
+	}
+	s.checkConsistency()
+	for _, c := range commits {
+		s.byScenario[c.scenario] = append(s.byScenario[c.scenario], c)
+	}
+	return nil
+}
+
+// checkConsistency finds the run most journals describe (case, scenario
+// count, layout) and reports every journal that differs, by name.
+func (s *state) checkConsistency() {
+	type key struct {
+		hash      string
+		scenarios int
+		pad       int
+	}
+	keyOf := func(o *manifest.OpenInfo) key { return key{o.CaseHash, o.Scenarios, o.Layout.ScenarioPad} }
+	count := map[key]int{}
+	for _, j := range s.journals {
+		count[keyOf(j.open)]++
+	}
+	var best key
+	bestN := -1
+	for _, j := range s.journals { // directory order breaks ties deterministically
+		if k := keyOf(j.open); count[k] > bestN {
+			best, bestN = k, count[k]
+		}
+	}
+	for _, j := range s.journals {
+		o := j.open
+		switch {
+		case o.CaseHash != best.hash:
+			s.problem("inconsistent", j.rel, nil, "written for case %q (hash %s), but %d other journal(s) are for case hash %s: a journal from another case or run", o.CaseName, o.CaseHash, bestN, best.hash)
+		case o.Scenarios != best.scenarios:
+			s.problem("inconsistent", j.rel, nil, "expects %d scenarios, %d other journal(s) expect %d", o.Scenarios, bestN, best.scenarios)
+		case o.Layout.ScenarioPad != best.pad:
+			s.problem("inconsistent", j.rel, nil, "uses scenario padding %d, %d other journal(s) use %d", o.Layout.ScenarioPad, bestN, best.pad)
+		case s.ref == nil:
+			s.ref = o
+		}
+	}
+	if s.ref != nil {
+		s.report.CaseName, s.report.CaseHash, s.report.Scenarios = s.ref.CaseName, s.ref.CaseHash, s.ref.Scenarios
+	}
+}
+
+// choose picks the winning commit of each scenario (the latest), counts
+// identical re-commits as duplicates and different ones as conflicts.
+func (s *state) choose() {
+	for _, sc := range sortedKeys(s.byScenario) {
+		cs := s.byScenario[sc]
+		if sc < 0 || sc >= s.ref.Scenarios {
+			s.problem("journal", cs[0].j.rel, intp(sc), "commit of a scenario outside the run's 0..%d", s.ref.Scenarios-1)
+			continue
+		}
+		win := cs[0]
+		for _, c := range cs[1:] {
+			if c.later(win) {
+				win = c
+			}
+		}
+		s.chosen[sc] = win
+		for _, c := range cs {
+			if c == win {
+				continue
+			}
+			if sameFiles(c.files, win.files) {
+				s.report.Duplicates++
+				continue
+			}
+			for _, e := range conflictingEntities(c.files, win.files) {
+				s.report.Conflicts = append(s.report.Conflicts, manifest.Conflict{Scenario: sc, Entity: e, Winner: win.writer(), Loser: c.writer()})
+				if s.opts.Strict {
+					s.problem("conflict", win.files[0].Path, intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
+				}
+			}
+		}
+	}
+}
+
+func fileKey(f manifest.FileRecord) string { return fmt.Sprintf("%s %d %s", f.Path, f.Bytes, f.XXH64) }
+
+func sameFiles(a, b []manifest.FileRecord) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, f := range a {
+		m[fileKey(f)] = true
+	}
+	for _, f := range b {
+		if !m[fileKey(f)] {
+			return false
+		}
+	}
+	return true
+}
+
+func conflictingEntities(loser, win []manifest.FileRecord) []string {
+	w := map[string]manifest.FileRecord{}
+	for _, f := range win {
+		w[f.Entity] = f
+	}
+	var out []string
+	for _, f := range loser {
+		if g, ok := w[f.Entity]; !ok || fileKey(g) != fileKey(f) {
+			out = append(out, f.Entity)
+		}
+	}
+	return out
+}
+
+// conclude fills the report's counts and outcome.
+func (s *state) conclude() {
+	r := s.report
+	r.Outcome = Complete
+	if s.ref != nil {
+		for sc := range s.ref.Scenarios {
+			if _, ok := s.chosen[sc]; !ok {
+				r.Missing = append(r.Missing, sc)
+			}
+		}
+		r.Committed = len(s.chosen)
+		if len(r.Missing) > 0 {
+			r.Outcome = Partial
+		}
+	}
+	if r.Missing == nil {
+		r.Missing = []int{}
+	}
+	for _, f := range s.files {
+		r.Files++
+		r.Bytes += f.rec.Bytes
+		if f.fromTemp {
+			r.RolledForward++
+		}
+	}
+	if len(r.Problems) > 0 {
+		r.Outcome = Corrupt
+	}
+	r.Status = r.Outcome.String()
+}

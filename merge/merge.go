@@ -1,0 +1,261 @@
+// Package merge turns the per-rank output of a run into one verified
+// dataset: it reads every journal, checks that they describe one run,
+// picks one committed copy of each partition, finishes interrupted
+// commits, verifies the files, clears temp garbage and writes the final
+// manifests. A run with missing scenarios is reported as partial, with the
+// exact ids to rerun.
+package merge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/hydroshard/hydroshard/manifest"
+)
+
+// Verify levels.
+const (
+	VerifySize = "size" // size of every file (always)
+	VerifyFull = "full" // size and XXH64 of every file
+)
+
+// Options tune a merge.
+type Options struct {
+	Verify  string // VerifySize (default) or VerifyFull
+	GC      bool   // delete data files that no commit claims
+	Strict  bool   // a conflict (one scenario committed with different bytes) is an error
+	Workers int    // parallel file verification (default GOMAXPROCS)
+	// Progress receives a progress line during long verification; nil for
+	// none. The CLI passes stderr only when it is a terminal.
+	Progress io.Writer
+}
+
+func (o *Options) defaults() error {
+	switch o.Verify {
+	case "":
+		o.Verify = VerifySize
+	case VerifySize, VerifyFull:
+	default:
+		return fmt.Errorf("verify level %q: want size or full", o.Verify)
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	return nil
+}
+
+// Outcome classifies a merge; it maps one to one onto merge-shards' exit
+// codes.
+type Outcome int
+
+// Outcomes.
+const (
+	Complete Outcome = iota // every scenario committed and verified
+	Partial                 // some scenarios missing; everything present is fine
+	Corrupt                 // damaged or inconsistent input: nothing was changed
+)
+
+func (o Outcome) String() string {
+	return [...]string{manifest.StatusComplete, manifest.StatusPartial, manifest.StatusCorrupt}[o]
+}
+
+// Problem is one thing wrong with the input, naming the file (and the
+// scenario or journal line when known).
+type Problem struct {
+	Kind     string `json:"kind"` // journal, inconsistent, lost, size, checksum, conflict
+	Path     string `json:"path"`
+	Scenario *int   `json:"scenario,omitempty"`
+	Detail   string `json:"detail"`
+}
+
+func (p Problem) String() string {
+	s := p.Path
+	if p.Scenario != nil {
+		s += fmt.Sprintf(" (scenario %d)", *p.Scenario)
+	}
+	return fmt.Sprintf("%s: %s: %s", p.Kind, s, p.Detail)
+}
+
+// Report is what a merge (or a read-only analysis) found and did.
+type Report struct {
+	Dir           string              `json:"dir"`
+	Outcome       Outcome             `json:"-"`
+	Status        string              `json:"status"`
+	CaseName      string              `json:"case_name,omitempty"`
+	CaseHash      string              `json:"case_hash,omitempty"`
+	Scenarios     int                 `json:"scenarios"`
+	Committed     int                 `json:"committed"`
+	Missing       []int               `json:"missing"`
+	Files         int                 `json:"files"`
+	Bytes         int64               `json:"bytes"`
+	Verified      string              `json:"verified"`
+	Journals      int                 `json:"journals"`
+	TornTails     []string            `json:"torn_tails,omitempty"`
+	Duplicates    int                 `json:"duplicate_commits"`
+	Conflicts     []manifest.Conflict `json:"conflicts,omitempty"`
+	RolledForward int                 `json:"rolled_forward"`
+	TempRemoved   int                 `json:"temp_removed"`
+	Unclaimed     []string            `json:"unclaimed,omitempty"`
+	GCRemoved     int                 `json:"gc_removed"`
+	Problems      []Problem           `json:"problems,omitempty"`
+	Written       []string            `json:"written,omitempty"`
+	DryRun        bool                `json:"dry_run,omitempty"`
+}
+
+// ExitCode is merge-shards' exit code for the report.
+func (r *Report) ExitCode() int {
+	switch r.Outcome {
+	case Complete:
+		return 0
+	case Partial:
+		return 3
+	default:
+		return 2
+	}
+}
+
+// Human renders the report for a terminal.
+func (r *Report) Human() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", r.Dir, strings.ToUpper(r.Status))
+	if r.CaseName != "" {
+		fmt.Fprintf(&b, "  case         %s (hash %s)\n", r.CaseName, r.CaseHash)
+	}
+	fmt.Fprintf(&b, "  scenarios    %d of %d committed", r.Committed, r.Scenarios)
+	if len(r.Missing) > 0 {
+		fmt.Fprintf(&b, ", %d missing: %s", len(r.Missing), ranges(r.Missing))
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "  files        %d (%s), verified by %s\n", r.Files, humanBytes(r.Bytes), r.Verified)
+	fmt.Fprintf(&b, "  journals     %d", r.Journals)
+	if len(r.TornTails) > 0 {
+		fmt.Fprintf(&b, ", %d with a torn last line (a crash; ignored)", len(r.TornTails))
+	}
+	b.WriteString("\n")
+	if r.Duplicates > 0 {
+		fmt.Fprintf(&b, "  duplicates   %d identical re-commits (retried attempts; fine)\n", r.Duplicates)
+	}
+	for _, c := range r.Conflicts {
+		fmt.Fprintf(&b, "  CONFLICT     scenario %d %s: committed with different bytes by %s and %s; kept %s", c.Scenario, c.Entity, c.Loser, c.Winner, c.Winner)
+		if c.Kept != "" {
+			fmt.Fprintf(&b, " (the other copy is preserved at %s)", c.Kept)
+		}
+		b.WriteString("\n")
+	}
+	if r.RolledForward > 0 {
+		fmt.Fprintf(&b, "  rolled forward %d files of interrupted commits\n", r.RolledForward)
+	}
+	if r.TempRemoved > 0 {
+		fmt.Fprintf(&b, "  removed      %d temp files of uncommitted or duplicate writes\n", r.TempRemoved)
+	}
+	for _, u := range r.Unclaimed {
+		verb := "not claimed by any commit (kept; --gc removes)"
+		if r.GCRemoved > 0 {
+			verb = "not claimed by any commit: removed (--gc)"
+		}
+		fmt.Fprintf(&b, "  unclaimed    %s %s\n", u, verb)
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "  PROBLEM      %s\n", p)
+	}
+	switch r.Outcome {
+	case Partial:
+		fmt.Fprintf(&b, "  rerun the missing scenarios (merge-shards --rerun-list FILE writes them; simrank --scenarios-from FILE) and merge again\n")
+	case Corrupt:
+		fmt.Fprintf(&b, "  nothing was changed; no _SUCCESS\n")
+	}
+	return b.String()
+}
+
+// ranges renders sorted ids compactly: 1-4,7,9-10.
+func ranges(ids []int) string {
+	var parts []string
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", ids[i], ids[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(ids[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// InputError reports input that cannot be merged at all (no journals, a
+// directory that is not a hydroshard output).
+var ErrNoJournals = errors.New("no journals: not a hydroshard output directory, or no rank ever started")
+
+// Run merges the output directory out. It returns the report and a nil
+// error for complete, partial and corrupt outcomes alike (the report says
+// which); an error means the merge could not run or could not write its
+// outputs (usage, environment, disk full, lock held).
+func Run(ctx context.Context, out string, opts Options) (*Report, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	unlock, err := Lock(out)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	st, err := analyze(ctx, out, opts)
+	if err != nil {
+		return nil, err
+	}
+	if st.report.Outcome == Corrupt {
+		// Keep everything for inspection; a stale _SUCCESS must not vouch
+		// for damaged data.
+		if err := removeSuccess(out); err != nil {
+			return st.report, err
+		}
+		return st.report, nil
+	}
+	if err := st.apply(ctx, opts); err != nil {
+		return st.report, err
+	}
+	return st.report, nil
+}
+
+// Analyze reads and verifies out like Run but changes nothing: the
+// report says what a merge would do.
+func Analyze(ctx context.Context, out string, opts Options) (*Report, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	st, err := analyze(ctx, out, opts)
+	if err != nil {
+		return nil, err
+	}
+	st.report.DryRun = true
+	return st.report, nil
+}
+
+func sortedKeys[K ~int | ~string, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

@@ -1,0 +1,254 @@
+package merge
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// Names of the merge's outputs under simulation/.
+const (
+	ManifestName = "_manifest.json"
+	IndexName    = "_files.csv"
+	MetadataName = "metadata.json"
+	SummaryName  = "summary.json"
+	SuccessName  = "_SUCCESS"
+)
+
+// IndexHeader is the header of simulation/_files.csv, the per-file
+// integrity index: a CSV so that DuckDB, Polars or a spreadsheet can query
+// it, named with a leading underscore and kept out of the entity
+// directories so that no table glob ever picks it up.
+var IndexHeader = []string{"path", "entity", "scenario_id", "rows", "bytes", "xxh64"}
+
+// writeOutputs writes the index, the manifest, metadata.json and
+// summary.json, each atomically, then _SUCCESS last when complete.
+func (s *state) writeOutputs() error {
+	r := s.report
+	if r.Outcome != Complete {
+		if err := removeSuccess(s.out); err != nil {
+			return err
+		}
+	}
+	files := append([]*fileState(nil), s.files...)
+	sort.Slice(files, func(i, j int) bool {
+		if files[i].rec.Entity != files[j].rec.Entity {
+			return files[i].rec.Entity < files[j].rec.Entity
+		}
+		return files[i].scenario < files[j].scenario
+	})
+	var rows bytes.Buffer
+	cw := csv.NewWriter(&rows)
+	entities := map[string]manifest.EntityInfo{}
+	for _, f := range files {
+		cw.Write([]string{f.rec.Path, f.rec.Entity, strconv.Itoa(f.scenario), strconv.FormatInt(f.rec.Rows, 10), strconv.FormatInt(f.rec.Bytes, 10), f.rec.XXH64})
+		e := entities[f.rec.Entity]
+		e.Partitions++
+		e.Rows += f.rec.Rows
+		e.Bytes += f.rec.Bytes
+		entities[f.rec.Entity] = e
+	}
+	cw.Flush()
+	var index bytes.Buffer
+	hw := csv.NewWriter(&index)
+	hw.Write(IndexHeader)
+	hw.Flush()
+	index.Write(rows.Bytes())
+
+	for i := range r.Conflicts {
+		k := &r.Conflicts[i]
+		kept := supersededPath(k.Loser, rank.FinalPath(s.ref.Layout, k.Entity, k.Scenario))
+		if _, err := os.Lstat(filepath.Join(s.out, kept)); err == nil {
+			k.Kept = kept
+		}
+	}
+	started, completed := s.span()
+	m := &manifest.SimManifest{
+		SchemaVersion: manifest.ManifestVersion,
+		Producer:      "hydroshard " + rank.Version,
+		Status:        r.Status,
+		CaseName:      s.ref.CaseName,
+		CaseHash:      s.ref.CaseHash,
+		StartedAt:     started,
+		CompletedAt:   completed,
+		Scenarios:     manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: len(r.Missing)},
+		Entities:      entities,
+		Layout:        s.ref.Layout,
+		Index:         IndexName,
+		DatasetXXH64:  manifest.FormatXXH64(xxhash.Sum64(rows.Bytes())),
+		Files:         r.Files,
+		Bytes:         r.Bytes,
+		Ranks:         s.ranks(),
+		Missing:       r.Missing,
+		Conflicts:     r.Conflicts,
+	}
+	docs := []struct {
+		name string
+		v    any
+	}{
+		{MetadataName, s.metadata(started, completed, m.Ranks)},
+		{SummaryName, s.summarize()},
+	}
+	if err := s.writeFile(IndexName, index.Bytes()); err != nil {
+		return err
+	}
+	for _, d := range docs {
+		b, err := manifest.Marshal(d.v)
+		if err != nil {
+			return err
+		}
+		if err := s.writeFile(d.name, b); err != nil {
+			return err
+		}
+	}
+	b, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := s.writeFile(ManifestName, b); err != nil {
+		return err
+	}
+	if r.Outcome == Complete {
+		return s.writeFile(SuccessName, nil)
+	}
+	return nil
+}
+
+// writeFile replaces simulation/name atomically (temp, fsync, rename,
+// directory fsync), and not at all when it already holds exactly data, so
+// re-merging changes nothing.
+func (s *state) writeFile(name string, data []byte) error {
+	rel := path.Join(rank.SimDir, name)
+	final := filepath.Join(s.out, rel)
+	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	if err := shard.MkdirAllSync(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%s%s", os.Getpid(), name, shard.TempSuffix))
+	_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
+	if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	if err := shard.SyncDir(filepath.Dir(final)); err != nil {
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	s.report.Written = append(s.report.Written, rel)
+	return nil
+}
+
+// removeSuccess deletes simulation/_SUCCESS: an output that is not
+// complete and verified must not carry one.
+func removeSuccess(out string) error {
+	p := filepath.Join(out, rank.SimDir, SuccessName)
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing stale %s: %w", p, err)
+	}
+	return nil
+}
+
+// span is the run's first and last journal record times.
+func (s *state) span() (string, string) {
+	var first, last string
+	for _, j := range s.journals {
+		if first == "" || j.first < first {
+			first = j.first
+		}
+		if j.last > last {
+			last = j.last
+		}
+	}
+	return first, last
+}
+
+func (s *state) ranks() manifest.RanksInfo {
+	ri := manifest.RanksInfo{Journals: len(s.journals), Participated: []int{}, Hosts: []string{}, Attempts: []int{}}
+	ranks, hosts, jobs, attempts := map[int]bool{}, map[string]bool{}, map[string]bool{}, map[int]bool{}
+	for _, j := range s.journals {
+		o := j.open
+		ri.WorldSize = max(ri.WorldSize, o.World)
+		ranks[o.Rank], hosts[o.Host], attempts[o.Attempt] = true, true, true
+		if o.JobID != "" {
+			jobs[o.JobID] = true
+		}
+		switch {
+		case j.close == nil:
+			ri.Unclosed++
+		case j.close.Status == manifest.StatusInterrupted:
+			ri.InterruptedCloses++
+		case j.close.Status == manifest.StatusFailed:
+			ri.FailedCloses++
+		}
+	}
+	ri.Participated = append(ri.Participated, sortedKeys(ranks)...)
+	ri.Hosts = append(ri.Hosts, sortedKeys(hosts)...)
+	ri.SlurmJobIDs = sortedKeys(jobs)
+	ri.Attempts = append(ri.Attempts, sortedKeys(attempts)...)
+	return ri
+}
+
+// metadata builds the Cobre-compatible simulation/metadata.json.
+func (s *state) metadata(started, completed string, ri manifest.RanksInfo) *manifest.SimMetadata {
+	// The run's identity is its earliest journal of rank 0 (the root
+	// rank), else its earliest journal.
+	root := s.journals[0]
+	for _, j := range s.journals {
+		if (j.open.Rank == 0) != (root.open.Rank == 0) {
+			if j.open.Rank == 0 {
+				root = j
+			}
+			continue
+		}
+		if j.first < root.first {
+			root = j
+		}
+	}
+	var dur float64
+	t0, e0 := time.Parse(time.RFC3339Nano, started)
+	t1, e1 := time.Parse(time.RFC3339Nano, completed)
+	if e0 == nil && e1 == nil {
+		dur = t1.Sub(t0).Seconds()
+	}
+	r := s.report
+	return &manifest.SimMetadata{
+		CobreVersion:    rank.Version,
+		Hostname:        root.open.Host,
+		Solver:          root.open.Solver,
+		StartedAt:       started,
+		CompletedAt:     completed,
+		DurationSeconds: dur,
+		Status:          r.Status,
+		Scenarios:       manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: len(r.Missing)},
+		Distribution: manifest.Distribution{
+			Backend:           root.open.Launcher,
+			WorldSize:         ri.WorldSize,
+			RanksParticipated: len(ri.Participated),
+			NumNodes:          len(ri.Hosts),
+			ThreadsPerRank:    root.open.Threads,
+			SlurmJobID:        root.open.JobID,
+		},
+	}
+}
