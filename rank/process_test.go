@@ -282,3 +282,37 @@ func countCommits(out string) int {
 	}
 	return n
 }
+
+// TestSIGTERMClosesInterrupted: SLURM's --signal (or scancel) sends TERM to
+// a running rank; it finishes the scenario in progress, closes its journal
+// as interrupted and exits 0, and nothing committed is lost.
+func TestSIGTERMClosesInterrupted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := t.TempDir()
+	const n = 60
+	cmd := simrank(ctx, nil, "--out", out, "--scenarios", fmt.Sprint(n), "--rank", "0", "--world", "1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for countCommits(out) < 2 && ctx.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("simrank after SIGTERM: %v (want exit 0)\n%s", err, stderr.String())
+	}
+	st := readJournals(t, out)
+	if len(st.closes) != 1 || st.closes[0].Status != "interrupted" {
+		t.Fatalf("close records %+v, want one interrupted", st.closes)
+	}
+	committed := checkInvariants(t, out)
+	if len(committed) < 2 || len(committed) == n || st.closes[0].Committed != len(committed) {
+		t.Fatalf("%d committed (close says %d); want at least the 2 awaited and fewer than %d", len(committed), st.closes[0].Committed, n)
+	}
+	resumeAndFinish(t, ctx, out, committed, n)
+}

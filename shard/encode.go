@@ -304,24 +304,19 @@ func checkLen(t *Table, c Column, v reflect.Value, n int) error {
 	bad := func(what string, got int) error {
 		return &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("%s has %d rows, want %d (the length of %s)", what, got, n, t.Columns[0].Name)}
 	}
-	switch x := v.Interface().(type) {
-	case NullInt32:
-		if x.Values != nil && len(x.Values) != n {
-			return bad("values", len(x.Values))
-		}
-		if x.Valid != nil && len(x.Valid) != n {
-			return bad("validity", len(x.Valid))
-		}
-	case NullFloat64:
-		if x.Values != nil && len(x.Values) != n {
-			return bad("values", len(x.Values))
-		}
-		if x.Valid != nil && len(x.Valid) != n {
-			return bad("validity", len(x.Valid))
-		}
-	default:
+	if v.Kind() == reflect.Slice {
 		if v.Len() != n {
 			return bad("column", v.Len())
+		}
+		return nil
+	}
+	// A Null* struct: Values and Valid may each be nil (all null, all valid).
+	for _, f := range []struct {
+		name string
+		v    reflect.Value
+	}{{"values", v.FieldByName("Values")}, {"validity", v.FieldByName("Valid")}} {
+		if !f.v.IsNil() && f.v.Len() != n {
+			return bad(f.name, f.v.Len())
 		}
 	}
 	return nil
