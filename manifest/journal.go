@@ -30,12 +30,17 @@ const (
 	StatusFailed      = "failed"
 )
 
+// TimeFormat is how journals write times: RFC 3339, UTC, with a fixed
+// nine-digit fraction, so that string order is time order (RFC3339Nano
+// trims trailing zeros and would not sort).
+const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
+
 // Record is one journal line's payload. Exactly one of Open, Commit, Close
 // is set, matching Type.
 type Record struct {
 	Type   string      `json:"type"`
 	Seq    int64       `json:"seq"`  // 0 for open, then +1 per record
-	Time   string      `json:"time"` // RFC 3339 with nanoseconds, UTC
+	Time   string      `json:"time"` // TimeFormat
 	Open   *OpenInfo   `json:"open,omitempty"`
 	Commit *CommitInfo `json:"commit,omitempty"`
 	Close  *CloseInfo  `json:"close,omitempty"`

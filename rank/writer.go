@@ -279,7 +279,7 @@ func sanitize(s string) string {
 // (or own w exclusively, as in Open).
 func (w *Writer) append(r *manifest.Record) error {
 	r.Seq = w.seq
-	r.Time = w.opts.Now().UTC().Format(time.RFC3339Nano)
+	r.Time = w.opts.Now().UTC().Format(manifest.TimeFormat)
 	b, err := manifest.EncodeRecord(r)
 	if err != nil {
 		return err
