@@ -165,20 +165,45 @@ func (e *JournalError) Unwrap() error { return e.Err }
 // ErrChecksum is wrapped by a JournalError for a line whose checksum fails.
 var ErrChecksum = errors.New("checksum mismatch (the line was altered or damaged)")
 
-func decodeLine(b []byte) (*Record, error) {
-	var l line
-	if err := strictUnmarshal(b, &l); err != nil {
-		return nil, fmt.Errorf("not a journal line: %w", err)
+// linePrefix and lineSuffix frame every line EncodeRecord writes; the 16
+// checksum digits sit between the prefix's two parts.
+const (
+	linePrefixA = `{"xxh64":"`
+	linePrefixB = `","record":`
+	lineSuffix  = `}`
+)
+
+// splitLine returns the checksum and record bytes of a line in the exact
+// layout EncodeRecord writes, without a JSON decode of the wrapper (which
+// would cost as much again as the record itself); ok is false for any other
+// layout, which then goes through the strict decoder.
+func splitLine(b []byte) (sum string, record []byte, ok bool) {
+	const head = len(linePrefixA) + 16 + len(linePrefixB)
+	if len(b) < head+len(lineSuffix)+2 || string(b[:len(linePrefixA)]) != linePrefixA ||
+		string(b[len(linePrefixA)+16:head]) != linePrefixB || b[len(b)-1] != '}' {
+		return "", nil, false
 	}
-	want, err := ParseXXH64(l.XXH64)
+	return string(b[len(linePrefixA) : len(linePrefixA)+16]), b[head : len(b)-1], true
+}
+
+func decodeLine(b []byte) (*Record, error) {
+	sum, payload, ok := splitLine(b)
+	if !ok {
+		var l line
+		if err := strictUnmarshal(b, &l); err != nil {
+			return nil, fmt.Errorf("not a journal line: %w", err)
+		}
+		sum, payload = l.XXH64, l.Record
+	}
+	want, err := ParseXXH64(sum)
 	if err != nil {
 		return nil, err
 	}
-	if xxhash.Sum64(l.Record) != want {
+	if xxhash.Sum64(payload) != want {
 		return nil, ErrChecksum
 	}
 	var r Record
-	if err := strictUnmarshal(l.Record, &r); err != nil {
+	if err := strictUnmarshal(payload, &r); err != nil {
 		return nil, fmt.Errorf("bad record: %w", err)
 	}
 	if err := r.validate(); err != nil {
