@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
@@ -37,13 +38,29 @@ func (c *commit) writer() string { return c.j.open.Writer }
 // later orders commits: commit time, then writer id, then sequence, so
 // that "latest attempt wins" is deterministic.
 func (c *commit) later(o *commit) bool {
-	if c.time != o.time {
-		return c.time > o.time
+	if d := cmpTime(c.time, o.time); d != 0 {
+		return d > 0
 	}
 	if c.writer() != o.writer() {
 		return c.writer() > o.writer()
 	}
 	return c.seq > o.seq
+}
+
+// cmpTime compares two journal record times as instants: -1, 0 or +1.
+// Journal times are RFC 3339 with the trailing zeros of the fraction
+// trimmed, so their string order is not their time order: "12:00:05Z"
+// sorts after "12:00:05.1Z", and ".5Z" after ".51Z". Comparing the strings
+// made an earlier commit win a conflict as "the latest" (and skewed the
+// run's started_at/completed_at). A time that does not parse falls back
+// to string order, which still gives a deterministic answer.
+func cmpTime(a, b string) int {
+	ta, errA := time.Parse(time.RFC3339Nano, a)
+	tb, errB := time.Parse(time.RFC3339Nano, b)
+	if errA != nil || errB != nil {
+		return strings.Compare(a, b)
+	}
+	return ta.Compare(tb)
 }
 
 // fileState is what the merge found, and will do, for one chosen file.
@@ -182,9 +199,21 @@ func (s *state) checkConsistency() {
 			best, bestN = k, count[k]
 		}
 	}
+	// Without a majority (one journal against one, say) neither side is
+	// "the run": blaming only the journals that differ from the one that
+	// happens to sort first named the wrong journal half of the time, and
+	// never the foreign one. Name every journal of the tied runs instead.
+	tied := 0
+	for _, n := range count {
+		if n == bestN {
+			tied++
+		}
+	}
 	for _, j := range s.journals {
 		o := j.open
 		switch {
+		case tied > 1 && count[keyOf(o)] == bestN:
+			s.problem("inconsistent", j.rel, nil, "written for case %q (hash %s), %d scenarios, scenario padding %d; the journals describe %d different runs and none has a majority: remove the journals of the other run(s)", o.CaseName, o.CaseHash, o.Scenarios, o.Layout.ScenarioPad, len(count))
 		case o.CaseHash != best.hash:
 			s.problem("inconsistent", j.rel, nil, "written for case %q (hash %s), but %d other journal(s) are for case hash %s: a journal from another case or run", o.CaseName, o.CaseHash, bestN, best.hash)
 		case o.Scenarios != best.scenarios:

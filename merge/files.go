@@ -72,8 +72,14 @@ func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, prog
 	var bytes atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	// The progress goroutine is joined before returning: left running, its
+	// final report raced with the caller's next use of the writer (and
+	// could print after the merge's own report, or be lost at exit).
+	var reporter sync.WaitGroup
 	if progress != nil {
+		reporter.Add(1)
 		go func() {
+			defer reporter.Done()
 			t := time.NewTicker(200 * time.Millisecond)
 			defer t.Stop()
 			for {
@@ -105,6 +111,7 @@ func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, prog
 	}
 	wg.Wait()
 	close(stop)
+	reporter.Wait()
 	return ctx.Err()
 }
 

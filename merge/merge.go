@@ -11,11 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
 )
 
 // Verify levels.
@@ -202,8 +206,8 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-// InputError reports input that cannot be merged at all (no journals, a
-// directory that is not a hydroshard output).
+// ErrNoJournals reports input that cannot be merged at all: a directory
+// that is not a hydroshard output, or one where no rank ever started.
 var ErrNoJournals = errors.New("no journals: not a hydroshard output directory, or no rank ever started")
 
 // Run merges the output directory out. It returns the report and a nil
@@ -213,6 +217,11 @@ var ErrNoJournals = errors.New("no journals: not a hydroshard output directory, 
 func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
+	}
+	// Refuse a directory that is no hydroshard output before taking the
+	// lock: taking it creates _shards/, which a mistyped OUT must not get.
+	if _, err := os.Stat(filepath.Join(out, rank.JournalDir)); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", out, ErrNoJournals)
 	}
 	unlock, err := Lock(out)
 	if err != nil {

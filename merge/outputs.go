@@ -174,10 +174,10 @@ func removeSuccess(out string) error {
 func (s *state) span() (string, string) {
 	var first, last string
 	for _, j := range s.journals {
-		if first == "" || j.first < first {
+		if first == "" || cmpTime(j.first, first) < 0 {
 			first = j.first
 		}
-		if j.last > last {
+		if last == "" || cmpTime(j.last, last) > 0 {
 			last = j.last
 		}
 	}
@@ -222,7 +222,7 @@ func (s *state) metadata(started, completed string, ri manifest.RanksInfo) *mani
 			}
 			continue
 		}
-		if j.first < root.first {
+		if cmpTime(j.first, root.first) < 0 {
 			root = j
 		}
 	}
