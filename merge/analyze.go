@@ -87,6 +87,14 @@ type state struct {
 	aside      []moveAside
 	garbage    []string // temp files to delete (relative paths)
 	onDisk     map[string]int64
+	// conflicted marks the (scenario, entity) pairs committed with
+	// different bytes, so per-file lookups stay O(1) however many there are.
+	conflicted map[conflictKey]bool
+}
+
+type conflictKey struct {
+	scenario int
+	entity   string
 }
 
 func (s *state) problem(kind, p string, scenario *int, format string, args ...any) {
@@ -96,7 +104,7 @@ func (s *state) problem(kind, p string, scenario *int, format string, args ...an
 func intp(i int) *int { return &i }
 
 func analyze(ctx context.Context, out string, opts Options) (*state, error) {
-	s := &state{out: out, opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}}
+	s := &state{out: out, opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
 	if err := s.readJournals(ctx); err != nil {
 		return nil, err
 	}
@@ -255,6 +263,7 @@ func (s *state) choose() {
 			}
 			for _, e := range conflictingEntities(c.files, win.files) {
 				s.report.Conflicts = append(s.report.Conflicts, manifest.Conflict{Scenario: sc, Entity: e, Winner: win.writer(), Loser: c.writer()})
+				s.conflicted[conflictKey{sc, e}] = true
 				if s.opts.Strict {
 					s.problem("conflict", win.files[0].Path, intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
 				}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
@@ -17,24 +18,25 @@ import (
 // commits forward, remove garbage, write the outputs. Every step is
 // idempotent, so a merge killed half way is simply run again.
 func (s *state) apply(ctx context.Context, opts Options) error {
+	// Directories whose entries change are fsynced once each, after all
+	// the moves, not once per file: thousands of conflicting files would
+	// otherwise cost thousands of fsyncs of the same few directories.
+	dirty := map[string]bool{}
 	for _, f := range s.files {
 		if f.displace == "" {
 			continue
 		}
-		if err := move(s.out, f.rec.Path, f.displace); err != nil {
+		if err := move(s.out, f.rec.Path, f.displace, dirty); err != nil {
 			return err
-		}
-		for i := range s.report.Conflicts {
-			k := &s.report.Conflicts[i]
-			if k.Scenario == f.scenario && k.Entity == f.rec.Entity {
-				k.Kept = f.displace
-			}
 		}
 	}
 	for _, a := range s.aside {
-		if err := move(s.out, a.from, a.to); err != nil {
+		if err := move(s.out, a.from, a.to, dirty); err != nil {
 			return err
 		}
+	}
+	if err := syncDirs(dirty); err != nil {
+		return err
 	}
 	for _, f := range s.files {
 		if !f.fromTemp {
@@ -70,8 +72,9 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 }
 
 // move renames a file within the output directory, creating the target's
-// directories and never replacing an existing file.
-func move(out, from, to string) error {
+// directories and never replacing an existing file. The two directories
+// are added to dirty for the caller to fsync.
+func move(out, from, to string, dirty map[string]bool) error {
 	dst := filepath.Join(out, to)
 	if err := shard.MkdirAllSync(filepath.Dir(dst)); err != nil {
 		return err
@@ -79,8 +82,21 @@ func move(out, from, to string) error {
 	if err := shard.Publish(filepath.Join(out, from), dst); err != nil {
 		return fmt.Errorf("preserving %s: %w", from, err)
 	}
-	if err := shard.SyncDir(filepath.Dir(dst)); err != nil {
-		return err
+	dirty[filepath.Dir(dst)] = true
+	dirty[filepath.Dir(filepath.Join(out, from))] = true
+	return nil
+}
+
+func syncDirs(dirty map[string]bool) error {
+	dirs := make([]string, 0, len(dirty))
+	for d := range dirty {
+		dirs = append(dirs, d)
 	}
-	return shard.SyncDir(filepath.Dir(filepath.Join(out, from)))
+	sort.Strings(dirs)
+	for _, d := range dirs {
+		if err := shard.SyncDir(d); err != nil {
+			return err
+		}
+	}
+	return nil
 }

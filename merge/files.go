@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -66,8 +67,26 @@ type hashJob struct {
 	err  error
 }
 
+// progressLine returns a progress callback that rewrites one line on w,
+// or nil (no progress) when w is nil.
+func progressLine(w io.Writer) func(done, total int, bytes int64) {
+	if w == nil {
+		return nil
+	}
+	start := time.Now()
+	return func(done, total int, n int64) {
+		fmt.Fprintf(w, "\rverifying %d/%d files, %s, %.0f MB/s   ", done, total, humanBytes(n), float64(n)/1e6/max(time.Since(start).Seconds(), 1e-3))
+		if done == total {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
 // hashAll computes the XXH64 of every job on workers, reporting progress.
 func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, progress func(done, total int, bytes int64)) error {
+	if len(jobs) == 0 {
+		return ctx.Err()
+	}
 	var next, done atomic.Int64
 	var bytes atomic.Int64
 	var wg sync.WaitGroup
@@ -138,12 +157,6 @@ func (s *state) checkFiles(ctx context.Context) error {
 	var checks []pending
 	for _, sc := range sortedKeys(s.chosen) {
 		c := s.chosen[sc]
-		conflicted := map[string]bool{}
-		for _, k := range s.report.Conflicts {
-			if k.Scenario == sc {
-				conflicted[k.Entity] = true
-			}
-		}
 		for _, f := range c.files {
 			fst := &fileState{rec: f, scenario: sc}
 			s.files = append(s.files, fst)
@@ -151,7 +164,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			size, exists := onDisk[f.Path]
 			p := pending{fs: fst}
 			switch {
-			case exists && conflicted[f.Entity]:
+			case exists && s.conflicted[conflictKey{sc, f.Entity}]:
 				// Whose bytes are in place: the winner's, or a loser's?
 				p.fin = &hashJob{rel: f.Path, want: f}
 				jobs = append(jobs, p.fin)
@@ -180,17 +193,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			checks = append(checks, p)
 		}
 	}
-	var progress func(int, int, int64)
-	if s.opts.Progress != nil && len(jobs) > 0 {
-		start := time.Now()
-		progress = func(done, total int, n int64) {
-			fmt.Fprintf(s.opts.Progress, "\rverifying %d/%d files, %s, %.0f MB/s   ", done, total, humanBytes(n), float64(n)/1e6/max(time.Since(start).Seconds(), 1e-3))
-			if done == total {
-				fmt.Fprintln(s.opts.Progress)
-			}
-		}
-	}
-	if err := hashAll(ctx, s.out, jobs, s.opts.Workers, progress); err != nil {
+	if err := hashAll(ctx, s.out, jobs, s.opts.Workers, progressLine(s.opts.Progress)); err != nil {
 		return err
 	}
 	for _, p := range checks {

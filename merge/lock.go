@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/hydroshard/hydroshard/shard"
 )
 
 // LockName is the merge lock, under _shards/.
@@ -42,7 +44,7 @@ func Lock(out string) (func(), error) {
 	host, _ := os.Hostname()
 	me := LockInfo{PID: os.Getpid(), Host: host, Started: time.Now().UTC().Format(time.RFC3339)}
 	body, _ := json.Marshal(me)
-	for attempt := 0; attempt < 2; attempt++ {
+	for attempt := 0; attempt < 3; attempt++ {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			_, werr := f.Write(body)
@@ -61,14 +63,31 @@ func Lock(out string) (func(), error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("merge lock %s: %w", p, err)
 		}
+		before, statErr := os.Stat(p)
 		owner, stale := staleLock(p, host)
-		if !stale {
+		if !stale || statErr != nil {
 			return nil, &LockedError{Path: p, Owner: owner}
 		}
-		// The owner died without releasing it: take it over.
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("removing stale merge lock %s: %w", p, err)
+		// The owner died without releasing it: take it over. Two merges
+		// may both find the same stale lock; each renames it aside and
+		// checks it moved the very file it judged stale, so neither can
+		// remove a lock the other has just created.
+		aside := fmt.Sprintf("%s.stale.%d", p, os.Getpid())
+		if err := os.Rename(p, aside); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // the other merge took it over first: try again
+			}
+			return nil, fmt.Errorf("taking over stale merge lock %s: %w", p, err)
 		}
+		moved, err := os.Stat(aside)
+		if err != nil || !os.SameFile(before, moved) {
+			// We moved a fresh lock: put it back (never over a newer one).
+			if rerr := shard.Publish(aside, p); rerr != nil {
+				_ = os.Remove(aside)
+			}
+			return nil, &LockedError{Path: p, Owner: owner}
+		}
+		_ = os.Remove(aside)
 	}
 	return nil, fmt.Errorf("merge lock %s: lost a race with another merge", p)
 }

@@ -97,66 +97,83 @@ func (s *state) writeOutputs() error {
 		Missing:       r.Missing,
 		Conflicts:     r.Conflicts,
 	}
-	docs := []struct {
+	var docs []outputFile
+	for _, d := range []struct {
 		name string
 		v    any
 	}{
 		{MetadataName, s.metadata(started, completed, m.Ranks)},
 		{SummaryName, s.summarize()},
-	}
-	if err := s.writeFile(IndexName, index.Bytes()); err != nil {
-		return err
-	}
-	for _, d := range docs {
+		{ManifestName, m}, // last: it vouches for the others
+	} {
 		b, err := manifest.Marshal(d.v)
 		if err != nil {
 			return err
 		}
-		if err := s.writeFile(d.name, b); err != nil {
-			return err
-		}
+		docs = append(docs, outputFile{d.name, b})
 	}
-	b, err := manifest.Marshal(m)
-	if err != nil {
-		return err
-	}
-	if err := s.writeFile(ManifestName, b); err != nil {
+	if err := s.replaceAll(append([]outputFile{{IndexName, index.Bytes()}}, docs...)); err != nil {
 		return err
 	}
 	if r.Outcome == Complete {
-		return s.writeFile(SuccessName, nil)
+		return s.replaceAll([]outputFile{{SuccessName, nil}})
 	}
 	return nil
 }
 
-// writeFile replaces simulation/name atomically (temp, fsync, rename,
-// directory fsync), and not at all when it already holds exactly data, so
-// re-merging changes nothing.
-func (s *state) writeFile(name string, data []byte) error {
-	rel := path.Join(rank.SimDir, name)
-	final := filepath.Join(s.out, rel)
-	if old, err := os.ReadFile(final); err == nil && bytes.Equal(old, data) {
-		return nil
+type outputFile struct {
+	name string
+	data []byte
+}
+
+// replaceAll replaces files under simulation/ as one step as far as a
+// filesystem allows: every new version is first written to a durable temp
+// file (so a full disk or a crash fails before anything is replaced), then
+// all are renamed into place and the directory fsynced once. A file that
+// already holds exactly its new bytes is left alone, so re-merging changes
+// nothing.
+func (s *state) replaceAll(files []outputFile) (err error) {
+	dir := filepath.Join(s.out, rank.SimDir)
+	if err := shard.MkdirAllSync(dir); err != nil {
+		return fmt.Errorf("writing %s: %w", dir, err)
 	}
-	if err := shard.MkdirAllSync(filepath.Dir(final)); err != nil {
-		return fmt.Errorf("writing %s: %w", final, err)
+	type staged struct{ tmp, final, rel string }
+	var ready []staged
+	defer func() {
+		if err != nil {
+			for _, st := range ready {
+				_ = os.Remove(st.tmp)
+			}
+		}
+	}()
+	for _, f := range files {
+		rel := path.Join(rank.SimDir, f.name)
+		final := filepath.Join(s.out, rel)
+		if old, rerr := os.ReadFile(final); rerr == nil && bytes.Equal(old, f.data) {
+			continue
+		}
+		tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%s%s", os.Getpid(), f.name, shard.TempSuffix))
+		_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
+		if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
+			_, err := w.Write(f.data)
+			return err
+		}); err != nil {
+			return fmt.Errorf("writing %s: %w", final, err)
+		}
+		ready = append(ready, staged{tmp, final, rel})
 	}
-	tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%s%s", os.Getpid(), name, shard.TempSuffix))
-	_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
-	if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	}); err != nil {
-		return fmt.Errorf("writing %s: %w", final, err)
+	for i, st := range ready {
+		if err := os.Rename(st.tmp, st.final); err != nil {
+			ready = ready[i:] // the renamed ones are in place; drop only the rest
+			return fmt.Errorf("writing %s: %w", st.final, err)
+		}
+		s.report.Written = append(s.report.Written, st.rel)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", final, err)
+	if len(ready) > 0 {
+		if err := shard.SyncDir(dir); err != nil {
+			return fmt.Errorf("writing %s: %w", dir, err)
+		}
 	}
-	if err := shard.SyncDir(filepath.Dir(final)); err != nil {
-		return fmt.Errorf("writing %s: %w", final, err)
-	}
-	s.report.Written = append(s.report.Written, rel)
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -54,7 +55,7 @@ Exit codes:
   2  corrupt or inconsistent input (damaged journal, file altered after commit,
      journal of another case, conflict with --strict): nothing changed
   1  usage or environment error (bad flags, unreadable directory, disk full,
-     another merge running)
+     another merge running, or an internal error)
 
 Flags:
 `
@@ -76,7 +77,15 @@ func progressTo(stderr io.Writer) io.Writer {
 	return nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int) {
+	// A panic is a bug, not corrupt input: Go would exit 2, which job
+	// scripts read as "corrupt, keep everything for inspection".
+	defer func() {
+		if p := recover(); p != nil {
+			fmt.Fprintf(stderr, "merge-shards: internal error (a bug, please report it): %v\n%s", p, debug.Stack())
+			code = exitEnv
+		}
+	}()
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
