@@ -15,11 +15,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
@@ -170,8 +171,9 @@ func identity(c config) (rank.Identity, error) {
 	return rank.DetectIdentity(os.LookupEnv)
 }
 
-// loadCase resolves a case name: a builtin generated case, a path, or a
-// name under testdata/cases/.
+// loadCase resolves a case name: a builtin generated case, a path, or one
+// of the example cases (testdata/cases/<name>, embedded in the binary so
+// that it works from any directory).
 func loadCase(name string) (*manifest.Case, error) {
 	if c, ok := synth.Builtin(name); ok {
 		return c, nil
@@ -179,11 +181,16 @@ func loadCase(name string) (*manifest.Case, error) {
 	if _, err := os.Stat(name); err == nil {
 		return manifest.LoadCase(name)
 	}
-	p := filepath.Join("testdata", "cases", name)
-	if _, err := os.Stat(p); err == nil {
-		return manifest.LoadCase(p)
+	f, err := hydroshard.Cases.Open(path.Join("testdata/cases", name, "case.json"))
+	if err != nil {
+		return nil, fmt.Errorf("case %q: not a builtin (production, xl), not a path, and not an example case (tiny, demo)", name)
 	}
-	return nil, fmt.Errorf("case %q: not a builtin (production, xl), not a path, and no %s", name, p)
+	defer f.Close()
+	c, err := manifest.DecodeCase(f)
+	if err != nil {
+		return nil, fmt.Errorf("example case %s: %w", name, err)
+	}
+	return c, nil
 }
 
 // readIDs reads scenario ids, one per line; blank lines and # comments are
