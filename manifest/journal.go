@@ -38,12 +38,13 @@ const TimeFormat = "2006-01-02T15:04:05.000000000Z07:00"
 // Record is one journal line's payload. Exactly one of Open, Commit, Close
 // is set, matching Type.
 type Record struct {
-	Type   string      `json:"type"`
-	Seq    int64       `json:"seq"`  // 0 for open, then +1 per record
-	Time   string      `json:"time"` // TimeFormat
-	Open   *OpenInfo   `json:"open,omitempty"`
-	Commit *CommitInfo `json:"commit,omitempty"`
-	Close  *CloseInfo  `json:"close,omitempty"`
+	Type      string         `json:"type"`
+	Seq       int64          `json:"seq"`  // 0 for open, then +1 per record
+	Time      string         `json:"time"` // TimeFormat
+	Open      *OpenInfo      `json:"open,omitempty"`
+	Commit    *CommitInfo    `json:"commit,omitempty"`
+	Iteration *IterationInfo `json:"iteration,omitempty"`
+	Close     *CloseInfo     `json:"close,omitempty"`
 }
 
 // OpenInfo says who wrote a journal and for what run.
@@ -68,6 +69,11 @@ type OpenInfo struct {
 	Case      *Case  `json:"case,omitempty"`
 	Scenarios int    `json:"scenarios"` // expected scenario count of the run
 	Layout    Layout `json:"layout"`
+	// Phase is PhaseSimulation ("") or PhaseTraining.
+	Phase string `json:"phase,omitempty"`
+	// Training is the root rank's training configuration (training
+	// journals only).
+	Training *TrainingConfig `json:"training,omitempty"`
 }
 
 // Layout holds the options that decide file names; all ranks of a run must
@@ -114,8 +120,11 @@ type CostSummary struct {
 // CloseInfo ends a journal.
 type CloseInfo struct {
 	Status    string `json:"status"`
-	Committed int    `json:"committed"`
+	Committed int    `json:"committed"` // scenarios (simulation) or iterations (training)
 	Reason    string `json:"reason,omitempty"`
+	// Termination is why training stopped (training journals of the root
+	// rank): "converged", "iteration_limit", "signal", ...
+	Termination string `json:"termination,omitempty"`
 }
 
 // FormatXXH64 renders a checksum the way journals and manifests store it.
@@ -214,12 +223,13 @@ func decodeLine(b []byte) (*Record, error) {
 
 func (r *Record) validate() error {
 	set := 0
-	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Close != nil} {
+	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Iteration != nil, r.Close != nil} {
 		if ok {
 			set++
 		}
 	}
-	ok := set == 1 && ((r.Type == RecordOpen && r.Open != nil) || (r.Type == RecordCommit && r.Commit != nil) || (r.Type == RecordClose && r.Close != nil))
+	ok := set == 1 && ((r.Type == RecordOpen && r.Open != nil) || (r.Type == RecordCommit && r.Commit != nil) ||
+		(r.Type == RecordIteration && r.Iteration != nil) || (r.Type == RecordClose && r.Close != nil))
 	if !ok {
 		return fmt.Errorf("record type %q does not match its body", r.Type)
 	}

@@ -79,7 +79,8 @@ type state struct {
 	out        string
 	opts       Options
 	report     *Report
-	journals   []*journal
+	journals   []*journal         // simulation journals
+	other      []*journal         // journals of other phases (training): only their case is checked here
 	ref        *manifest.OpenInfo // the run's open record
 	byScenario map[int][]*commit
 	chosen     map[int]*commit
@@ -173,6 +174,10 @@ func (s *state) readJournals(ctx context.Context) error {
 			// nothing in it can have been committed.
 			continue
 		}
+		if j.open.Phase != manifest.PhaseSimulation {
+			s.other = append(s.other, j)
+			continue
+		}
 		s.journals = append(s.journals, j)
 		commits = append(commits, mine...)
 	}
@@ -181,6 +186,11 @@ func (s *state) readJournals(ctx context.Context) error {
 		return fmt.Errorf("%s: %w", s.out, ErrNoJournals)
 	}
 	s.checkConsistency()
+	for _, j := range s.other {
+		if s.ref != nil && j.open.CaseHash != s.ref.CaseHash {
+			s.problem("inconsistent", j.rel, nil, "%s journal written for case %q (hash %s), the simulation is for case hash %s: a journal from another case or run", j.open.Phase, j.open.CaseName, j.open.CaseHash, s.ref.CaseHash)
+		}
+	}
 	for _, c := range commits {
 		s.byScenario[c.scenario] = append(s.byScenario[c.scenario], c)
 	}

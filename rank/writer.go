@@ -201,6 +201,9 @@ func (w *Writer) resume() error {
 				if o.CaseHash != hash {
 					return &CaseMismatchError{Journal: p, What: "case", Have: fmt.Sprintf("%q (hash %s)", o.CaseName, o.CaseHash), Want: fmt.Sprintf("%q (hash %s)", w.cas.Name, hash)}
 				}
+				if o.Phase != manifest.PhaseSimulation {
+					return nil // a training journal: only the case must agree
+				}
 				if o.Scenarios != w.opts.Scenarios {
 					return &CaseMismatchError{Journal: p, What: "scenario count", Have: fmt.Sprint(o.Scenarios), Want: fmt.Sprint(w.opts.Scenarios)}
 				}
