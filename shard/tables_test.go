@@ -106,9 +106,14 @@ func TestRowsStructsCoverColumns(t *testing.T) {
 	if len(tables) != len(SimulationTables) {
 		t.Fatalf("Scenario.Tables() gives %d tables, want %d", len(tables), len(SimulationTables))
 	}
+	tables = append(tables, TableRows{Convergence, &ConvergenceRows{}}, TableRows{TimingIterations, &TimingIterationsRows{}},
+		TableRows{TimingMPIRanks, &TimingMPIRanksRows{}}, TableRows{Bounds, &BoundsRows{}})
+	if len(tables) != len(AllTables) {
+		t.Fatalf("Scenario.Tables() gives %d tables, want %d", len(tables), len(SimulationTables))
+	}
 	for i, tr := range tables {
-		if tr.Table != SimulationTables[i] {
-			t.Errorf("table %d is %s, want %s", i, tr.Table.Name, SimulationTables[i].Name)
+		if tr.Table != AllTables[i] {
+			t.Errorf("table %d is %s, want %s", i, tr.Table.Name, AllTables[i].Name)
 		}
 		typ := reflect.TypeOf(tr.Rows).Elem()
 		binds, err := bind(tr.Table, typ)
