@@ -84,3 +84,88 @@ type MPIRankRow struct {
 	LPSolves            int64 `json:"lp_solves"`
 	ScenariosProcessed  int32 `json:"scenarios_processed"`
 }
+
+// TrainingMetadata is training/metadata.json: the key set Cobre's reader
+// expects, plus this project's data_integrity. Status says what happened
+// (complete, converged, interrupted, partial).
+type TrainingMetadata struct {
+	CobreVersion      string            `json:"cobre_version"`
+	Hostname          string            `json:"hostname"`
+	Solver            string            `json:"solver"`
+	StartedAt         string            `json:"started_at"`
+	CompletedAt       string            `json:"completed_at"`
+	DurationSeconds   float64           `json:"duration_seconds"`
+	Status            string            `json:"status"`
+	Configuration     TrainingConfigDoc `json:"configuration"`
+	ProblemDimensions ProblemDimensions `json:"problem_dimensions"`
+	Iterations        IterationCounts   `json:"iterations"`
+	Convergence       ConvergenceDoc    `json:"convergence"`
+	RowPool           RowPool           `json:"row_pool"`
+	Distribution      Distribution      `json:"distribution"`
+	DataIntegrity     DataIntegrity     `json:"data_integrity"`
+}
+
+// TrainingConfigDoc is metadata.json "configuration".
+type TrainingConfigDoc struct {
+	Seed          uint64 `json:"seed"`
+	MaxIterations int    `json:"max_iterations"`
+	ForwardPasses int    `json:"forward_passes"`
+	StoppingMode  string `json:"stopping_mode"`
+	PolicyMode    string `json:"policy_mode"`
+}
+
+// ProblemDimensions counts the case's entities.
+type ProblemDimensions struct {
+	NumStages   int `json:"num_stages"`
+	NumHydros   int `json:"num_hydros"`
+	NumThermals int `json:"num_thermals"`
+	NumBuses    int `json:"num_buses"`
+	NumLines    int `json:"num_lines"`
+}
+
+// IterationCounts is metadata.json "iterations".
+type IterationCounts struct {
+	Completed   int  `json:"completed"`
+	ConvergedAt *int `json:"converged_at,omitempty"`
+}
+
+// ConvergenceDoc is metadata.json "convergence".
+type ConvergenceDoc struct {
+	Achieved          bool     `json:"achieved"`
+	FinalGapPercent   *float64 `json:"final_gap_percent,omitempty"`
+	TerminationReason string   `json:"termination_reason,omitempty"`
+}
+
+// RowPool counts cuts over the run.
+type RowPool struct {
+	TotalGenerated int64 `json:"total_generated"`
+	TotalActive    int64 `json:"total_active"`
+	PeakActive     int64 `json:"peak_active"`
+}
+
+// DataIntegrity holds SHA-256 digests (hex) of what the training produced
+// and consumed.
+type DataIntegrity struct {
+	ConvergenceSHA256 string            `json:"convergence_sha256"`
+	CaseSHA256        string            `json:"case_sha256"`
+	PolicySHA256      map[string]string `json:"policy_sha256,omitempty"`
+}
+
+// TrainingManifest is training/_manifest.json.
+type TrainingManifest struct {
+	SchemaVersion int               `json:"schema_version"`
+	Producer      string            `json:"producer"`
+	Status        string            `json:"status"`
+	CaseName      string            `json:"case_name"`
+	CaseHash      string            `json:"case_hash"`
+	StartedAt     string            `json:"started_at"`
+	CompletedAt   string            `json:"completed_at"`
+	Iterations    int               `json:"iterations"`
+	Missing       []string          `json:"missing,omitempty"`
+	Convergence   ConvergenceDoc    `json:"convergence"`
+	FinalLower    float64           `json:"final_lower_bound"`
+	FinalUpper    float64           `json:"final_upper_bound_mean"`
+	Cuts          RowPool           `json:"cuts"`
+	Files         map[string]string `json:"files_xxh64"` // path relative to training/ -> xxh64
+	Distribution  Distribution      `json:"distribution"`
+}

@@ -21,6 +21,9 @@ type journal struct {
 	close *manifest.CloseInfo
 	first string // time of the first record
 	last  string // time of the last record
+	// iterations are a training journal's durable iteration records: a few
+	// small rows per iteration, kept whole.
+	iterations []iterRec
 }
 
 // commit is one durable commit record.
@@ -91,6 +94,7 @@ type state struct {
 	// conflicted marks the (scenario, entity) pairs committed with
 	// different bytes, so per-file lookups stay O(1) however many there are.
 	conflicted map[conflictKey]bool
+	training   *training // nil when the run has no training journals
 }
 
 type conflictKey struct {
@@ -117,6 +121,7 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 		if err := s.scanTemps(); err != nil {
 			return nil, err
 		}
+		s.analyzeTraining()
 	}
 	s.conclude()
 	return s, nil
@@ -153,6 +158,8 @@ func (s *state) readJournals(ctx context.Context) error {
 				j.open = r.Open
 			case r.Commit != nil:
 				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
+			case r.Iteration != nil:
+				j.iterations = append(j.iterations, iterRec{time: r.Time, info: r.Iteration})
 			case r.Close != nil:
 				j.close = r.Close
 			}

@@ -108,6 +108,7 @@ type Report struct {
 	GCRemoved     int                 `json:"gc_removed"`
 	Problems      []Problem           `json:"problems,omitempty"`
 	Written       []string            `json:"written,omitempty"`
+	Training      *TrainingReport     `json:"training,omitempty"`
 	DryRun        bool                `json:"dry_run,omitempty"`
 }
 
@@ -166,6 +167,26 @@ func (r *Report) Human() string {
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  PROBLEM      %s\n", p)
+	}
+	if t := r.Training; t != nil {
+		fmt.Fprintf(&b, "  training     %s: %d iterations", strings.ToUpper(t.Status), t.Iterations)
+		if t.Termination != "" {
+			fmt.Fprintf(&b, ", stopped by %s", t.Termination)
+		}
+		fmt.Fprintf(&b, "; ranks %d of %d\n", len(t.Ranks), t.WorldSize)
+		if t.Iterations > 0 {
+			fmt.Fprintf(&b, "               final lower bound %.6g, upper bound mean %.6g", t.LowerBound, t.UpperBound)
+			if t.GapPercent != nil {
+				fmt.Fprintf(&b, ", gap %.3g%%", *t.GapPercent)
+			}
+			b.WriteString("\n")
+		}
+		for _, m := range t.Missing {
+			fmt.Fprintf(&b, "  MISSING      training %s\n", m)
+		}
+		if t.Conflicts > 0 {
+			fmt.Fprintf(&b, "  CONFLICT     %d training iterations recorded twice with different rows; kept the latest\n", t.Conflicts)
+		}
 	}
 	switch r.Outcome {
 	case Partial:
@@ -236,6 +257,9 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 		// Keep everything for inspection; a stale _SUCCESS must not vouch
 		// for damaged data.
 		if err := removeSuccess(out); err != nil {
+			return st.report, err
+		}
+		if err := removeFile(out, TrainingDir+"/"+SuccessName); err != nil {
 			return st.report, err
 		}
 		return st.report, nil

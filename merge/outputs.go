@@ -110,21 +110,43 @@ func (s *state) writeOutputs() error {
 		if err != nil {
 			return err
 		}
-		docs = append(docs, outputFile{d.name, b})
+		docs = append(docs, outputFile{simPath(d.name), b})
 	}
-	if err := s.replaceAll(append([]outputFile{{IndexName, index.Bytes()}}, docs...)); err != nil {
+	all := append([]outputFile{{simPath(IndexName), index.Bytes()}}, docs...)
+	trainingOK := false
+	if s.training != nil {
+		tf, ok, err := s.trainingOutputs()
+		if err != nil {
+			return err
+		}
+		all, trainingOK = append(all, tf...), ok
+	}
+	if s.training != nil && !trainingOK {
+		if err := removeFile(s.out, path.Join(TrainingDir, SuccessName)); err != nil {
+			return err
+		}
+	}
+	if err := s.replaceAll(all); err != nil {
 		return err
 	}
-	if r.Outcome == Complete {
-		return s.replaceAll([]outputFile{{SuccessName, nil}})
+	var success []outputFile
+	if trainingOK {
+		success = append(success, outputFile{path.Join(TrainingDir, SuccessName), nil})
 	}
-	return nil
+	if r.Outcome == Complete {
+		success = append(success, outputFile{simPath(SuccessName), nil})
+	}
+	return s.replaceAll(success)
 }
 
+// outputFile is one output: its path relative to the output directory
+// (slash-separated) and its bytes.
 type outputFile struct {
 	name string
 	data []byte
 }
+
+func simPath(name string) string { return path.Join(rank.SimDir, name) }
 
 // replaceAll replaces files under simulation/ as one step as far as a
 // filesystem allows: every new version is first written to a durable temp
@@ -133,10 +155,6 @@ type outputFile struct {
 // already holds exactly its new bytes is left alone, so re-merging changes
 // nothing.
 func (s *state) replaceAll(files []outputFile) (err error) {
-	dir := filepath.Join(s.out, rank.SimDir)
-	if err := shard.MkdirAllSync(dir); err != nil {
-		return fmt.Errorf("writing %s: %w", dir, err)
-	}
 	type staged struct{ tmp, final, rel string }
 	var ready []staged
 	defer func() {
@@ -146,13 +164,18 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 			}
 		}
 	}()
-	for _, f := range files {
-		rel := path.Join(rank.SimDir, f.name)
-		final := filepath.Join(s.out, rel)
+	dirs := map[string]bool{}
+	for i, f := range files {
+		final := filepath.Join(s.out, f.name)
 		if old, rerr := os.ReadFile(final); rerr == nil && bytes.Equal(old, f.data) {
 			continue
 		}
-		tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%s%s", os.Getpid(), f.name, shard.TempSuffix))
+		dir := filepath.Dir(final)
+		if err := shard.MkdirAllSync(dir); err != nil {
+			return fmt.Errorf("writing %s: %w", final, err)
+		}
+		dirs[dir] = true
+		tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%d.%s%s", os.Getpid(), i, path.Base(f.name), shard.TempSuffix))
 		_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
 		if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
 			_, err := w.Write(f.data)
@@ -160,7 +183,7 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 		}); err != nil {
 			return fmt.Errorf("writing %s: %w", final, err)
 		}
-		ready = append(ready, staged{tmp, final, rel})
+		ready = append(ready, staged{tmp, final, f.name})
 	}
 	for i, st := range ready {
 		if err := os.Rename(st.tmp, st.final); err != nil {
@@ -169,10 +192,8 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 		}
 		s.report.Written = append(s.report.Written, st.rel)
 	}
-	if len(ready) > 0 {
-		if err := shard.SyncDir(dir); err != nil {
-			return fmt.Errorf("writing %s: %w", dir, err)
-		}
+	if err := syncDirs(dirs); err != nil {
+		return err
 	}
 	return nil
 }
@@ -180,7 +201,12 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 // removeSuccess deletes simulation/_SUCCESS: an output that is not
 // complete and verified must not carry one.
 func removeSuccess(out string) error {
-	p := filepath.Join(out, rank.SimDir, SuccessName)
+	return removeFile(out, simPath(SuccessName))
+}
+
+// removeFile deletes OUT/rel if it exists.
+func removeFile(out, rel string) error {
+	p := filepath.Join(out, rel)
 	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("removing stale %s: %w", p, err)
 	}
