@@ -298,6 +298,13 @@ func (c *Case) LineLossFraction(line int32) (float64, bool) {
 	return 0, false
 }
 
+// StateDimension is the length of the policy's state vector for the case:
+// one storage per hydro plus InflowLagOrder inflow lags per hydro. The
+// state dictionary and the policy checkpoint must both agree with it.
+func (c *Case) StateDimension() int {
+	return len(c.Hydros) * (1 + c.InflowLagOrder)
+}
+
 // Entities lists which simulation entity tables the case has; "costs" is
 // always present, the others only when the case has entities of that kind
 // (as Cobre does). Names are shard table entity names.

@@ -104,7 +104,6 @@ func (s *state) writeOutputs() error {
 	}{
 		{MetadataName, s.metadata(started, completed, m.Ranks)},
 		{SummaryName, s.summarize()},
-		{ManifestName, m}, // last: it vouches for the others
 	} {
 		b, err := manifest.Marshal(d.v)
 		if err != nil {
@@ -113,6 +112,17 @@ func (s *state) writeOutputs() error {
 		docs = append(docs, outputFile{simPath(d.name), b})
 	}
 	all := append([]outputFile{{simPath(IndexName), index.Bytes()}}, docs...)
+	if s.ref.Case != nil {
+		// The dictionaries explain codes, units and entity names of every
+		// table, simulation included, from the case the ranks recorded.
+		dicts, err := buildDictionaries(s.ref.Case, completed)
+		if err != nil {
+			return fmt.Errorf("building dictionaries: %w", err)
+		}
+		for _, d := range dicts {
+			all = append(all, outputFile{path.Join(DictionariesDir, d.Name), d.Data})
+		}
+	}
 	trainingOK := false
 	if s.training != nil {
 		tf, ok, err := s.trainingOutputs()
@@ -126,7 +136,12 @@ func (s *state) writeOutputs() error {
 			return err
 		}
 	}
-	if err := s.replaceAll(all); err != nil {
+	mb, err := manifest.Marshal(m)
+	if err != nil {
+		return err
+	}
+	// The simulation manifest is renamed last: it vouches for the others.
+	if err := s.replaceAll(append(all, outputFile{simPath(ManifestName), mb})); err != nil {
 		return err
 	}
 	var success []outputFile
