@@ -28,24 +28,24 @@ import (
 // block.
 const (
 	// StorageBindingNone: storage strictly between its minimum and maximum.
-	StorageBindingNone int8 = 0
+	StorageBindingNone = shard.StorageBindingNone
 	// StorageBindingMin: storage at its minimum, or below it (then
 	// storage_violation_below_hm3 > 0). Takes precedence over
 	// StorageBindingMax when minimum and maximum coincide.
-	StorageBindingMin int8 = 1
+	StorageBindingMin = shard.StorageBindingMin
 	// StorageBindingMax: storage at its maximum (the plant spills or
 	// turbines at full capacity to stay there).
-	StorageBindingMax int8 = 2
+	StorageBindingMax = shard.StorageBindingMax
 )
 
 // Operative state codes (operative_state_code of every entity table); they
 // feed codes.json operative_state.
 const (
 	// OperativeNormal: the entity operates normally.
-	OperativeNormal int8 = 0
+	OperativeNormal = shard.OperativeNormal
 	// OperativeMaintenance: the entity is out for maintenance for the whole
 	// stage and produces nothing (generation 0). Only thermals use it here.
-	OperativeMaintenance int8 = 1
+	OperativeMaintenance = shard.OperativeMaintenance
 )
 
 // StorageViolationPenalty is the penalty, in $ per hm3 and per block row, of
