@@ -49,3 +49,42 @@ func Example() {
 	fmt.Println("committed:", w.Committed())
 	// Output: committed: [0 1 2]
 }
+
+// A solver rank's training loop: open the training writer (which finds
+// the last iteration this rank made durable in an earlier attempt),
+// journal each completed iteration, record why training stopped.
+func ExampleOpenTraining() {
+	out, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(out)
+	c, err := manifest.LoadCase("../testdata/cases/tiny")
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, _ := rank.Explicit(0, 2)
+	cfg := manifest.TrainingConfig{Seed: 1, MaxIterations: 4, ForwardPasses: 8, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
+	ctx := context.Background()
+	w, err := rank.OpenTraining(ctx, out, id, c, rank.TrainingOptions{Config: cfg, Threads: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, stop := w.HandleSignals(ctx)
+	defer stop()
+	for it := w.LastIteration() + 1; it <= cfg.MaxIterations && ctx.Err() == nil; it++ {
+		// The solver's iteration: forward and backward passes, then this
+		// rank's rows (the root adds the convergence row).
+		info := synth.TrainingIteration(c, cfg.Seed, it, cfg.ForwardPasses, id.Rank, id.World, 2)
+		if err := w.WriteIteration(ctx, info); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if ctx.Err() != nil {
+		err = w.Close() // interrupted, termination "signal"
+	} else {
+		err = w.CloseTerminated(rank.TerminationIterationLimit)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("durable iterations:", w.LastIteration())
+	// Output: durable iterations: 4
+}

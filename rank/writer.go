@@ -6,19 +6,15 @@ package rank
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/hydroshard/hydroshard/internal/faults"
@@ -106,16 +102,12 @@ type Writer struct {
 	encoders chan *shard.Encoder
 
 	mu        sync.Mutex
-	journal   *os.File
-	jbroken   bool // a failed append may have left a partial line: append no more
-	seq       int64
+	journal   *journalFile
 	committed map[int]bool // by any attempt, including this one
 	mine      int
 	err       error
 	closed    bool
-	signalled chan struct{}
-	sigOnce   sync.Once
-	stopSig   func()
+	sig       *signalState
 }
 
 // Open prepares outDir for this rank: it creates the directories, reads
@@ -158,7 +150,7 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 		entities:  map[string]bool{},
 		encoders:  make(chan *shard.Encoder, opts.Workers),
 		committed: map[int]bool{},
-		signalled: make(chan struct{}),
+		sig:       newSignalState(),
 	}
 	for _, e := range c.Entities() {
 		w.entities[e] = true
@@ -183,128 +175,43 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 // resume reads every existing journal: it collects committed scenarios and
 // refuses journals of another case or layout.
 func (w *Writer) resume() error {
-	dir := filepath.Join(w.out, JournalDir)
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return fmt.Errorf("rank: reading journals: %w", err)
-	}
-	hash := w.cas.Hash()
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), JournalSuffix) {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
-			switch {
-			case r.Open != nil:
-				o := r.Open
-				if o.CaseHash != hash {
-					return &CaseMismatchError{Journal: p, What: "case", Have: fmt.Sprintf("%q (hash %s)", o.CaseName, o.CaseHash), Want: fmt.Sprintf("%q (hash %s)", w.cas.Name, hash)}
-				}
-				if o.Phase != manifest.PhaseSimulation {
-					return nil // a training journal: only the case must agree
-				}
-				if o.Scenarios != w.opts.Scenarios {
-					return &CaseMismatchError{Journal: p, What: "scenario count", Have: fmt.Sprint(o.Scenarios), Want: fmt.Sprint(w.opts.Scenarios)}
-				}
-				if o.Layout.ScenarioPad != w.layout.ScenarioPad {
-					return &CaseMismatchError{Journal: p, What: "scenario padding", Have: fmt.Sprint(o.Layout.ScenarioPad), Want: fmt.Sprint(w.layout.ScenarioPad)}
-				}
-			case r.Commit != nil:
-				w.committed[r.Commit.Scenario] = true
+	return scanJournals(w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+		switch {
+		case r.Open != nil:
+			if o.Phase != manifest.PhaseSimulation {
+				return nil // a training journal: only the case must agree
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("rank: resuming from %s: %w", p, err)
+			if o.Scenarios != w.opts.Scenarios {
+				return &CaseMismatchError{Journal: p, What: "scenario count", Have: fmt.Sprint(o.Scenarios), Want: fmt.Sprint(w.opts.Scenarios)}
+			}
+			if o.Layout.ScenarioPad != w.layout.ScenarioPad {
+				return &CaseMismatchError{Journal: p, What: "scenario padding", Have: fmt.Sprint(o.Layout.ScenarioPad), Want: fmt.Sprint(w.layout.ScenarioPad)}
+			}
+		case r.Commit != nil:
+			w.committed[r.Commit.Scenario] = true
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (w *Writer) startJournal() error {
-	var tok [6]byte
-	if _, err := rand.Read(tok[:]); err != nil {
-		return fmt.Errorf("rank: random token: %w", err)
-	}
-	job := w.id.JobID
-	if job == "" {
-		job = "local"
-	}
-	w.name = fmt.Sprintf("job-%s.rank-%05d.attempt-%d.%s", sanitize(job), w.id.Rank, w.id.Attempt, hex.EncodeToString(tok[:]))
-	p := filepath.Join(w.out, JournalDir, w.name+JournalSuffix)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("rank: creating journal: %w", err)
-	}
-	w.journal = f
-	err = w.append(&manifest.Record{Type: manifest.RecordOpen, Open: &manifest.OpenInfo{
-		Version:   manifest.JournalVersion,
-		Producer:  "hydroshard " + Version,
-		Writer:    w.name,
-		Rank:      w.id.Rank,
-		World:     w.id.World,
-		LocalRank: w.id.LocalRank,
-		Host:      w.id.Host,
-		JobID:     w.id.JobID,
-		Attempt:   w.id.Attempt,
-		Launcher:  w.id.Launcher,
-		PID:       os.Getpid(),
-		Solver:    w.opts.Solver,
-		Threads:   w.opts.Threads,
-		CaseName:  w.cas.Name,
-		CaseHash:  w.cas.Hash(),
-		Case:      w.cas,
-		Scenarios: w.opts.Scenarios,
-		Layout:    w.layout,
-	}})
-	if err == nil {
-		err = shard.SyncDir(filepath.Join(w.out, JournalDir))
-	}
-	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(p)
-		return fmt.Errorf("rank: starting journal %s: %w", p, err)
-	}
-	return nil
-}
-
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '/' || r == '.' || r == ' ' || r < 32 {
-			return '_'
-		}
-		return r
-	}, s)
-}
-
-// append writes one record and fsyncs the journal. Callers hold w.mu
-// (or own w exclusively, as in Open).
-func (w *Writer) append(r *manifest.Record) error {
-	r.Seq = w.seq
-	r.Time = w.opts.Now().UTC().Format(manifest.TimeFormat)
-	b, err := manifest.EncodeRecord(r)
+	name, err := writerName(w.id, "")
 	if err != nil {
 		return err
 	}
-	if err := faults.Hit(faults.JournalAppend); err != nil {
-		return fmt.Errorf("appending to journal %s: %w", w.journal.Name(), err)
+	open := openInfo(name, w.id, w.cas, w.opts.Solver, w.opts.Threads)
+	open.Scenarios = w.opts.Scenarios
+	open.Layout = w.layout
+	j, err := createJournal(w.out, name, w.opts.Now, open)
+	if err != nil {
+		return err
 	}
-	if _, err := w.journal.Write(b); err != nil {
-		w.jbroken = true
-		return fmt.Errorf("appending to journal %s: %w", w.journal.Name(), err)
-	}
-	if err := faults.Hit(faults.JournalSync); err != nil {
-		w.jbroken = true
-		return fmt.Errorf("fsync journal %s: %w", w.journal.Name(), err)
-	}
-	if err := w.journal.Sync(); err != nil {
-		w.jbroken = true
-		return fmt.Errorf("fsync journal %s: %w", w.journal.Name(), err)
-	}
-	w.seq++
+	w.name, w.journal = name, j
 	return nil
 }
+
+// append writes one record and fsyncs the journal. Callers hold w.mu.
+func (w *Writer) append(r *manifest.Record) error { return w.journal.append(r) }
 
 // Identity returns the writer's rank identity.
 func (w *Writer) Identity() Identity { return w.id }
@@ -557,37 +464,11 @@ func (e *ConflictError) Error() string {
 // context is done and call Close, which then records the journal as
 // interrupted. Call the returned stop function to restore default handling.
 func (w *Writer) HandleSignals(parent context.Context) (context.Context, func()) {
-	ctx, cancel := context.WithCancel(parent)
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ch:
-			w.sigOnce.Do(func() { close(w.signalled) })
-			cancel()
-		case <-done:
-		}
-	}()
-	var once sync.Once
-	return ctx, func() {
-		once.Do(func() {
-			signal.Stop(ch)
-			close(done)
-			cancel()
-		})
-	}
+	return w.sig.handle(parent)
 }
 
 // Interrupted reports whether HandleSignals saw a signal.
-func (w *Writer) Interrupted() bool {
-	select {
-	case <-w.signalled:
-		return true
-	default:
-		return false
-	}
-}
+func (w *Writer) Interrupted() bool { return w.sig.interrupted() }
 
 // Close ends the journal with a close record: "clean", "interrupted" when a
 // signal arrived, or "failed" after an error (which Close returns).
@@ -614,11 +495,7 @@ func (w *Writer) close(status, reason string) error {
 	if w.err != nil {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
-	var aerr error
-	if !w.jbroken {
-		aerr = w.append(&manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason}})
-	}
-	cerr := w.journal.Close()
+	aerr, cerr := w.journal.close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
 	if w.err != nil {
 		return w.err
 	}

@@ -5,6 +5,14 @@
 //
 // Launch it like any rank program (srun, mpirun, or a loop that sets
 // SLURM_PROCID/SLURM_NTASKS); --rank/--world override the environment.
+//
+// With --iterations K it first runs a synthetic training phase (before the
+// simulation, as a solver does): it journals iterations
+// LastIteration()+1..K through rank.TrainingWriter (a requeued rank
+// continues after its last durable iteration), closes the training journal
+// with termination "iteration_limit", and then simulates. A SIGTERM during
+// training closes the training journal as interrupted and skips the
+// simulation.
 package main
 
 import (
@@ -43,6 +51,9 @@ type config struct {
 	seed                           uint64
 	rank, world                    int
 	quiet                          bool
+	iterations, forwardPasses      int
+	threads                        int
+	iterationDelay                 time.Duration
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -60,8 +71,12 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.pad, "scenario-pad", 0, "zero-pad partition names to this width (4 reproduces Cobre's scenario_id=0042)")
 	fs.IntVar(&c.workers, "workers", 0, "tables encoded concurrently (default: GOMAXPROCS, at most 4)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
+	fs.IntVar(&c.iterations, "iterations", 0, "training iterations to run before the simulation (0: no training phase); a rerun continues after the last durable iteration")
+	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
+	fs.IntVar(&c.threads, "threads", 1, "solver threads per rank: recorded in the journals; training writes one timing row per thread")
+	fs.DurationVar(&c.iterationDelay, "iteration-delay", 0, "sleep this long per training iteration, to emulate solve time (demos, preemption tests)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP simulation results for the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -80,6 +95,20 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if c.scenarios < 1 {
 		fmt.Fprintf(stderr, "simrank: --scenarios %d: want at least 1\n", c.scenarios)
+		return exitUsage
+	}
+	switch {
+	case c.iterations < 0:
+		fmt.Fprintf(stderr, "simrank: --iterations %d: want 0 (no training) or more\n", c.iterations)
+		return exitUsage
+	case c.forwardPasses < 1:
+		fmt.Fprintf(stderr, "simrank: --forward-passes %d: want at least 1\n", c.forwardPasses)
+		return exitUsage
+	case c.threads < 1:
+		fmt.Fprintf(stderr, "simrank: --threads %d: want at least 1\n", c.threads)
+		return exitUsage
+	case c.iterationDelay < 0:
+		fmt.Fprintf(stderr, "simrank: --iteration-delay %v: want >= 0\n", c.iterationDelay)
 		return exitUsage
 	}
 	own, err := rank.ParseOwnership(c.ownership)
@@ -112,8 +141,22 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	ctx := context.Background()
-	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Solver: "hydroshard simrank (synthetic)", Threads: 1})
+	if c.iterations > 0 {
+		tctx, stop, code := train(ctx, c, id, cs, stderr)
+		defer stop()
+		if code >= 0 {
+			return code
+		}
+		// A signal that arrives from here on (the simulation writer's
+		// handler is not installed yet) still cancels ctx.
+		ctx = tctx
+	}
+	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Solver: solverName, Threads: c.threads})
 	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "simrank %s: interrupted by signal before the simulation\n", id)
+			return exitOK
+		}
 		fmt.Fprintf(stderr, "simrank: %s: %v\n", id, err)
 		return exitError
 	}
@@ -144,7 +187,13 @@ func run(args []string, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "simrank %s: committed scenario %d (%d/%d)\n", id, s, done, len(pending))
 		}
 	}
-	cerr := w.Close()
+	var cerr error
+	if ctx.Err() != nil && !w.Interrupted() {
+		// The signal reached only the training phase's handler.
+		cerr = w.CloseInterrupted("signal")
+	} else {
+		cerr = w.Close()
+	}
 	if runErr == nil {
 		runErr = cerr
 	}
@@ -153,12 +202,74 @@ func run(args []string, stderr io.Writer) int {
 		return exitError
 	}
 	status := "done"
-	if w.Interrupted() {
+	if w.Interrupted() || ctx.Err() != nil {
 		status = "interrupted by signal, journal closed"
 	}
 	fmt.Fprintf(stderr, "simrank %s: %s: %d scenarios committed, %d already committed earlier, in %.2fs -> %s\n",
 		id, status, done, len(owned)-len(pending), time.Since(start).Seconds(), c.out)
 	return exitOK
+}
+
+const solverName = "hydroshard simrank (synthetic)"
+
+// train runs the training phase: iterations LastIteration()+1..K. It
+// returns the signal-aware context (cancelled by SIGTERM/SIGINT from now
+// on), its stop function, and an exit code, or -1 when the simulation
+// should follow.
+func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, stderr io.Writer) (context.Context, func(), int) {
+	cfg := manifest.TrainingConfig{Seed: c.seed, MaxIterations: c.iterations, ForwardPasses: c.forwardPasses, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
+	tw, err := rank.OpenTraining(ctx, c.out, id, cs, rank.TrainingOptions{Config: cfg, Solver: solverName, Threads: c.threads})
+	if err != nil {
+		fmt.Fprintf(stderr, "simrank: %s: training: %v\n", id, err)
+		return ctx, func() {}, exitError
+	}
+	tctx, stop := tw.HandleSignals(ctx)
+	start := time.Now()
+	first := tw.LastIteration() + 1
+	var runErr error
+	for it := first; it <= c.iterations && tctx.Err() == nil; it++ {
+		if c.iterationDelay > 0 {
+			select {
+			case <-time.After(c.iterationDelay):
+			case <-tctx.Done():
+			}
+			if tctx.Err() != nil {
+				break // abandon the iteration in progress
+			}
+		}
+		info := synth.TrainingIteration(cs, c.seed, it, c.forwardPasses, id.Rank, id.World, c.threads)
+		if err := tw.WriteIteration(tctx, info); err != nil {
+			if tctx.Err() != nil && errors.Is(err, tctx.Err()) {
+				break
+			}
+			runErr = err
+			break
+		}
+		if !c.quiet {
+			fmt.Fprintf(stderr, "simrank %s: training iteration %d/%d durable\n", id, it, c.iterations)
+		}
+	}
+	var cerr error
+	done := tw.LastIteration() >= c.iterations
+	if runErr == nil && done {
+		cerr = tw.CloseTerminated(rank.TerminationIterationLimit)
+	} else {
+		cerr = tw.Close() // interrupted (signal) or failed
+	}
+	if runErr == nil {
+		runErr = cerr
+	}
+	if runErr != nil {
+		fmt.Fprintf(stderr, "simrank %s: training: %v\n", id, runErr)
+		return tctx, stop, exitError
+	}
+	fmt.Fprintf(stderr, "simrank %s: training: %d iterations written (%d durable before), %d/%d in %.2fs\n",
+		id, tw.Written(), tw.ResumedFrom(), tw.LastIteration(), c.iterations, time.Since(start).Seconds())
+	if !done {
+		fmt.Fprintf(stderr, "simrank %s: interrupted by signal during training, journal closed; simulation skipped\n", id)
+		return tctx, stop, exitOK
+	}
+	return tctx, stop, -1
 }
 
 func identity(c config) (rank.Identity, error) {

@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
 )
 
 // TestExampleCasesFromAnyDirectory: the example cases are embedded, so a
@@ -41,6 +47,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "nope"}, `case "nope"`, exitError},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "tiny", "--scenarios", "5", "--scenarios-from", ids}, "line 2: \"7\" is not a scenario id in 0..4", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--ownership", "zigzag"}, "zigzag", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "-1"}, "--iterations -1", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "2", "--forward-passes", "0"}, "--forward-passes 0", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--threads", "0"}, "--threads 0", exitUsage},
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
@@ -48,5 +57,75 @@ func TestUsageErrors(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// TestTrainingPhase: --iterations K journals K iterations (the synthetic
+// history, with the configuration in the open record) before simulating;
+// a second run finds them durable and writes no iteration again, and a
+// larger K continues the history.
+func TestTrainingPhase(t *testing.T) {
+	out := t.TempDir()
+	args := []string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", "0", "--world", "1", "--quiet", "--iterations", "3", "--forward-passes", "5", "--threads", "2", "--seed", "4"}
+	for i := range 2 {
+		var stderr bytes.Buffer
+		if code := run(args, &stderr); code != exitOK {
+			t.Fatalf("run %d: exit %d: %s", i, code, stderr.String())
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run(append(args, "--iterations", "4"), &stderr); code != exitOK {
+		t.Fatalf("K=4: exit %d: %s", code, stderr.String())
+	}
+	cs, err := manifest.LoadCase(filepath.Join("..", "..", "testdata", "cases", "tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*.training.*"+rank.JournalSuffix))
+	if len(files) != 3 {
+		t.Fatalf("%d training journals, want 3", len(files))
+	}
+	var iters []int
+	var written []int
+	for _, p := range files {
+		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+			switch {
+			case r.Open != nil:
+				want := manifest.TrainingConfig{Seed: 4, ForwardPasses: 5, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
+				if r.Open.Training == nil || r.Open.Threads != 2 || r.Open.Phase != manifest.PhaseTraining {
+					t.Errorf("open record %+v", r.Open)
+				} else if want.MaxIterations = r.Open.Training.MaxIterations; *r.Open.Training != want || (want.MaxIterations != 3 && want.MaxIterations != 4) {
+					t.Errorf("training config %+v", *r.Open.Training)
+				}
+			case r.Iteration != nil:
+				iters = append(iters, r.Iteration.Iteration)
+				if want := synth.TrainingIteration(cs, 4, r.Iteration.Iteration, 5, 0, 1, 2); !reflect.DeepEqual(*r.Iteration, want) {
+					t.Errorf("iteration %d is not the synthetic record", r.Iteration.Iteration)
+				}
+			case r.Close != nil:
+				if r.Close.Status != manifest.StatusClean || r.Close.Termination != rank.TerminationIterationLimit {
+					t.Errorf("close %+v", r.Close)
+				}
+				written = append(written, r.Close.Committed)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	sort.Ints(written)
+	if len(iters) != 4 || !reflect.DeepEqual(written, []int{0, 1, 3}) {
+		t.Fatalf("iterations %v, closes say %v written: want 1..4 once each, written 3, then 0, then 1", iters, written)
+	}
+	seen := map[int]bool{}
+	for _, it := range iters {
+		if seen[it] || it < 1 || it > 4 {
+			t.Fatalf("iterations %v", iters)
+		}
+		seen[it] = true
+	}
+	if m, _ := filepath.Glob(filepath.Join(out, "simulation/costs/scenario_id=*/data.parquet")); len(m) != 2 {
+		t.Fatalf("simulation wrote %v", m)
 	}
 }

@@ -1,0 +1,445 @@
+package rank
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// TrainingTag is the tag in training journal names:
+// job-<job>.rank-<r>.attempt-<a>.training.<token>.jsonl.
+const TrainingTag = "training"
+
+// Termination reasons a training journal's close record carries
+// (manifest.CloseInfo.Termination). A solver may record others.
+const (
+	TerminationConverged      = "converged"
+	TerminationIterationLimit = "iteration_limit"
+	TerminationSignal         = "signal"
+)
+
+// TrainingOptions tune a TrainingWriter.
+type TrainingOptions struct {
+	// Config is the training configuration. The root rank (rank 0) must
+	// give it (ForwardPasses >= 1): the merge takes training/metadata.json
+	// "configuration" from it. Other ranks may give it too; a non-zero
+	// Config is recorded in the open record of any rank.
+	Config manifest.TrainingConfig
+	// Solver names the program (default "unknown"); Threads is the number
+	// of solver threads per rank, when known.
+	Solver  string
+	Threads int
+	// Now is the clock for journal timestamps (default time.Now).
+	Now func() time.Time
+}
+
+// ErrIterationOrder is wrapped by an *IterationError for an iteration that
+// is not the next one of its rank: already durable, or after a gap.
+var ErrIterationOrder = errors.New("iteration out of order")
+
+// IterationError wraps an error with the rank and iteration it concerns.
+type IterationError struct {
+	Rank      int
+	Iteration int
+	Err       error
+}
+
+func (e *IterationError) Error() string {
+	return fmt.Sprintf("rank %d iteration %d: %v", e.Rank, e.Iteration, e.Err)
+}
+func (e *IterationError) Unwrap() error { return e.Err }
+
+// TrainingWriter journals one rank's training history: one "iteration"
+// record per completed iteration, appended and fsynced (the iteration is
+// durable when WriteIteration returns nil). It uses the same journal
+// discipline as Writer, in a journal file of its own whose open record has
+// Phase manifest.PhaseTraining and Scenarios = Config.ForwardPasses (0 when
+// not given).
+//
+// Resume: OpenTraining reads every journal in the output directory and
+// finds the last iteration this rank made durable in any earlier training
+// attempt (LastIteration); the writer accepts only the iteration after it,
+// so a requeued rank continues where it stopped and never records an
+// iteration twice. A crash loses at most the iteration in progress.
+//
+// Methods are safe for concurrent use. After an I/O error the writer is
+// broken: every later call returns that error and Close records the
+// failure when the journal can still take it. Invalid rows are refused
+// with an error and leave the writer usable.
+type TrainingWriter struct {
+	out  string
+	id   Identity
+	cas  *manifest.Case
+	opts TrainingOptions
+	name string
+
+	mu      sync.Mutex
+	journal *journalFile
+	last    int // last durable iteration of this rank, any attempt
+	resumed int // last at Open
+	mine    int
+	err     error
+	closed  bool
+	sig     *signalState
+}
+
+// OpenTraining prepares out for this rank's training journal: it creates
+// the directories, reads the journals already there and starts a new
+// training journal with an open record.
+//
+// Existing journals are checked: a journal of another case (any phase) is a
+// *CaseMismatchError, and so is a training journal written with another
+// world size, or with another seed or forward-pass count when both record
+// a configuration (a resumed training must be the same training; the
+// iteration limit may change). This rank's earlier iterations must run
+// 1..LastIteration without a gap (a gap means a journal was removed), and
+// LastIteration must not exceed Config.MaxIterations when that is set.
+func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case, opts TrainingOptions) (*TrainingWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := id.Validate(); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errors.New("rank: OpenTraining: nil case")
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("rank: case %s: %w", c.Name, err)
+	}
+	if err := checkTrainingConfig(opts.Config, id.Rank); err != nil {
+		return nil, err
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Solver == "" {
+		opts.Solver = "unknown"
+	}
+	w := &TrainingWriter{out: out, id: id, cas: c, opts: opts, sig: newSignalState()}
+	if err := shard.MkdirAllSync(filepath.Join(out, JournalDir)); err != nil {
+		return nil, fmt.Errorf("rank: preparing %s: %w", out, err)
+	}
+	if err := w.resume(); err != nil {
+		return nil, err
+	}
+	name, err := writerName(id, TrainingTag)
+	if err != nil {
+		return nil, err
+	}
+	open := openInfo(name, id, c, opts.Solver, opts.Threads)
+	open.Phase = manifest.PhaseTraining
+	open.Scenarios = opts.Config.ForwardPasses
+	if opts.Config != (manifest.TrainingConfig{}) {
+		cfg := opts.Config
+		open.Training = &cfg
+	}
+	j, err := createJournal(out, name, opts.Now, open)
+	if err != nil {
+		return nil, err
+	}
+	w.name, w.journal = name, j
+	return w, nil
+}
+
+func checkTrainingConfig(cfg manifest.TrainingConfig, rank int) error {
+	switch {
+	case cfg.MaxIterations < 0:
+		return fmt.Errorf("rank: TrainingOptions.Config.MaxIterations = %d, want >= 0 (0: no limit)", cfg.MaxIterations)
+	case cfg.ForwardPasses < 0:
+		return fmt.Errorf("rank: TrainingOptions.Config.ForwardPasses = %d, want >= 1", cfg.ForwardPasses)
+	case rank == 0 && cfg.ForwardPasses < 1:
+		return errors.New("rank: TrainingOptions.Config: the root rank must give the training configuration (ForwardPasses >= 1)")
+	case !(cfg.GapTolerance >= 0) || math.IsInf(cfg.GapTolerance, 0):
+		return fmt.Errorf("rank: TrainingOptions.Config.GapTolerance = %v, want a finite value >= 0", cfg.GapTolerance)
+	}
+	return nil
+}
+
+// resume reads the existing journals: the case must agree (all phases);
+// training journals must agree on world size and configuration; this
+// rank's durable iterations give LastIteration.
+func (w *TrainingWriter) resume() error {
+	seen := map[int]string{} // this rank's durable iterations -> a journal holding it
+	cfg := w.opts.Config
+	err := scanJournals(w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+		if o.Phase != manifest.PhaseTraining {
+			return nil
+		}
+		switch {
+		case r.Open != nil:
+			if o.World != w.id.World {
+				return &CaseMismatchError{Journal: p, What: "training world size", Have: fmt.Sprint(o.World), Want: fmt.Sprint(w.id.World)}
+			}
+			if t := o.Training; t != nil && cfg.ForwardPasses > 0 && t.ForwardPasses > 0 {
+				if t.ForwardPasses != cfg.ForwardPasses {
+					return &CaseMismatchError{Journal: p, What: "training forward passes", Have: fmt.Sprint(t.ForwardPasses), Want: fmt.Sprint(cfg.ForwardPasses)}
+				}
+				if t.Seed != cfg.Seed {
+					return &CaseMismatchError{Journal: p, What: "training seed", Have: fmt.Sprint(t.Seed), Want: fmt.Sprint(cfg.Seed)}
+				}
+			}
+		case r.Iteration != nil && o.Rank == w.id.Rank:
+			it := r.Iteration.Iteration
+			if it < 1 {
+				return fmt.Errorf("rank %d: iteration %d recorded, want >= 1", o.Rank, it)
+			}
+			seen[it] = p
+			w.last = max(w.last, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for it := 1; it <= w.last; it++ {
+		if _, ok := seen[it]; !ok {
+			return fmt.Errorf("rank: rank %d: the training journals hold iteration %d (in %s) but not iteration %d: a journal was removed or damaged; resuming would leave a gap", w.id.Rank, w.last, seen[w.last], it)
+		}
+	}
+	if m := cfg.MaxIterations; m > 0 && w.last > m {
+		return fmt.Errorf("rank: rank %d already recorded iteration %d (in %s), beyond this run's max_iterations %d", w.id.Rank, w.last, seen[w.last], m)
+	}
+	w.resumed = w.last
+	return nil
+}
+
+// Identity returns the writer's rank identity.
+func (w *TrainingWriter) Identity() Identity { return w.id }
+
+// JournalPath returns the path of this writer's journal.
+func (w *TrainingWriter) JournalPath() string { return w.journal.path }
+
+// LastIteration returns the last iteration this rank made durable, in an
+// earlier attempt or through this writer; 0 if none. The next
+// WriteIteration must be LastIteration()+1.
+func (w *TrainingWriter) LastIteration() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// ResumedFrom returns LastIteration as it was at OpenTraining: the
+// iterations earlier attempts of this rank made durable.
+func (w *TrainingWriter) ResumedFrom() int { return w.resumed }
+
+// Written returns how many iterations this writer made durable.
+func (w *TrainingWriter) Written() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mine
+}
+
+// WriteIteration appends one completed iteration's record and fsyncs it:
+// when it returns nil the iteration is durable. info.Iteration must be
+// LastIteration()+1 (and at most Config.MaxIterations when that is set).
+// Rows are checked: the root rank (rank 0) must include the convergence
+// row and other ranks must not; Timing holds this rank's rank-level row
+// (WorkerID nil) and then one row per worker, WorkerID 0, 1, ...; MPIRank
+// is this rank's row; every row's iteration and rank are this iteration's
+// and this rank's. The caller's rows are read, never kept.
+func (w *TrainingWriter) WriteIteration(ctx context.Context, info manifest.IterationInfo) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return errors.New("rank: WriteIteration after Close")
+	}
+	ierr := func(err error) error { return &IterationError{Rank: w.id.Rank, Iteration: info.Iteration, Err: err} }
+	if info.Iteration != w.last+1 {
+		how := "after a gap"
+		if info.Iteration <= w.last {
+			how = "already durable"
+		}
+		return ierr(fmt.Errorf("%w (%s): this rank's last durable iteration is %d, the next must be %d", ErrIterationOrder, how, w.last, w.last+1))
+	}
+	if m := w.opts.Config.MaxIterations; m > 0 && info.Iteration > m {
+		return ierr(fmt.Errorf("beyond max_iterations %d", m))
+	}
+	if err := checkIteration(&info, w.id.Rank); err != nil {
+		return ierr(err)
+	}
+	if err := w.journal.append(&manifest.Record{Type: manifest.RecordIteration, Iteration: &info}); err != nil {
+		w.err = ierr(err)
+		return w.err
+	}
+	w.last = info.Iteration
+	w.mine++
+	return nil
+}
+
+// checkIteration applies the row rules of WriteIteration.
+func checkIteration(info *manifest.IterationInfo, rank int) error {
+	it := info.Iteration
+	if it < 1 || it > math.MaxInt32 {
+		return fmt.Errorf("iteration number %d out of range 1..%d", it, math.MaxInt32)
+	}
+	if rank == 0 && info.Convergence == nil {
+		return errors.New("the root rank (rank 0) must record the convergence row")
+	}
+	if rank != 0 && info.Convergence != nil {
+		return errors.New("only the root rank (rank 0) records the convergence row")
+	}
+	if cv := info.Convergence; cv != nil {
+		if int(cv.Iteration) != it {
+			return fmt.Errorf("convergence row has iteration %d", cv.Iteration)
+		}
+		for _, f := range []struct {
+			name string
+			v    float64
+		}{{"lower_bound", cv.LowerBound}, {"upper_bound_mean", cv.UpperBoundMean}, {"upper_bound_std", cv.UpperBoundStd}} {
+			if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+				return fmt.Errorf("convergence row: %s is %v, want a finite value", f.name, f.v)
+			}
+		}
+		if cv.UpperBoundStd < 0 {
+			return fmt.Errorf("convergence row: upper_bound_std %v < 0", cv.UpperBoundStd)
+		}
+		if g := cv.GapPercent; g != nil && (math.IsNaN(*g) || math.IsInf(*g, 0)) {
+			return fmt.Errorf("convergence row: gap_percent is %v, want a finite value or null", *g)
+		}
+		if err := nonNegative("convergence row", []named{{"cuts_added", int64(cv.CutsAdded)}, {"cuts_removed", int64(cv.CutsRemoved)},
+			{"cuts_active", cv.CutsActive}, {"time_forward_ms", cv.TimeForwardMs}, {"time_backward_ms", cv.TimeBackwardMs},
+			{"time_total_ms", cv.TimeTotalMs}, {"forward_passes", int64(cv.ForwardPasses)}, {"lp_solves", cv.LPSolves}}); err != nil {
+			return err
+		}
+	}
+	if len(info.Timing) == 0 {
+		return errors.New("no timing rows: want the rank-level row (worker_id null), then one per worker")
+	}
+	for k, t := range info.Timing {
+		where := fmt.Sprintf("timing row %d", k)
+		if int(t.Iteration) != it {
+			return fmt.Errorf("%s has iteration %d", where, t.Iteration)
+		}
+		if t.Rank == nil || int(*t.Rank) != rank {
+			return fmt.Errorf("%s has rank %s, want %d", where, fmtPtr(t.Rank), rank)
+		}
+		switch {
+		case k == 0 && t.WorkerID != nil:
+			return fmt.Errorf("%s has worker_id %d, want null (the first row is the rank-level row)", where, *t.WorkerID)
+		case k > 0 && (t.WorkerID == nil || int(*t.WorkerID) != k-1):
+			return fmt.Errorf("%s has worker_id %s, want %d (worker rows follow the rank row in order 0, 1, ...)", where, fmtPtr(t.WorkerID), k-1)
+		}
+		if err := nonNegative(where, []named{{"forward_wall_ms", t.ForwardWallMs}, {"backward_wall_ms", t.BackwardWallMs},
+			{"cut_selection_ms", t.CutSelectionMs}, {"mpi_allreduce_ms", t.MPIAllreduceMs}, {"cut_sync_ms", t.CutSyncMs},
+			{"lower_bound_ms", t.LowerBoundMs}, {"state_exchange_ms", t.StateExchangeMs}, {"cut_batch_build_ms", t.CutBatchBuildMs},
+			{"bwd_setup_ms", t.BwdSetupMs}, {"bwd_load_imbalance_ms", t.BwdLoadImbalanceMs}, {"bwd_scheduling_overhead_ms", t.BwdSchedulingOverheadMs},
+			{"fwd_setup_ms", t.FwdSetupMs}, {"fwd_load_imbalance_ms", t.FwdLoadImbalanceMs}, {"fwd_scheduling_overhead_ms", t.FwdSchedulingOverheadMs},
+			{"overhead_ms", t.OverheadMs}}); err != nil {
+			return err
+		}
+	}
+	m := info.MPIRank
+	if m == nil {
+		return errors.New("no mpi_rank row: every rank records its row of training/timing/mpi_ranks")
+	}
+	if int(m.Iteration) != it || int(m.Rank) != rank {
+		return fmt.Errorf("mpi_rank row has iteration %d rank %d, want iteration %d rank %d", m.Iteration, m.Rank, it, rank)
+	}
+	return nonNegative("mpi_rank row", []named{{"forward_time_ms", m.ForwardTimeMs}, {"backward_time_ms", m.BackwardTimeMs},
+		{"communication_time_ms", m.CommunicationTimeMs}, {"idle_time_ms", m.IdleTimeMs}, {"lp_solves", m.LPSolves},
+		{"scenarios_processed", int64(m.ScenariosProcessed)}})
+}
+
+type named struct {
+	name string
+	v    int64
+}
+
+func nonNegative(where string, vs []named) error {
+	for _, n := range vs {
+		if n.v < 0 {
+			return fmt.Errorf("%s: %s is %d, want >= 0", where, n.name, n.v)
+		}
+	}
+	return nil
+}
+
+func fmtPtr(p *int32) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprint(*p)
+}
+
+// HandleSignals returns a context that is cancelled when the process gets
+// SIGTERM or SIGINT. The caller should finish or abandon the iteration in
+// progress, stop starting new ones, and call Close, which then records the
+// journal as interrupted with termination "signal". Call the returned stop
+// function to restore default handling.
+func (w *TrainingWriter) HandleSignals(parent context.Context) (context.Context, func()) {
+	return w.sig.handle(parent)
+}
+
+// Interrupted reports whether HandleSignals saw a signal.
+func (w *TrainingWriter) Interrupted() bool { return w.sig.interrupted() }
+
+// Close ends the journal: status "clean", or "interrupted" with
+// termination "signal" when HandleSignals saw a signal, or "failed" after
+// an I/O error (which Close returns). Committed is the number of
+// iterations this writer made durable.
+func (w *TrainingWriter) Close() error {
+	return w.close(manifest.StatusClean, "", "")
+}
+
+// CloseTerminated ends the journal of a training that stopped on its own
+// terms, recording why: TerminationConverged, TerminationIterationLimit,
+// or a reason of the solver's. The status is "clean" even if a signal
+// arrived meanwhile (training was over), "failed" after an I/O error.
+func (w *TrainingWriter) CloseTerminated(termination string) error {
+	if termination == "" {
+		return errors.New("rank: CloseTerminated: empty termination reason")
+	}
+	return w.close(manifest.StatusClean, "", termination)
+}
+
+// CloseInterrupted ends the journal as interrupted, for callers that stop
+// early for reasons of their own; the termination recorded is "signal" if
+// a signal arrived, else "interrupted".
+func (w *TrainingWriter) CloseInterrupted(reason string) error {
+	return w.close(manifest.StatusInterrupted, reason, "")
+}
+
+func (w *TrainingWriter) close(status, reason, termination string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	switch {
+	case termination != "":
+	case w.Interrupted():
+		status, termination = manifest.StatusInterrupted, TerminationSignal
+		if reason == "" {
+			reason = "signal"
+		}
+	case status == manifest.StatusInterrupted:
+		termination = "interrupted"
+	}
+	if w.err != nil {
+		status, reason = manifest.StatusFailed, w.err.Error()
+	}
+	aerr, cerr := w.journal.close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason, Termination: termination})
+	if w.err != nil {
+		return w.err
+	}
+	if aerr != nil {
+		w.err = aerr
+		return aerr
+	}
+	return cerr
+}
