@@ -84,7 +84,8 @@ type state struct {
 	report     *Report
 	journals   []*journal         // simulation journals
 	other      []*journal         // journals of other phases (training): only their case is checked here
-	ref        *manifest.OpenInfo // the run's open record
+	ref        *manifest.OpenInfo // the simulation's open record; nil before any rank simulated
+	caseRef    *manifest.OpenInfo // the open record that names the run's case (ref, or a training journal's)
 	byScenario map[int][]*commit
 	chosen     map[int]*commit
 	files      []*fileState
@@ -188,14 +189,21 @@ func (s *state) readJournals(ctx context.Context) error {
 		s.journals = append(s.journals, j)
 		commits = append(commits, mine...)
 	}
-	s.report.Journals = len(s.journals)
-	if len(s.journals) == 0 && len(s.report.Problems) == 0 {
+	s.report.Journals = len(s.journals) + len(s.other)
+	if s.report.Journals == 0 && len(s.report.Problems) == 0 {
 		return fmt.Errorf("%s: %w", s.out, ErrNoJournals)
 	}
 	s.checkConsistency()
+	// The case of the run: the simulation's, or the first training
+	// journal's when the ranks never got to simulate (killed in training).
+	s.caseRef = s.ref
 	for _, j := range s.other {
-		if s.ref != nil && j.open.CaseHash != s.ref.CaseHash {
-			s.problem("inconsistent", j.rel, nil, "%s journal written for case %q (hash %s), the simulation is for case hash %s: a journal from another case or run", j.open.Phase, j.open.CaseName, j.open.CaseHash, s.ref.CaseHash)
+		if s.caseRef == nil {
+			s.caseRef = j.open
+			s.report.CaseName, s.report.CaseHash = j.open.CaseName, j.open.CaseHash
+		}
+		if j.open.CaseHash != s.caseRef.CaseHash {
+			s.problem("inconsistent", j.rel, nil, "%s journal written for case %q (hash %s), the run is for case hash %s: a journal from another case or run", j.open.Phase, j.open.CaseName, j.open.CaseHash, s.caseRef.CaseHash)
 		}
 	}
 	for _, c := range commits {
@@ -338,6 +346,13 @@ func (s *state) conclude() {
 	}
 	if r.Missing == nil {
 		r.Missing = []int{}
+	}
+	if s.ref == nil && s.caseRef != nil {
+		// Training journals only: the simulation has not started.
+		r.Outcome = Partial
+	}
+	if r.Training != nil && r.Training.Status == TrainingPartial {
+		r.Outcome = Partial
 	}
 	for _, f := range s.files {
 		r.Files++

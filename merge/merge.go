@@ -131,11 +131,15 @@ func (r *Report) Human() string {
 	if r.CaseName != "" {
 		fmt.Fprintf(&b, "  case         %s (hash %s)\n", r.CaseName, r.CaseHash)
 	}
-	fmt.Fprintf(&b, "  scenarios    %d of %d committed", r.Committed, r.Scenarios)
-	if len(r.Missing) > 0 {
-		fmt.Fprintf(&b, ", %d missing: %s", len(r.Missing), ranges(r.Missing))
+	if r.Scenarios == 0 && r.Training != nil {
+		fmt.Fprintf(&b, "  scenarios    none yet: the ranks have not simulated (training journals only)\n")
+	} else {
+		fmt.Fprintf(&b, "  scenarios    %d of %d committed", r.Committed, r.Scenarios)
+		if len(r.Missing) > 0 {
+			fmt.Fprintf(&b, ", %d missing: %s", len(r.Missing), ranges(r.Missing))
+		}
+		b.WriteString("\n")
 	}
-	b.WriteString("\n")
 	fmt.Fprintf(&b, "  files        %d (%s), verified by %s\n", r.Files, humanBytes(r.Bytes), r.Verified)
 	fmt.Fprintf(&b, "  journals     %d", r.Journals)
 	if len(r.TornTails) > 0 {

@@ -45,6 +45,59 @@ func (s *state) writeOutputs() error {
 			return err
 		}
 	}
+	all, simManifest, err := s.simulationOutputs()
+	if err != nil {
+		return err
+	}
+	if s.caseRef.Case != nil {
+		// The dictionaries explain codes, units and entity names of every
+		// table, simulation included, from the case the ranks recorded.
+		dicts, err := buildDictionaries(s.caseRef.Case, s.lastTime())
+		if err != nil {
+			return fmt.Errorf("building dictionaries: %w", err)
+		}
+		for _, d := range dicts {
+			all = append(all, outputFile{path.Join(DictionariesDir, d.Name), d.Data})
+		}
+	}
+	trainingOK := false
+	if s.training != nil {
+		tf, ok, err := s.trainingOutputs()
+		if err != nil {
+			return err
+		}
+		all, trainingOK = append(all, tf...), ok
+	}
+	if s.training != nil && !trainingOK {
+		if err := removeFile(s.out, path.Join(TrainingDir, SuccessName)); err != nil {
+			return err
+		}
+	}
+	// The simulation manifest is renamed last: it vouches for the others.
+	if simManifest != nil {
+		all = append(all, outputFile{simPath(ManifestName), simManifest})
+	}
+	if err := s.replaceAll(all); err != nil {
+		return err
+	}
+	var success []outputFile
+	if trainingOK {
+		success = append(success, outputFile{path.Join(TrainingDir, SuccessName), nil})
+	}
+	if r.Outcome == Complete {
+		success = append(success, outputFile{simPath(SuccessName), nil})
+	}
+	return s.replaceAll(success)
+}
+
+// simulationOutputs builds the simulation's index, metadata and summary,
+// and its manifest separately (it is renamed last). It returns nothing
+// when no rank has simulated yet.
+func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
+	if s.ref == nil {
+		return nil, nil, nil
+	}
+	r := s.report
 	files := append([]*fileState(nil), s.files...)
 	sort.Slice(files, func(i, j int) bool {
 		if files[i].rec.Entity != files[j].rec.Entity {
@@ -107,51 +160,27 @@ func (s *state) writeOutputs() error {
 	} {
 		b, err := manifest.Marshal(d.v)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		docs = append(docs, outputFile{simPath(d.name), b})
 	}
-	all := append([]outputFile{{simPath(IndexName), index.Bytes()}}, docs...)
-	if s.ref.Case != nil {
-		// The dictionaries explain codes, units and entity names of every
-		// table, simulation included, from the case the ranks recorded.
-		dicts, err := buildDictionaries(s.ref.Case, completed)
-		if err != nil {
-			return fmt.Errorf("building dictionaries: %w", err)
-		}
-		for _, d := range dicts {
-			all = append(all, outputFile{path.Join(DictionariesDir, d.Name), d.Data})
-		}
-	}
-	trainingOK := false
-	if s.training != nil {
-		tf, ok, err := s.trainingOutputs()
-		if err != nil {
-			return err
-		}
-		all, trainingOK = append(all, tf...), ok
-	}
-	if s.training != nil && !trainingOK {
-		if err := removeFile(s.out, path.Join(TrainingDir, SuccessName)); err != nil {
-			return err
-		}
-	}
 	mb, err := manifest.Marshal(m)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	// The simulation manifest is renamed last: it vouches for the others.
-	if err := s.replaceAll(append(all, outputFile{simPath(ManifestName), mb})); err != nil {
-		return err
+	return append([]outputFile{{simPath(IndexName), index.Bytes()}}, docs...), mb, nil
+}
+
+// lastTime is the latest record time of every journal, of any phase: the
+// dictionaries' generated_at.
+func (s *state) lastTime() string {
+	var last string
+	for _, j := range append(append([]*journal(nil), s.journals...), s.other...) {
+		if last == "" || cmpTime(j.last, last) > 0 {
+			last = j.last
+		}
 	}
-	var success []outputFile
-	if trainingOK {
-		success = append(success, outputFile{path.Join(TrainingDir, SuccessName), nil})
-	}
-	if r.Outcome == Complete {
-		success = append(success, outputFile{simPath(SuccessName), nil})
-	}
-	return s.replaceAll(success)
+	return last
 }
 
 // outputFile is one output: its path relative to the output directory

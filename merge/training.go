@@ -257,7 +257,7 @@ func (s *state) trainingTables() ([]outputFile, error) {
 		{TimingMPIRanksName, shard.TableRows{Table: shard.TimingMPIRanks, Rows: &mpi}},
 	} {
 		var buf bytes.Buffer
-		if _, err := enc.Encode(&buf, tb.tr, s.ref.Case); err != nil {
+		if _, err := enc.Encode(&buf, tb.tr, s.caseRef.Case); err != nil {
 			return nil, fmt.Errorf("building %s: %w", tb.name, err)
 		}
 		out = append(out, outputFile{tb.name, buf.Bytes()})
@@ -336,7 +336,7 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 		iters.ConvergedAt = &t.iters
 	}
 	var caseJSON []byte
-	if c := s.ref.Case; c != nil {
+	if c := s.caseRef.Case; c != nil {
 		caseJSON, _ = json.Marshal(c)
 	}
 	md := &manifest.TrainingMetadata{
@@ -357,7 +357,7 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 			CaseSHA256:        sha256hex(caseJSON),
 		},
 	}
-	if c := s.ref.Case; c != nil {
+	if c := s.caseRef.Case; c != nil {
 		md.ProblemDimensions = manifest.ProblemDimensions{NumStages: c.Stages, NumHydros: len(c.Hydros), NumThermals: len(c.Thermals), NumBuses: len(c.Buses), NumLines: len(c.Lines)}
 	}
 	sums := map[string]string{}
@@ -368,8 +368,8 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 		SchemaVersion: manifest.ManifestVersion,
 		Producer:      "hydroshard " + rank.Version,
 		Status:        tr.Status,
-		CaseName:      s.ref.CaseName,
-		CaseHash:      s.ref.CaseHash,
+		CaseName:      s.caseRef.CaseName,
+		CaseHash:      s.caseRef.CaseHash,
 		StartedAt:     started,
 		CompletedAt:   completed,
 		Iterations:    t.iters,
