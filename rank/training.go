@@ -102,17 +102,8 @@ type TrainingWriter struct {
 // 1..LastIteration without a gap (a gap means a journal was removed), and
 // LastIteration must not exceed Config.MaxIterations when that is set.
 func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case, opts TrainingOptions) (*TrainingWriter, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkOpen(ctx, "OpenTraining", id, c); err != nil {
 		return nil, err
-	}
-	if err := id.Validate(); err != nil {
-		return nil, err
-	}
-	if c == nil {
-		return nil, errors.New("rank: OpenTraining: nil case")
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("rank: case %s: %w", c.Name, err)
 	}
 	if err := checkTrainingConfig(opts.Config, id.Rank); err != nil {
 		return nil, err

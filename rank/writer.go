@@ -110,21 +110,30 @@ type Writer struct {
 	sig       *signalState
 }
 
+// checkOpen validates what every writer's Open gets: a live context, a
+// usable identity and a valid case.
+func checkOpen(ctx context.Context, fn string, id Identity, c *manifest.Case) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := id.Validate(); err != nil {
+		return err
+	}
+	if c == nil {
+		return fmt.Errorf("rank: %s: nil case", fn)
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("rank: case %s: %w", c.Name, err)
+	}
+	return nil
+}
+
 // Open prepares outDir for this rank: it creates the directories, reads
 // the journals already there (a requeued job resumes: see Committed) and
 // starts this writer's journal with an open record.
 func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opts Options) (*Writer, error) {
-	if err := ctx.Err(); err != nil {
+	if err := checkOpen(ctx, "Open", id, c); err != nil {
 		return nil, err
-	}
-	if err := id.Validate(); err != nil {
-		return nil, err
-	}
-	if c == nil {
-		return nil, errors.New("rank: Open: nil case")
-	}
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("rank: case %s: %w", c.Name, err)
 	}
 	if opts.Scenarios < 1 {
 		return nil, fmt.Errorf("rank: Options.Scenarios = %d, want the run's scenario count (>= 1)", opts.Scenarios)
