@@ -209,6 +209,7 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 		}
 	}()
 	dirs := map[string]bool{}
+	tmpReady := false
 	for i, f := range files {
 		final := filepath.Join(s.out, f.name)
 		if old, rerr := os.ReadFile(final); rerr == nil && bytes.Equal(old, f.data) {
@@ -219,6 +220,16 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 			return fmt.Errorf("writing %s: %w", final, err)
 		}
 		dirs[dir] = true
+		// A training-only directory (every rank killed in training) has no
+		// _shards/tmp: only the simulation writer creates it, so writing
+		// the training outputs failed with "no such file or directory"
+		// (exit 1 instead of a partial merge).
+		if !tmpReady {
+			if err := shard.MkdirAllSync(filepath.Join(s.out, rank.TempDir)); err != nil {
+				return fmt.Errorf("writing %s: %w", final, err)
+			}
+			tmpReady = true
+		}
 		tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%d.%s%s", os.Getpid(), i, path.Base(f.name), shard.TempSuffix))
 		_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
 		if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {

@@ -110,19 +110,22 @@ func (s *state) analyzeTraining() {
 	if t.root == nil {
 		tr.Missing = append(tr.Missing, "rank 0 (the root): no training journal, so no convergence history")
 	}
+	// A rank lacks every iteration up to the last one any rank recorded.
+	// Bounding each rank by its own last iteration (and the root's
+	// prefix) hid a root killed mid-training: the other ranks went on to
+	// record later iterations, yet the root's were not reported missing
+	// and the training passed as "interrupted" rather than partial.
+	horizon := t.iters
+	for k := range t.chosen {
+		horizon = max(horizon, k[1])
+	}
 	for r := range tr.WorldSize {
 		if !ranks[r] {
 			tr.Missing = append(tr.Missing, fmt.Sprintf("rank %d: no training journal", r))
 			continue
 		}
 		var miss []int
-		last := 0
-		for k := range t.chosen {
-			if k[0] == r {
-				last = max(last, k[1])
-			}
-		}
-		for it := 1; it <= max(t.iters, last); it++ {
+		for it := 1; it <= horizon; it++ {
 			if t.chosen[[2]int{r, it}].info == nil {
 				miss = append(miss, it)
 			}
