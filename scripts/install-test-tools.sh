@@ -23,3 +23,15 @@ if [ "$need_npm" = 1 ]; then
     echo "warning: npm not found; interop tests will skip (or fail with CI=true)"
   fi
 fi
+
+# flatc (FlatBuffers compiler 2.0.8, Debian flatbuffers-compiler): used by
+# the policy package's generated-code and JSON-dump interop tests.
+if ! command -v flatc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing flatbuffers-compiler (flatc)"
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends flatbuffers-compiler; } \
+      || echo "warning: apt-get install flatbuffers-compiler failed; flatc tests will skip (or fail with CI=true)"
+  else
+    echo "warning: flatc not found and not root; flatc tests will skip (or fail with CI=true)"
+  fi
+fi

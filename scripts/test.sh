@@ -18,5 +18,6 @@ echo "== go vet"
 go vet ./...
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
-echo "== fuzz the journal decoder (brief)"
+echo "== fuzz the decoders (brief)"
 go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./manifest
+go test -run XXX -fuzz FuzzReadStageCuts -fuzztime 10s ./policy
