@@ -44,7 +44,9 @@ type Record struct {
 	Open      *OpenInfo      `json:"open,omitempty"`
 	Commit    *CommitInfo    `json:"commit,omitempty"`
 	Iteration *IterationInfo `json:"iteration,omitempty"`
-	Close     *CloseInfo     `json:"close,omitempty"`
+	// Checkpoint is a rank's policy checkpoint fragments (training journals).
+	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
+	Close      *CloseInfo      `json:"close,omitempty"`
 }
 
 // OpenInfo says who wrote a journal and for what run.
@@ -223,13 +225,14 @@ func decodeLine(b []byte) (*Record, error) {
 
 func (r *Record) validate() error {
 	set := 0
-	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Iteration != nil, r.Close != nil} {
+	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Iteration != nil, r.Checkpoint != nil, r.Close != nil} {
 		if ok {
 			set++
 		}
 	}
 	ok := set == 1 && ((r.Type == RecordOpen && r.Open != nil) || (r.Type == RecordCommit && r.Commit != nil) ||
-		(r.Type == RecordIteration && r.Iteration != nil) || (r.Type == RecordClose && r.Close != nil))
+		(r.Type == RecordIteration && r.Iteration != nil) || (r.Type == RecordCheckpoint && r.Checkpoint != nil) ||
+		(r.Type == RecordClose && r.Close != nil))
 	if !ok {
 		return fmt.Errorf("record type %q does not match its body", r.Type)
 	}
