@@ -24,6 +24,8 @@ type journal struct {
 	// iterations are a training journal's durable iteration records: a few
 	// small rows per iteration, kept whole.
 	iterations []iterRec
+	// checkpoints are a training journal's policy checkpoint records.
+	checkpoints []ckptRec
 }
 
 // commit is one durable commit record.
@@ -95,7 +97,8 @@ type state struct {
 	// conflicted marks the (scenario, entity) pairs committed with
 	// different bytes, so per-file lookups stay O(1) however many there are.
 	conflicted map[conflictKey]bool
-	training   *training // nil when the run has no training journals
+	training   *training   // nil when the run has no training journals
+	policy     *policyPlan // nil when no complete checkpoint is to be assembled
 }
 
 type conflictKey struct {
@@ -123,6 +126,7 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 			return nil, err
 		}
 		s.analyzeTraining()
+		s.analyzePolicy()
 	}
 	s.conclude()
 	return s, nil
@@ -161,6 +165,8 @@ func (s *state) readJournals(ctx context.Context) error {
 				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
 			case r.Iteration != nil:
 				j.iterations = append(j.iterations, iterRec{time: r.Time, info: r.Iteration})
+			case r.Checkpoint != nil:
+				j.checkpoints = append(j.checkpoints, ckptRec{rel: j.rel, time: r.Time, seq: r.Seq, info: r.Checkpoint})
 			case r.Close != nil:
 				j.close = r.Close
 			}

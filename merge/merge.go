@@ -191,6 +191,20 @@ func (r *Report) Human() string {
 		if t.Conflicts > 0 {
 			fmt.Fprintf(&b, "  CONFLICT     %d training iterations recorded twice with different rows; kept the latest\n", t.Conflicts)
 		}
+		if p := t.Policy; p != nil {
+			if p.Iteration > 0 {
+				fmt.Fprintf(&b, "  policy       checkpoint of iteration %d: %d stages, %d cuts", p.Iteration, p.Stages, p.Cuts)
+				if p.RolledForward > 0 {
+					fmt.Fprintf(&b, " (%d fragments rolled forward)", p.RolledForward)
+				}
+				b.WriteString("\n")
+			} else {
+				b.WriteString("  policy       no complete checkpoint: none written\n")
+			}
+			for _, in := range p.Incomplete {
+				fmt.Fprintf(&b, "  INCOMPLETE   checkpoint %s (not used)\n", in)
+			}
+		}
 	}
 	switch r.Outcome {
 	case Partial:

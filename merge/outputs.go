@@ -60,6 +60,10 @@ func (s *state) writeOutputs() error {
 			all = append(all, outputFile{path.Join(DictionariesDir, d.Name), d.Data})
 		}
 	}
+	// The policy first: training/metadata.json vouches for its files.
+	if err := s.writePolicy(); err != nil {
+		return err
+	}
 	trainingOK := false
 	if s.training != nil {
 		tf, ok, err := s.trainingOutputs()

@@ -52,6 +52,9 @@ type TrainingReport struct {
 	GapPercent  *float64 `json:"final_gap_percent,omitempty"`
 	Duplicates  int      `json:"duplicate_iterations"`
 	Conflicts   int      `json:"conflicting_iterations"`
+	// Policy is the checkpoint the merged policy/ comes from (nil when
+	// no rank recorded a checkpoint).
+	Policy *PolicyReport `json:"policy,omitempty"`
 }
 
 // training is what the merge keeps of the training journals.
@@ -359,6 +362,9 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 			ConvergenceSHA256: sha256hex(files[0].data),
 			CaseSHA256:        sha256hex(caseJSON),
 		},
+	}
+	if s.policy != nil {
+		md.DataIntegrity.PolicySHA256 = s.policy.sha
 	}
 	if c := s.caseRef.Case; c != nil {
 		md.ProblemDimensions = manifest.ProblemDimensions{NumStages: c.Stages, NumHydros: len(c.Hydros), NumThermals: len(c.Thermals), NumBuses: len(c.Buses), NumLines: len(c.Lines)}

@@ -88,6 +88,7 @@ type TrainingWriter struct {
 	err     error
 	closed  bool
 	sig     *signalState
+	ckpt    checkpointState
 }
 
 // OpenTraining prepares out for this rank's training journal: it creates

@@ -54,6 +54,8 @@ type config struct {
 	iterations, forwardPasses      int
 	threads                        int
 	iterationDelay                 time.Duration
+	checkpointEvery                int
+	allCuts                        bool
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -75,6 +77,8 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
 	fs.IntVar(&c.threads, "threads", 1, "solver threads per rank: recorded in the journals; training writes one timing row per thread")
 	fs.DurationVar(&c.iterationDelay, "iteration-delay", 0, "sleep this long per training iteration, to emulate solve time (demos, preemption tests)")
+	fs.IntVar(&c.checkpointEvery, "checkpoint-every", 0, "with --iterations: after every durable iteration that is a multiple of M (and the last), each rank writes its policy checkpoint fragments (0: none)")
+	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -106,6 +110,9 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	case c.threads < 1:
 		fmt.Fprintf(stderr, "simrank: --threads %d: want at least 1\n", c.threads)
+		return exitUsage
+	case c.checkpointEvery < 0:
+		fmt.Fprintf(stderr, "simrank: --checkpoint-every %d: want 0 (no checkpoints) or more\n", c.checkpointEvery)
 		return exitUsage
 	case c.iterationDelay < 0:
 		fmt.Fprintf(stderr, "simrank: --iteration-delay %v: want >= 0\n", c.iterationDelay)
@@ -227,6 +234,18 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 	start := time.Now()
 	first := tw.LastIteration() + 1
 	var runErr error
+	// A rank killed between an iteration and its checkpoint writes the
+	// checkpoint it owes before continuing.
+	if due := checkpointDue(c, first-1); due > 0 {
+		last, err := tw.LastCheckpoint()
+		if err == nil && due > last {
+			err = checkpoint(tctx, tw, c, id, cs, due)
+		}
+		if err != nil {
+			runErr = err
+			first = c.iterations + 1 // skip the loop
+		}
+	}
 	for it := first; it <= c.iterations && tctx.Err() == nil; it++ {
 		if c.iterationDelay > 0 {
 			select {
@@ -247,6 +266,18 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 		}
 		if !c.quiet {
 			fmt.Fprintf(stderr, "simrank %s: training iteration %d/%d durable\n", id, it, c.iterations)
+		}
+		if checkpointDue(c, it) == it {
+			if err := checkpoint(tctx, tw, c, id, cs, it); err != nil {
+				if tctx.Err() != nil && errors.Is(err, tctx.Err()) {
+					break
+				}
+				runErr = err
+				break
+			}
+			if !c.quiet {
+				fmt.Fprintf(stderr, "simrank %s: checkpoint of iteration %d durable\n", id, it)
+			}
 		}
 	}
 	var cerr error
@@ -270,6 +301,44 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 		return tctx, stop, exitOK
 	}
 	return tctx, stop, -1
+}
+
+// checkpointDue returns the last iteration <= it that takes a checkpoint
+// (a multiple of --checkpoint-every, or the last iteration); 0 if none.
+func checkpointDue(c config, it int) int {
+	m := c.checkpointEvery
+	if m <= 0 || it < 1 {
+		return 0
+	}
+	if it >= c.iterations {
+		return c.iterations
+	}
+	return it - it%m
+}
+
+// checkpoint writes this rank's fragments of the checkpoint at iteration
+// it: its cuts (all with --all-cuts) and, on the root, the bases (one per
+// stage, with the stage's active cut rows) and the metadata.
+func checkpoint(ctx context.Context, tw *rank.TrainingWriter, c config, id rank.Identity, cs *manifest.Case, it int) error {
+	cuts := synth.CheckpointCutsCap(cs, c.seed, it, c.iterations, c.forwardPasses, id.Rank, id.World, c.allCuts)
+	if id.Rank != 0 {
+		return tw.WriteCheckpoint(ctx, it, cuts, nil, nil, nil)
+	}
+	all := cuts
+	if !c.allCuts {
+		all = synth.CheckpointCutsCap(cs, c.seed, it, c.iterations, c.forwardPasses, 0, 1, true)
+	}
+	active := make([]int, len(all))
+	for s := range all {
+		for _, cut := range all[s].Cuts {
+			if cut.IsActive {
+				active[s]++
+			}
+		}
+	}
+	basis := synth.CheckpointBasis(cs, c.seed, it, active)
+	meta := synth.CheckpointMeta(cs, c.seed, it, c.iterations, c.forwardPasses, 0)
+	return tw.WriteCheckpoint(ctx, it, cuts, basis, nil, meta)
 }
 
 func identity(c config) (rank.Identity, error) {

@@ -6,11 +6,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
 )
 
@@ -50,6 +52,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "-1"}, "--iterations -1", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "2", "--forward-passes", "0"}, "--forward-passes 0", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--threads", "0"}, "--threads 0", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--checkpoint-every", "-1"}, "--checkpoint-every -1", exitUsage},
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
@@ -127,5 +130,65 @@ func TestTrainingPhase(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(out, "simulation/costs/scenario_id=*/data.parquet")); len(m) != 2 {
 		t.Fatalf("simulation wrote %v", m)
+	}
+}
+
+// TestCheckpointEvery: --checkpoint-every 2 with 5 iterations journals the
+// checkpoints of iterations 2, 4 and 5 on every rank; --all-cuts gives
+// every rank all cuts.
+func TestCheckpointEvery(t *testing.T) {
+	for _, allCuts := range []bool{false, true} {
+		out := t.TempDir()
+		for r := range 2 {
+			args := []string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", strconv.Itoa(r), "--world", "2", "--quiet", "--iterations", "5", "--checkpoint-every", "2", "--forward-passes", "3"}
+			if allCuts {
+				args = append(args, "--all-cuts")
+			}
+			var stderr bytes.Buffer
+			if code := run(args, &stderr); code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+		}
+		files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*training*"))
+		got := map[int][]int{}
+		cuts := map[int]int{} // iteration -> cut count over ranks, stage 0
+		for _, p := range files {
+			var r int
+			if _, err := manifest.ReadJournalFile(p, func(rec *manifest.Record) error {
+				if rec.Open != nil {
+					r = rec.Open.Rank
+				}
+				if ck := rec.Checkpoint; ck != nil {
+					got[r] = append(got[r], ck.Iteration)
+					if (ck.Meta != nil) != (r == 0) {
+						t.Errorf("rank %d meta %v", r, ck.Meta)
+					}
+					b, err := os.ReadFile(filepath.Join(out, ck.Files[0].Path))
+					if err != nil {
+						t.Fatal(err)
+					}
+					v, err := policy.ReadStageCuts(b)
+					if err != nil {
+						t.Fatal(err)
+					}
+					cuts[ck.Iteration] += len(v.Cuts)
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for r := range 2 {
+			if !reflect.DeepEqual(got[r], []int{2, 4, 5}) {
+				t.Errorf("allCuts %v rank %d checkpoints %v, want [2 4 5]", allCuts, r, got[r])
+			}
+		}
+		want := 5 * 3
+		if allCuts {
+			want *= 2
+		}
+		if cuts[5] != want {
+			t.Errorf("allCuts %v: %d stage-0 cuts at iteration 5 over ranks, want %d", allCuts, cuts[5], want)
+		}
 	}
 }

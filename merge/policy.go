@@ -1,0 +1,623 @@
+package merge
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/policy"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// PolicyDir is the merged policy directory, relative to the output
+// directory; PolicyMetadataName is its commit marker, written last.
+const (
+	PolicyDir          = "policy"
+	PolicyMetadataName = "metadata.json"
+)
+
+// PolicyReport says which checkpoint the merged policy comes from.
+type PolicyReport struct {
+	// Iteration is the checkpoint used: the latest one every training
+	// rank committed (0: none is complete, no policy was assembled).
+	Iteration int `json:"iteration"`
+	// Incomplete lists the later checkpoints that could not be used and
+	// why ("iteration 6: no checkpoint record of rank 2").
+	Incomplete    []string `json:"incomplete,omitempty"`
+	Stages        int      `json:"stages"`
+	Cuts          int      `json:"cuts"`
+	RolledForward int      `json:"rolled_forward"`
+}
+
+// ckptRec is one durable checkpoint record of one journal.
+type ckptRec struct {
+	rel  string // the journal's path
+	time string
+	seq  int64
+	info *manifest.CheckpointInfo
+}
+
+// policyFrag is one fragment of the chosen checkpoint.
+type policyFrag struct {
+	rank     int
+	file     manifest.PolicyFile
+	fromTemp bool // the rename never happened: read (and publish) the temp file
+}
+
+// src is the fragment's current location relative to the output directory.
+func (f *policyFrag) src() string {
+	if f.fromTemp {
+		return f.file.Temp
+	}
+	return f.file.Path
+}
+
+// policyPlan is the assembly the analysis decided on.
+type policyPlan struct {
+	iteration int
+	meta      *manifest.PolicyMeta
+	created   string
+	cuts      [][]*policyFrag // per stage, in rank order
+	basis     []*policyFrag   // per stage: the lowest rank's, nil when none
+	states    []*policyFrag
+	hasStates bool
+	entries   map[string]policy.FileEntry // name relative to PolicyDir
+	sha       map[string]string           // name relative to PolicyDir -> SHA-256
+	metadata  []byte
+}
+
+// policyMetadata is policy/metadata.json: Cobre's keys first, then this
+// project's integrity data.
+type policyMetadata struct {
+	CobreVersion        string                      `json:"cobre_version"`
+	CreatedAt           string                      `json:"created_at"`
+	CompletedIterations int                         `json:"completed_iterations"`
+	FinalLowerBound     float64                     `json:"final_lower_bound"`
+	BestUpperBound      *float64                    `json:"best_upper_bound"`
+	StateDimension      int                         `json:"state_dimension"`
+	NumStages           int                         `json:"num_stages"`
+	MaxIterations       int                         `json:"max_iterations"`
+	ForwardPasses       int                         `json:"forward_passes"`
+	WarmStartCuts       uint64                      `json:"warm_start_cuts"`
+	WarmStartCounts     []uint32                    `json:"warm_start_counts"`
+	RNGSeed             uint64                      `json:"rng_seed"`
+	TotalVisitedStates  int                         `json:"total_visited_states"`
+	Files               map[string]policy.FileEntry `json:"files"`
+	ConfigHash          string                      `json:"config_hash"`
+	SystemHash          string                      `json:"system_hash"`
+	RNGState            string                      `json:"rng_state,omitempty"`
+}
+
+// analyzePolicy picks the latest complete checkpoint, locates and
+// verifies its fragments and dry-runs the assembly of every stage, so that
+// a lost or corrupt fragment or a conflicting cut is a Problem before
+// anything is changed.
+func (s *state) analyzePolicy() {
+	var tj []*journal
+	for _, j := range s.other {
+		if j.open.Phase == manifest.PhaseTraining {
+			tj = append(tj, j)
+		}
+	}
+	// Committed fragments are never garbage, whichever checkpoint they
+	// belong to.
+	keep := map[string]bool{}
+	ranks := map[int]bool{}
+	// byIter[iteration][rank] is the latest record of that rank.
+	byIter := map[int]map[int]ckptRec{}
+	for _, j := range tj {
+		ranks[j.open.Rank] = true
+		for _, c := range j.checkpoints {
+			for _, f := range c.info.Files {
+				keep[f.Temp] = true
+			}
+			m := byIter[c.info.Iteration]
+			if m == nil {
+				m = map[int]ckptRec{}
+				byIter[c.info.Iteration] = m
+			}
+			if prev, ok := m[j.open.Rank]; !ok || cmpTime(c.time, prev.time) > 0 || (cmpTime(c.time, prev.time) == 0 && c.seq > prev.seq) {
+				m[j.open.Rank] = c
+			}
+		}
+	}
+	if len(keep) > 0 {
+		g := s.garbage[:0]
+		for _, p := range s.garbage {
+			if !keep[p] {
+				g = append(g, p)
+			}
+		}
+		s.garbage = g
+	}
+	if len(byIter) == 0 {
+		return
+	}
+	pr := &PolicyReport{}
+	if s.report.Training != nil {
+		s.report.Training.Policy = pr
+	}
+	iters := sortedKeys(byIter)
+	var chosen map[int]ckptRec
+	for i := len(iters) - 1; i >= 0; i-- {
+		it := iters[i]
+		m := byIter[it]
+		var why []string
+		for _, r := range sortedKeys(ranks) {
+			if _, ok := m[r]; !ok {
+				why = append(why, fmt.Sprintf("no checkpoint record of rank %d", r))
+			}
+		}
+		if root, ok := m[0]; !ok && !ranks[0] {
+			why = append(why, "rank 0 (the root) has no training journal")
+		} else if ok && root.info.Meta == nil {
+			why = append(why, "the root's record has no metadata")
+		}
+		if len(why) == 0 {
+			chosen, pr.Iteration = m, it
+			break
+		}
+		pr.Incomplete = append(pr.Incomplete, fmt.Sprintf("iteration %d: %s", it, joinComma(why)))
+	}
+	if chosen == nil {
+		return
+	}
+	root := chosen[0]
+	meta := root.info.Meta
+	if meta.NumStages <= 0 || meta.StateDimension < 0 || len(meta.Capacity) != meta.NumStages || len(meta.WarmStartCounts) != meta.NumStages {
+		s.problem("policy", root.rel, nil, "checkpoint of iteration %d: root metadata has %d stages, %d capacities, %d warm start counts, state dimension %d",
+			pr.Iteration, meta.NumStages, len(meta.Capacity), len(meta.WarmStartCounts), meta.StateDimension)
+		return
+	}
+	p := &policyPlan{
+		iteration: pr.Iteration,
+		meta:      meta,
+		created:   createdAt(root.time),
+		cuts:      make([][]*policyFrag, meta.NumStages),
+		basis:     make([]*policyFrag, meta.NumStages),
+		states:    make([]*policyFrag, meta.NumStages),
+		entries:   map[string]policy.FileEntry{},
+		sha:       map[string]string{},
+	}
+	ok := true
+	for _, r := range sortedKeys(chosen) {
+		for _, f := range chosen[r].info.Files {
+			fr := &policyFrag{rank: r, file: f}
+			if f.Stage < 0 || f.Stage >= meta.NumStages {
+				s.problem("policy", f.Path, nil, "rank %d: %s fragment of stage %d, the policy has stages 0..%d", r, f.Kind, f.Stage, meta.NumStages-1)
+				ok = false
+				continue
+			}
+			if !s.locateFragment(fr) {
+				ok = false
+				continue
+			}
+			if fr.fromTemp {
+				pr.RolledForward++
+			}
+			switch f.Kind {
+			case manifest.FragmentCuts:
+				p.cuts[f.Stage] = append(p.cuts[f.Stage], fr)
+			case manifest.FragmentBasis:
+				if p.basis[f.Stage] == nil {
+					p.basis[f.Stage] = fr
+				}
+			case manifest.FragmentStates:
+				if p.states[f.Stage] == nil {
+					p.states[f.Stage] = fr
+				}
+				p.hasStates = true
+			default:
+				s.problem("policy", f.Path, nil, "rank %d: unknown fragment kind %q", r, f.Kind)
+				ok = false
+			}
+		}
+	}
+	if !ok {
+		return
+	}
+	w := policy.NewWriter(1 << 16)
+	for st := range meta.NumStages {
+		sc, frag, err := p.assembleStage(s.out, st)
+		if err != nil {
+			s.policyProblem(frag, err)
+			ok = false
+			continue
+		}
+		buf, err := w.EncodeStageCuts(sc)
+		if err != nil {
+			s.problem("policy", path.Join(PolicyDir, "cuts", policy.StageFileName(st)), nil, "stage %d: %v", st, err)
+			ok = false
+			continue
+		}
+		p.record(path.Join("cuts", policy.StageFileName(st)), buf)
+		pr.Cuts += len(sc.Cuts)
+		for _, kf := range []struct {
+			sub  string
+			frag *policyFrag
+		}{{"basis", p.basis[st]}, {"states", p.states[st]}} {
+			if kf.frag == nil {
+				continue
+			}
+			buf, err := p.readCopy(s.out, kf.frag, st)
+			if err != nil {
+				s.policyProblem(kf.frag, err)
+				ok = false
+				continue
+			}
+			p.record(path.Join(kf.sub, policy.StageFileName(st)), buf)
+		}
+	}
+	if !ok {
+		return
+	}
+	pr.Stages = meta.NumStages
+	md, err := p.buildMetadata()
+	if err != nil {
+		s.problem("policy", path.Join(PolicyDir, PolicyMetadataName), nil, "%v", err)
+		return
+	}
+	p.metadata = md
+	p.sha[PolicyMetadataName] = sha256hex(md)
+	s.policy = p
+}
+
+func joinComma(parts []string) string {
+	var b bytes.Buffer
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// createdAt renders a journal time at second precision, RFC 3339 UTC 'Z'.
+func createdAt(t string) string {
+	tt, err := time.Parse(time.RFC3339Nano, t)
+	if err != nil {
+		return t
+	}
+	return tt.UTC().Truncate(time.Second).Format("2006-01-02T15:04:05Z")
+}
+
+// fragError is a defect of one fragment, turned into a Problem.
+type fragError struct {
+	kind string // lost, size, checksum, conflict, policy
+	msg  string
+}
+
+func (e *fragError) Error() string { return e.msg }
+
+func (s *state) policyProblem(f *policyFrag, err error) {
+	kind, p := "policy", ""
+	var fe *fragError
+	if errors.As(err, &fe) {
+		kind = fe.kind
+	}
+	if f != nil {
+		p = f.file.Path
+	}
+	s.problem(kind, p, nil, "%v", err)
+}
+
+// locateFragment finds a fragment at its final path or, when the rename
+// never happened, in _shards/tmp (sizes checked here, hashes when read).
+func (s *state) locateFragment(f *policyFrag) bool {
+	st, err := os.Stat(filepath.Join(s.out, filepath.FromSlash(f.file.Path)))
+	if errors.Is(err, fs.ErrNotExist) && f.file.Temp != "" {
+		if st, err = os.Stat(filepath.Join(s.out, filepath.FromSlash(f.file.Temp))); err == nil {
+			f.fromTemp = true
+		}
+	}
+	if err != nil {
+		s.problem("lost", f.file.Path, nil, "rank %d: %s fragment of stage %d is neither at its path nor in %s: %v", f.rank, f.file.Kind, f.file.Stage, rank.TempDir, err)
+		return false
+	}
+	if st.Size() != f.file.Bytes {
+		s.problem("size", f.src(), nil, "rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, st.Size(), f.file.Bytes)
+		return false
+	}
+	return true
+}
+
+// readFragment reads a fragment whole and checks its size and XXH64.
+func readFragment(out string, f *policyFrag) ([]byte, error) {
+	buf, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.src())))
+	if err != nil {
+		return nil, &fragError{"lost", fmt.Sprintf("rank %d: %s fragment of stage %d: %v", f.rank, f.file.Kind, f.file.Stage, err)}
+	}
+	if int64(len(buf)) != f.file.Bytes {
+		return nil, &fragError{"size", fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, len(buf), f.file.Bytes)}
+	}
+	if got := manifest.FormatXXH64(xxhash.Sum64(buf)); got != f.file.XXH64 {
+		return nil, &fragError{"checksum", fmt.Sprintf("rank %d: %s fragment of stage %d has xxh64 %s, its checkpoint record says %s", f.rank, f.file.Kind, f.file.Stage, got, f.file.XXH64)}
+	}
+	return buf, nil
+}
+
+// readCopy reads a basis or states fragment that is copied verbatim,
+// checking that it is one of the stage and, for states, of the dimension.
+func (p *policyPlan) readCopy(out string, f *policyFrag, stage int) ([]byte, error) {
+	buf, err := readFragment(out, f)
+	if err != nil {
+		return nil, err
+	}
+	var id uint32
+	switch f.file.Kind {
+	case manifest.FragmentBasis:
+		v, err := policy.ReadStageBasis(buf)
+		if err != nil {
+			return nil, &fragError{"checksum", fmt.Sprintf("rank %d: basis fragment of stage %d: %v", f.rank, stage, err)}
+		}
+		id = v.StageID
+	default:
+		v, err := policy.ReadStageStates(buf)
+		if err != nil {
+			return nil, &fragError{"checksum", fmt.Sprintf("rank %d: states fragment of stage %d: %v", f.rank, stage, err)}
+		}
+		if v.Count > 0 && int(v.StateDimension) != p.meta.StateDimension {
+			return nil, &fragError{"policy", fmt.Sprintf("rank %d: states fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
+		}
+		id = v.StageID
+	}
+	if int(id) != stage {
+		return nil, &fragError{"policy", fmt.Sprintf("rank %d: %s fragment recorded for stage %d holds stage_id %d", f.rank, f.file.Kind, stage, id)}
+	}
+	return buf, nil
+}
+
+// assembleStage unions every rank's cuts of one stage by cut_id, reading
+// one fragment at a time (the union copies what it keeps, so a fragment's
+// buffer is released before the next is read), and orders them by
+// slot_index. On error it returns the fragment at fault.
+func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *policyFrag, error) {
+	sc := &policy.StageCuts{
+		StageID:        uint32(stage),
+		StateDimension: uint32(p.meta.StateDimension),
+		Capacity:       p.meta.Capacity[stage],
+		WarmStartCount: p.meta.WarmStartCounts[stage],
+	}
+	byID := map[uint64]int{}
+	bySlot := map[uint32]uint64{}
+	for _, f := range p.cuts[stage] {
+		buf, err := readFragment(out, f)
+		if err != nil {
+			return nil, f, err
+		}
+		v, err := policy.ReadStageCuts(buf)
+		if err != nil {
+			return nil, f, &fragError{"checksum", fmt.Sprintf("rank %d: cuts fragment of stage %d: %v", f.rank, stage, err)}
+		}
+		if int(v.StageID) != stage {
+			return nil, f, &fragError{"policy", fmt.Sprintf("rank %d: cuts fragment recorded for stage %d holds stage_id %d", f.rank, stage, v.StageID)}
+		}
+		if int(v.StateDimension) != p.meta.StateDimension {
+			return nil, f, &fragError{"policy", fmt.Sprintf("rank %d: cuts fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
+		}
+		for i := range v.Cuts {
+			c := &v.Cuts[i]
+			if k, dup := byID[c.CutID]; dup {
+				if !sameCut(&sc.Cuts[k], c) {
+					return nil, f, &fragError{"conflict", fmt.Sprintf("stage %d cut_id %d: rank %d's copy differs from an earlier rank's (coefficients, intercept, slot or flags)", stage, c.CutID, f.rank)}
+				}
+				continue
+			}
+			if other, taken := bySlot[c.SlotIndex]; taken {
+				return nil, f, &fragError{"conflict", fmt.Sprintf("stage %d cut_id %d: rank %d puts it in slot %d, which holds cut_id %d", stage, c.CutID, f.rank, c.SlotIndex, other)}
+			}
+			byID[c.CutID] = len(sc.Cuts)
+			bySlot[c.SlotIndex] = c.CutID
+			cut := policy.Cut{
+				CutID:            c.CutID,
+				SlotIndex:        c.SlotIndex,
+				Iteration:        c.Iteration,
+				ForwardPassIndex: c.ForwardPassIndex,
+				Intercept:        c.Intercept,
+				IsActive:         c.IsActive,
+				Coefficients:     append([]float64(nil), c.Coefficients()...),
+			}
+			if g := c.StateAtGeneration(); len(g) > 0 {
+				cut.StateAtGeneration = append([]float64(nil), g...)
+			}
+			sc.Cuts = append(sc.Cuts, cut)
+		}
+	}
+	sort.Slice(sc.Cuts, func(i, j int) bool { return sc.Cuts[i].SlotIndex < sc.Cuts[j].SlotIndex })
+	return sc, nil, nil
+}
+
+// sameCut compares two copies of a cut bit for bit.
+func sameCut(a *policy.Cut, b *policy.CutView) bool {
+	if a.SlotIndex != b.SlotIndex || a.Iteration != b.Iteration || a.ForwardPassIndex != b.ForwardPassIndex ||
+		a.IsActive != b.IsActive || math.Float64bits(a.Intercept) != math.Float64bits(b.Intercept) {
+		return false
+	}
+	return sameFloats(a.Coefficients, b.Coefficients()) && sameFloats(a.StateAtGeneration, b.StateAtGeneration())
+}
+
+func sameFloats(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// record notes an output file's integrity data.
+func (p *policyPlan) record(name string, data []byte) {
+	p.entries[name] = policy.FileEntry{Bytes: int64(len(data)), XXH64: manifest.FormatXXH64(xxhash.Sum64(data))}
+	p.sha[name] = sha256hex(data)
+}
+
+func (p *policyPlan) buildMetadata() ([]byte, error) {
+	m := p.meta
+	var warm uint64
+	for _, c := range m.WarmStartCounts {
+		warm += uint64(c)
+	}
+	md := &policyMetadata{
+		CobreVersion:        rank.Version,
+		CreatedAt:           p.created,
+		CompletedIterations: p.iteration,
+		FinalLowerBound:     m.LowerBound,
+		BestUpperBound:      m.BestUpperBound,
+		StateDimension:      m.StateDimension,
+		NumStages:           m.NumStages,
+		MaxIterations:       m.MaxIterations,
+		ForwardPasses:       m.ForwardPasses,
+		WarmStartCuts:       warm,
+		WarmStartCounts:     append([]uint32{}, m.WarmStartCounts...),
+		RNGSeed:             m.Seed,
+		TotalVisitedStates:  m.TotalVisitedStates,
+		Files:               p.entries,
+		ConfigHash:          m.ConfigHash,
+		SystemHash:          m.SystemHash,
+		RNGState:            m.RNGState,
+	}
+	return manifest.Marshal(md)
+}
+
+// writePolicy rolls the chosen fragments' renames forward and writes
+// OUT/policy: the stage files one at a time (each atomically, skipped when
+// unchanged), metadata.json last. When metadata.json is to change, the old
+// one is removed first, so the directory is never a mix of old and new
+// files under a commit marker.
+func (s *state) writePolicy() error {
+	p := s.policy
+	if p == nil {
+		return nil
+	}
+	var roll []manifest.FileRecord
+	for _, l := range [][]*policyFrag{p.basis, p.states} {
+		for _, f := range l {
+			if f != nil && f.fromTemp {
+				roll = append(roll, fragRecord(f))
+			}
+		}
+	}
+	for _, l := range p.cuts {
+		for _, f := range l {
+			if f.fromTemp {
+				roll = append(roll, fragRecord(f))
+			}
+		}
+	}
+	if len(roll) > 0 {
+		if err := rank.PublishFiles(s.out, roll); err != nil {
+			return fmt.Errorf("rolling forward policy fragments: %w", err)
+		}
+		for _, l := range append([][]*policyFrag{p.basis, p.states}, p.cuts...) {
+			for _, f := range l {
+				if f != nil {
+					f.fromTemp = false
+				}
+			}
+		}
+	}
+	dir := filepath.Join(s.out, PolicyDir)
+	mdPath := filepath.Join(dir, PolicyMetadataName)
+	old, err := os.ReadFile(mdPath)
+	if err == nil && bytes.Equal(old, p.metadata) {
+		// Already committed with exactly this content; check nothing stale
+		// was added since, then leave it alone.
+		return s.removeStalePolicy(dir, p)
+	}
+	if err == nil {
+		if err := os.Remove(mdPath); err != nil {
+			return fmt.Errorf("removing old %s: %w", mdPath, err)
+		}
+		if err := shard.SyncDir(dir); err != nil {
+			return err
+		}
+	}
+	for _, sub := range []string{"cuts", "basis"} {
+		if err := shard.MkdirAllSync(filepath.Join(dir, sub)); err != nil {
+			return err
+		}
+	}
+	if err := s.removeStalePolicy(dir, p); err != nil {
+		return err
+	}
+	w := policy.NewWriter(1 << 16)
+	for st := range p.meta.NumStages {
+		sc, _, err := p.assembleStage(s.out, st)
+		if err != nil {
+			return fmt.Errorf("policy stage %d changed since it was verified: %w", st, err)
+		}
+		buf, err := w.EncodeStageCuts(sc)
+		if err != nil {
+			return fmt.Errorf("policy stage %d: %w", st, err)
+		}
+		name := path.Join("cuts", policy.StageFileName(st))
+		if e := p.entries[name]; e.Bytes != int64(len(buf)) || e.XXH64 != manifest.FormatXXH64(xxhash.Sum64(buf)) {
+			return fmt.Errorf("policy stage %d: assembled differently than verified", st)
+		}
+		if err := s.replaceAll([]outputFile{{path.Join(PolicyDir, name), buf}}); err != nil {
+			return err
+		}
+		sc = nil
+		for _, kf := range []struct {
+			sub  string
+			frag *policyFrag
+		}{{"basis", p.basis[st]}, {"states", p.states[st]}} {
+			if kf.frag == nil {
+				continue
+			}
+			buf, err := p.readCopy(s.out, kf.frag, st)
+			if err != nil {
+				return fmt.Errorf("policy stage %d: %w", st, err)
+			}
+			if err := s.replaceAll([]outputFile{{path.Join(PolicyDir, kf.sub, policy.StageFileName(st)), buf}}); err != nil {
+				return err
+			}
+		}
+	}
+	return s.replaceAll([]outputFile{{path.Join(PolicyDir, PolicyMetadataName), p.metadata}})
+}
+
+// removeStalePolicy deletes files under policy/cuts, basis and states
+// that the new policy does not have (left by an earlier merge), which
+// policy.Open would reject.
+func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
+	dirty := map[string]bool{}
+	for _, sub := range []string{"cuts", "basis", "states"} {
+		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			if _, ok := p.entries[path.Join(sub, e.Name())]; ok || !e.Type().IsRegular() {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, sub, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("removing stale policy file: %w", err)
+			}
+			dirty[filepath.Join(dir, sub)] = true
+		}
+	}
+	return syncDirs(dirty)
+}
+
+func fragRecord(f *policyFrag) manifest.FileRecord {
+	return manifest.FileRecord{Entity: "policy/" + f.file.Kind, Temp: f.file.Temp, Path: f.file.Path, Bytes: f.file.Bytes, XXH64: f.file.XXH64}
+}

@@ -1,0 +1,426 @@
+package merge_test
+
+// Policy assembly tests: training journals with checkpoint records and
+// FlatBuffers fragments written by hand, then a merge.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/merge"
+	"github.com/hydroshard/hydroshard/policy"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+const (
+	polStages = 3
+	polDim    = 4
+	polCuts   = 20 // per stage
+)
+
+var polBase = time.Date(2026, 3, 2, 9, 30, 15, 123456789, time.UTC)
+
+// polCut is the canonical cut i of stage st.
+func polCut(st, i int) policy.Cut {
+	c := policy.Cut{
+		CutID:            uint64(st*1000 + i*7 + 3),
+		SlotIndex:        uint32((i * 13) % polCuts), // a permutation of 0..polCuts-1
+		Iteration:        uint32(1 + i/5),
+		ForwardPassIndex: uint32(i % 5),
+		Intercept:        float64(st*100+i) + 0.25,
+		IsActive:         i%3 != 0,
+		Coefficients:     make([]float64, polDim),
+	}
+	for k := range c.Coefficients {
+		c.Coefficients[k] = float64(st) - float64(i*k)/7
+	}
+	if i%2 == 0 {
+		c.StateAtGeneration = []float64{1, 2, 3, float64(i)}
+	}
+	return c
+}
+
+// polRank is one rank's part of one checkpoint.
+type polRank struct {
+	cuts   func(st, i int) bool                         // which cuts it holds
+	mutate func(st int, c *policy.Cut)                  // optional change of its copies
+	temp   bool                                         // leave its fragments in _shards/tmp (crash after the record)
+	skip   bool                                         // no checkpoint record
+	extra  func(st int, cuts []policy.Cut) []policy.Cut // optional
+}
+
+func polWriter(r int) string { return fmt.Sprintf("job-pol.rank-%05d.attempt-0.%012x", r, r+1) }
+
+// polMeta is the root's metadata of a checkpoint.
+func polMeta(it int) *manifest.PolicyMeta {
+	ub := 123.5
+	return &manifest.PolicyMeta{
+		Iteration: it, LowerBound: 99.25 + float64(it), BestUpperBound: &ub, Seed: 42,
+		ConfigHash: "cfg", SystemHash: "sys", MaxIterations: 50, ForwardPasses: 8,
+		StateDimension: polDim, NumStages: polStages,
+		Capacity: []uint32{64, 64, 32}, WarmStartCounts: []uint32{2, 0, 1}, TotalVisitedStates: 17,
+	}
+}
+
+// polWrite writes a training-only output directory: one journal per rank,
+// one checkpoint record per entry of ckpts (iteration -> the ranks' parts).
+func polWrite(t *testing.T, out string, world int, ckpts map[int][]polRank) {
+	t.Helper()
+	for _, d := range []string{rank.JournalDir, rank.TempDir} {
+		if err := os.MkdirAll(filepath.Join(out, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := policy.NewWriter(1024)
+	var iters []int
+	for it := range ckpts {
+		iters = append(iters, it)
+	}
+	for i := range iters {
+		for j := i + 1; j < len(iters); j++ {
+			if iters[j] < iters[i] {
+				iters[i], iters[j] = iters[j], iters[i]
+			}
+		}
+	}
+	for r := range world {
+		writer := polWriter(r)
+		var jb []byte
+		var seq int64
+		add := func(rec *manifest.Record) {
+			rec.Seq = seq
+			rec.Time = polBase.Add(time.Duration(seq) * time.Second).Format(manifest.TimeFormat)
+			b, err := manifest.EncodeRecord(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jb = append(jb, b...)
+			seq++
+		}
+		open := &manifest.OpenInfo{Version: manifest.JournalVersion, Producer: "hydroshard " + rank.Version, Writer: writer,
+			Rank: r, World: world, Host: "node0", Launcher: "local", PID: 100 + r, Solver: "test",
+			CaseName: "pol", CaseHash: "polhash", Scenarios: 4, Phase: manifest.PhaseTraining}
+		if r == 0 {
+			open.Training = &manifest.TrainingConfig{Seed: 42, MaxIterations: 50, ForwardPasses: 8}
+		}
+		add(&manifest.Record{Type: manifest.RecordOpen, Open: open})
+		for _, it := range iters {
+			part := ckpts[it][r]
+			if part.skip {
+				continue
+			}
+			info := &manifest.CheckpointInfo{Iteration: it}
+			if r == 0 {
+				info.Meta = polMeta(it)
+			}
+			for st := range polStages {
+				sc := &policy.StageCuts{StageID: uint32(st), StateDimension: polDim, Capacity: 64, WarmStartCount: 9}
+				for i := range polCuts {
+					if part.cuts(st, i) {
+						c := polCut(st, i)
+						if part.mutate != nil {
+							part.mutate(st, &c)
+						}
+						sc.Cuts = append(sc.Cuts, c)
+					}
+				}
+				if part.extra != nil {
+					sc.Cuts = part.extra(st, sc.Cuts)
+				}
+				sortCuts(sc.Cuts)
+				buf, err := w.EncodeStageCuts(sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				info.Files = append(info.Files, polFragment(t, out, it, writer, manifest.FragmentCuts, st, buf, part.temp))
+				if r == 0 && st != 1 { // bases for stages 0 and 2, from the root only
+					bb, err := w.EncodeStageBasis(&policy.StageBasis{StageID: uint32(st), Iteration: uint32(it), ColumnStatus: []byte{1, 2, 3}, RowStatus: []byte{0, 1}, NumCutRows: 1})
+					if err != nil {
+						t.Fatal(err)
+					}
+					info.Files = append(info.Files, polFragment(t, out, it, writer, manifest.FragmentBasis, st, bb, part.temp))
+				}
+			}
+			add(&manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info})
+		}
+		add(&manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: manifest.StatusClean, Committed: 0, Termination: "iteration_limit"}})
+		if err := os.WriteFile(filepath.Join(out, rank.JournalDir, writer+rank.JournalSuffix), jb, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func sortCuts(c []policy.Cut) {
+	for i := range c {
+		for j := i + 1; j < len(c); j++ {
+			if c[j].SlotIndex < c[i].SlotIndex {
+				c[i], c[j] = c[j], c[i]
+			}
+		}
+	}
+}
+
+// polFragment writes one fragment at its final path (or only its temp).
+func polFragment(t *testing.T, out string, it int, writer, kind string, st int, buf []byte, temp bool) manifest.PolicyFile {
+	t.Helper()
+	f := manifest.PolicyFile{
+		Kind: kind, Stage: st,
+		Temp:  path.Join(rank.TempDir, fmt.Sprintf("%s.ckpt%d.%s_%03d%s", writer, it, kind, st, shard.TempSuffix)),
+		Path:  path.Join(rank.ShardsDir, "policy", fmt.Sprintf("iter-%06d", it), writer, fmt.Sprintf("%s_stage_%03d.bin", kind, st)),
+		Bytes: int64(len(buf)), XXH64: manifest.FormatXXH64(xxhash.Sum64(buf)),
+	}
+	p := f.Path
+	if temp {
+		p = f.Temp
+	}
+	full := filepath.Join(out, filepath.FromSlash(p))
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(full, buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func polMerge(t *testing.T, out string) *merge.Report {
+	t.Helper()
+	rep, err := merge.Run(context.Background(), out, merge.Options{Verify: merge.VerifyFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// readTree returns every file under dir by relative path.
+func readTree(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		m[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func all(int, int) bool { return true }
+
+func TestPolicyAssemblyIdenticalAcrossSplits(t *testing.T) {
+	layouts := map[string]map[int][]polRank{
+		"one rank": {5: {{cuts: all}}},
+		"disjoint": {5: {
+			{cuts: func(st, i int) bool { return i%4 == 0 }},
+			{cuts: func(st, i int) bool { return i%4 == 1 }},
+			{cuts: func(st, i int) bool { return i%4 == 2 }},
+			{cuts: func(st, i int) bool { return i%4 == 3 }},
+		}},
+		"overlapping": {5: {
+			{cuts: func(st, i int) bool { return i < 8 }},
+			{cuts: func(st, i int) bool { return i >= 5 && i < 15 }, temp: true},
+			{cuts: func(st, i int) bool { return i >= 12 || i == 0 }},
+			{cuts: func(st, i int) bool { return i%2 == 1 }},
+		}},
+	}
+	var ref map[string][]byte
+	var refName string
+	for _, name := range []string{"one rank", "disjoint", "overlapping"} {
+		out := t.TempDir()
+		polWrite(t, out, len(layouts[name][5]), layouts[name])
+		rep := polMerge(t, out)
+		if len(rep.Problems) > 0 || rep.Outcome == merge.Corrupt {
+			t.Fatalf("%s: problems %v", name, rep.Problems)
+		}
+		if rep.Training == nil || rep.Training.Policy == nil || rep.Training.Policy.Iteration != 5 || rep.Training.Policy.Cuts != polStages*polCuts {
+			t.Fatalf("%s: policy report %+v", name, rep.Training)
+		}
+		if name == "overlapping" && rep.Training.Policy.RolledForward == 0 {
+			t.Fatalf("overlapping: rank 1's fragments were left in tmp, none rolled forward")
+		}
+		tree := readTree(t, filepath.Join(out, merge.PolicyDir))
+		if ref == nil {
+			ref, refName = tree, name
+			checkPolicy(t, out)
+		} else {
+			if len(tree) != len(ref) {
+				t.Fatalf("%s: %d policy files, %s: %d", name, len(tree), refName, len(ref))
+			}
+			for k, b := range ref {
+				if !bytes.Equal(tree[k], b) {
+					t.Fatalf("%s: policy/%s differs from %s's", name, k, refName)
+				}
+			}
+		}
+		if fi, err := os.Stat(filepath.Join(out, merge.PolicyDir, "basis")); err != nil || !fi.IsDir() {
+			t.Fatalf("%s: policy/basis missing: %v", name, err)
+		}
+		// Training metadata carries the policy's SHA-256s.
+		var tm manifest.TrainingMetadata
+		b, err := os.ReadFile(filepath.Join(out, merge.TrainingDir, "metadata.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &tm); err != nil {
+			t.Fatal(err)
+		}
+		if len(tm.DataIntegrity.PolicySHA256) != polStages+2+1 {
+			t.Fatalf("%s: policy_sha256 %v", name, tm.DataIntegrity.PolicySHA256)
+		}
+		// Re-merging changes no byte and rewrites no policy file.
+		rep2 := polMerge(t, out)
+		for _, w := range rep2.Written {
+			if strings.HasPrefix(w, merge.PolicyDir+"/") {
+				t.Fatalf("%s: re-merge rewrote %s", name, w)
+			}
+		}
+		tree2 := readTree(t, filepath.Join(out, merge.PolicyDir))
+		for k, b := range tree {
+			if !bytes.Equal(tree2[k], b) {
+				t.Fatalf("%s: re-merge changed policy/%s", name, k)
+			}
+		}
+	}
+}
+
+// checkPolicy opens out/policy and compares every cut and the metadata.
+func checkPolicy(t *testing.T, out string) {
+	t.Helper()
+	p, err := policy.Open(filepath.Join(out, merge.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := polMeta(5)
+	for st := range polStages {
+		v, err := p.LoadCuts(uint32(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Capacity != meta.Capacity[st] || v.WarmStartCount != meta.WarmStartCounts[st] || len(v.Cuts) != polCuts {
+			t.Fatalf("stage %d: capacity %d warm %d cuts %d", st, v.Capacity, v.WarmStartCount, len(v.Cuts))
+		}
+		want := make([]policy.Cut, polCuts)
+		for i := range want {
+			want[i] = polCut(st, i)
+		}
+		sortCuts(want)
+		for i := range want {
+			c, w := &v.Cuts[i], &want[i]
+			if c.CutID != w.CutID || c.SlotIndex != w.SlotIndex || c.Intercept != w.Intercept || c.IsActive != w.IsActive ||
+				c.Iteration != w.Iteration || c.ForwardPassIndex != w.ForwardPassIndex ||
+				fmt.Sprint(c.Coefficients()) != fmt.Sprint(w.Coefficients) || len(c.StateAtGeneration()) != len(w.StateAtGeneration) {
+				t.Fatalf("stage %d cut %d: got %+v, want %+v", st, i, *c, *w)
+			}
+		}
+		b, err := p.LoadBasis(uint32(st))
+		if err != nil || (st != 1) != (b != nil) {
+			t.Fatalf("stage %d basis %v %v", st, b, err)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(out, merge.PolicyDir, "metadata.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"cobre_version", "created_at", "completed_iterations", "final_lower_bound", "best_upper_bound",
+		"state_dimension", "num_stages", "max_iterations", "forward_passes", "warm_start_cuts", "warm_start_counts",
+		"rng_seed", "total_visited_states", "files", "config_hash", "system_hash"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("metadata.json lacks %q", k)
+		}
+	}
+	// The checkpoint record of iteration 5 is the root's second record.
+	if m["created_at"] != "2026-03-02T09:30:16Z" || m["cobre_version"] != rank.Version || m["completed_iterations"] != 5.0 ||
+		m["warm_start_cuts"] != 3.0 || m["num_stages"] != float64(polStages) || m["best_upper_bound"] != 123.5 {
+		t.Errorf("metadata.json: %s", raw)
+	}
+	if files, _ := m["files"].(map[string]any); len(files) != polStages+2 {
+		t.Errorf("metadata.json files: %v", m["files"])
+	}
+}
+
+func TestPolicyConflictingDuplicateCut(t *testing.T) {
+	out := t.TempDir()
+	polWrite(t, out, 2, map[int][]polRank{5: {
+		{cuts: all},
+		{cuts: func(st, i int) bool { return i == 4 }, mutate: func(st int, c *policy.Cut) {
+			if st == 1 {
+				c.Intercept += 1e-9
+			}
+		}},
+	}})
+	rep := polMerge(t, out)
+	if rep.Outcome != merge.Corrupt || rep.ExitCode() != 2 {
+		t.Fatalf("outcome %v, want corrupt", rep.Outcome)
+	}
+	cut := polCut(1, 4).CutID
+	found := false
+	for _, p := range rep.Problems {
+		if p.Kind == "conflict" && strings.Contains(p.Detail, fmt.Sprintf("stage 1 cut_id %d", cut)) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no conflict problem naming stage 1 cut_id %d: %v", cut, rep.Problems)
+	}
+	if _, err := os.Stat(filepath.Join(out, merge.PolicyDir)); err == nil {
+		t.Fatal("policy/ written despite the conflict")
+	}
+}
+
+func TestPolicyIncompleteLaterCheckpoint(t *testing.T) {
+	out := t.TempDir()
+	polWrite(t, out, 3, map[int][]polRank{
+		5: {{cuts: all}, {cuts: all}, {cuts: all}},
+		7: {{cuts: all}, {skip: true}, {cuts: all}},
+	})
+	rep := polMerge(t, out)
+	if len(rep.Problems) > 0 {
+		t.Fatal(rep.Problems)
+	}
+	pr := rep.Training.Policy
+	if pr == nil || pr.Iteration != 5 || len(pr.Incomplete) != 1 || !strings.Contains(pr.Incomplete[0], "iteration 7") || !strings.Contains(pr.Incomplete[0], "rank 1") {
+		t.Fatalf("policy report %+v", pr)
+	}
+	p, err := policy.Open(filepath.Join(out, merge.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Metadata.CompletedIterations != 5 {
+		t.Fatalf("completed_iterations %d, want 5", p.Metadata.CompletedIterations)
+	}
+}
+
+func TestPolicyLostFragment(t *testing.T) {
+	out := t.TempDir()
+	polWrite(t, out, 2, map[int][]polRank{5: {{cuts: all}, {cuts: all}}})
+	p := filepath.Join(out, rank.ShardsDir, "policy", "iter-000005", polWriter(1), "cuts_stage_002.bin")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	rep := polMerge(t, out)
+	if rep.ExitCode() != 2 || len(rep.Problems) == 0 || rep.Problems[0].Kind != "lost" {
+		t.Fatalf("exit %d problems %v", rep.ExitCode(), rep.Problems)
+	}
+}
