@@ -234,6 +234,9 @@ func (p *Policy) listStageFiles(sub string, required bool) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
+		if packedName.MatchString(e.Name()) {
+			return nil, packedError(p.Dir, path.Join(sub, e.Name()))
+		}
 		if !e.Type().IsRegular() || !stageName.MatchString(e.Name()) {
 			return nil, fmt.Errorf("%w: unexpected entry %s/%s (only stage_NNN.bin files)", ErrLayout, sub, e.Name())
 		}

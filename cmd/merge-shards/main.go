@@ -4,6 +4,7 @@
 //	merge-shards [flags] OUT          merge (idempotent; run it again any time)
 //	merge-shards verify [--full] OUT  check a merged directory against its index
 //	merge-shards report [--json] OUT  what a merge would find, changing nothing
+//	merge-shards policy pack|unpack OUT/policy  zstd-compress or restore stage files
 //
 // Exit codes: 0 complete, 3 partial (missing scenarios), 2 corrupt or
 // inconsistent input, 1 usage or environment error.
@@ -23,6 +24,7 @@ import (
 	"syscall"
 
 	"github.com/hydroshard/hydroshard/merge"
+	"github.com/hydroshard/hydroshard/policy"
 )
 
 const (
@@ -36,6 +38,7 @@ const usage = `usage:
   merge-shards [--verify size|full] [--gc] [--strict] [--json] [--rerun-list FILE] [--workers N] OUT
   merge-shards verify [--full] [--json] [--workers N] OUT
   merge-shards report [--json] OUT
+  merge-shards policy pack|unpack OUT/policy
 
 merge-shards reads every rank journal under OUT/_shards/journal, checks they
 describe one run, picks one committed copy of each partition, finishes commits
@@ -47,6 +50,11 @@ verified, _SUCCESS. Running it again on a merged directory changes nothing.
   verify   checks a merged directory against _files.csv without the journals;
            names every missing, truncated or altered file (exit 2 if any).
   report   prints what a merge would find and do, changing nothing.
+  policy pack    replaces each stage file under OUT/policy/{cuts,basis,states}
+           by stage_NNN.bin.zst, each verified against metadata.json before
+           the original is removed (policy readers refuse a packed directory).
+  policy unpack  restores the stage files, checking size and XXH64 against
+           metadata.json; a .zst that fails is named, kept, and exit is 2.
 
 Exit codes:
   0  complete: every scenario committed and verified
@@ -92,6 +100,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return runVerify(ctx, args[1:], stdout, stderr)
 		case "report":
 			return runReport(ctx, args[1:], stdout, stderr)
+		case "policy":
+			return runPolicy(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("merge-shards", flag.ContinueOnError)
@@ -172,6 +182,46 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitEnv
 	}
 	return rep.ExitCode()
+}
+
+// runPolicy runs "policy pack DIR" or "policy unpack DIR": exit 0 done,
+// 2 checksum mismatch (the file is named and nothing is lost), 1 usage or
+// environment error.
+func runPolicy(args []string, stdout, stderr io.Writer) int {
+	name := "merge-shards policy"
+	if len(args) > 0 && (args[0] == "pack" || args[0] == "unpack") {
+		name += " " + args[0]
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if len(args) == 0 || (args[0] != "pack" && args[0] != "unpack") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			fs.Usage()
+			return exitComplete
+		}
+		fmt.Fprintf(stderr, "merge-shards policy: want pack or unpack\n")
+		fs.Usage()
+		return exitEnv
+	}
+	op := args[0]
+	dir, code := parse(fs, args[1:])
+	if code >= 0 {
+		return code
+	}
+	do := policy.Pack
+	if op == "unpack" {
+		do = policy.Unpack
+	}
+	if err := do(dir); err != nil {
+		fmt.Fprintf(stderr, "merge-shards policy %s: %v\n", op, err)
+		if errors.Is(err, policy.ErrChecksum) {
+			return exitCorrupt
+		}
+		return exitEnv
+	}
+	fmt.Fprintf(stdout, "policy %sed: %s\n", op, dir)
+	return exitComplete
 }
 
 // parse parses flags and the one OUT argument; code is -1 to go on.
