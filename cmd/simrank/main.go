@@ -31,6 +31,7 @@ import (
 	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
 )
 
@@ -56,6 +57,7 @@ type config struct {
 	iterationDelay                 time.Duration
 	checkpointEvery                int
 	allCuts                        bool
+	exportStates                   bool
 }
 
 func run(args []string, stderr io.Writer) int {
@@ -79,6 +81,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.DurationVar(&c.iterationDelay, "iteration-delay", 0, "sleep this long per training iteration, to emulate solve time (demos, preemption tests)")
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", 0, "with --iterations: after every durable iteration that is a multiple of M (and the last), each rank writes its policy checkpoint fragments (0: none)")
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
+	fs.BoolVar(&c.exportStates, "export-states", false, "with --checkpoint-every: the root also writes the visited states (one per forward pass of every iteration so far) in each checkpoint")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -318,7 +321,8 @@ func checkpointDue(c config, it int) int {
 
 // checkpoint writes this rank's fragments of the checkpoint at iteration
 // it: its cuts (all with --all-cuts) and, on the root, the bases (one per
-// stage, with the stage's active cut rows) and the metadata.
+// stage, with the stage's active cut rows), with --export-states the
+// visited states, and the metadata.
 func checkpoint(ctx context.Context, tw *rank.TrainingWriter, c config, id rank.Identity, cs *manifest.Case, it int) error {
 	cuts := synth.CheckpointCutsCap(cs, c.seed, it, c.iterations, c.forwardPasses, id.Rank, id.World, c.allCuts)
 	if id.Rank != 0 {
@@ -337,8 +341,18 @@ func checkpoint(ctx context.Context, tw *rank.TrainingWriter, c config, id rank.
 		}
 	}
 	basis := synth.CheckpointBasis(cs, c.seed, it, active)
-	meta := synth.CheckpointMeta(cs, c.seed, it, c.iterations, c.forwardPasses, 0)
-	return tw.WriteCheckpoint(ctx, it, cuts, basis, nil, meta)
+	var states []policy.StageStates
+	visited := 0
+	if c.exportStates {
+		states = synth.CheckpointStates(cs, c.seed, it, c.forwardPasses)
+		for _, st := range states {
+			if st.StateDimension > 0 {
+				visited += len(st.Data) / int(st.StateDimension)
+			}
+		}
+	}
+	meta := synth.CheckpointMeta(cs, c.seed, it, c.iterations, c.forwardPasses, visited)
+	return tw.WriteCheckpoint(ctx, it, cuts, basis, states, meta)
 }
 
 func identity(c config) (rank.Identity, error) {
