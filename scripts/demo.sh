@@ -19,7 +19,7 @@ echo "== running $ranks ranks of simrank (demo case: $iterations training iterat
 pids=()
 for r in $(seq 0 $((ranks - 1))); do
   SLURM_PROCID=$r SLURM_NTASKS=$ranks SLURM_LOCALID=$r SLURM_JOB_ID=demo \
-    bin/simrank --case demo --out "$out" --iterations $iterations --forward-passes 8 --threads 2 \
+    bin/simrank --case demo --out "$out" --iterations $iterations --forward-passes 8 --threads 2 --checkpoint-every 5 \
       --scenarios $scenarios --seed $seed --quiet &
   pids+=($!)
 done
@@ -33,7 +33,7 @@ bin/merge-shards "$out" || merge_status=$?
 
 echo
 echo "== output in $out"
-( cd "$out" && find simulation training -maxdepth 2 -mindepth 1 \( -type d -o -name '*.parquet' \) 2>/dev/null | grep -v scenario_id= | sort | sed 's/^/   /' )
+( cd "$out" && find simulation training policy -maxdepth 2 -mindepth 1 \( -type d -o -name '*.parquet' \) 2>/dev/null | grep -v scenario_id= | sort | sed 's/^/   /' )
 echo "   journals: $(ls "$out/_shards/journal" | wc -l) files under $out/_shards/journal"
 cat <<MSG
 
