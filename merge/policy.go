@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -168,7 +169,7 @@ func (s *state) analyzePolicy() {
 			chosen, pr.Iteration = m, it
 			break
 		}
-		pr.Incomplete = append(pr.Incomplete, fmt.Sprintf("iteration %d: %s", it, joinComma(why)))
+		pr.Incomplete = append(pr.Incomplete, fmt.Sprintf("iteration %d: %s", it, strings.Join(why, ", ")))
 	}
 	if chosen == nil {
 		return
@@ -229,35 +230,21 @@ func (s *state) analyzePolicy() {
 	}
 	w := policy.NewWriter(1 << 16)
 	for st := range meta.NumStages {
-		sc, frag, err := p.assembleStage(s.out, st)
-		if err != nil {
-			s.policyProblem(frag, err)
-			ok = false
-			continue
-		}
-		buf, err := w.EncodeStageCuts(sc)
-		if err != nil {
-			s.problem("policy", path.Join(PolicyDir, "cuts", policy.StageFileName(st)), nil, "stage %d: %v", st, err)
-			ok = false
-			continue
-		}
-		p.record(path.Join("cuts", policy.StageFileName(st)), buf)
-		pr.Cuts += len(sc.Cuts)
-		for _, kf := range []struct {
-			sub  string
-			frag *policyFrag
-		}{{"basis", p.basis[st]}, {"states", p.states[st]}} {
-			if kf.frag == nil {
-				continue
+		n, err := p.stageOutputs(s.out, w, st, func(f *policyFrag, err error) {
+			if f == nil {
+				s.problem("policy", path.Join(PolicyDir, "cuts", policy.StageFileName(st)), nil, "stage %d: %v", st, err)
+			} else {
+				s.policyProblem(f, err)
 			}
-			buf, err := p.readCopy(s.out, kf.frag, st)
-			if err != nil {
-				s.policyProblem(kf.frag, err)
-				ok = false
-				continue
-			}
-			p.record(path.Join(kf.sub, policy.StageFileName(st)), buf)
+			ok = false
+		}, func(name string, data []byte) error {
+			p.record(name, data)
+			return nil
+		})
+		if err != nil {
+			return
 		}
+		pr.Cuts += n
 	}
 	if !ok {
 		return
@@ -271,17 +258,6 @@ func (s *state) analyzePolicy() {
 	p.metadata = md
 	p.sha[PolicyMetadataName] = sha256hex(md)
 	s.policy = p
-}
-
-func joinComma(parts []string) string {
-	var b bytes.Buffer
-	for i, p := range parts {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(p)
-	}
-	return b.String()
 }
 
 // createdAt renders a journal time at second precision, RFC 3339 UTC 'Z'.
@@ -460,6 +436,48 @@ func sameFloats(a, b []float64) bool {
 	return true
 }
 
+// stageOutputs assembles stage st and hands each of its files (the merged
+// StageCuts, then the root's basis and states of the stage; names relative
+// to policy/) to emit, one at a time, so at most one stage is in memory.
+// The analysis and the write both use it, so what is written is exactly
+// what was verified. A defective fragment (nil: the encoder refused the
+// stage) goes to fail and the other files of the stage still go on; an
+// error from emit stops. It returns the stage's cut count.
+func (p *policyPlan) stageOutputs(out string, w *policy.Writer, st int, fail func(*policyFrag, error), emit func(name string, data []byte) error) (int, error) {
+	sc, frag, err := p.assembleStage(out, st)
+	if err != nil {
+		fail(frag, err)
+		return 0, nil
+	}
+	buf, err := w.EncodeStageCuts(sc)
+	if err != nil {
+		fail(nil, err)
+		return 0, nil
+	}
+	n := len(sc.Cuts)
+	sc = nil // the encoded copy is enough: keep one stage in memory, not two
+	if err := emit(path.Join("cuts", policy.StageFileName(st)), buf); err != nil {
+		return 0, err
+	}
+	for _, kf := range []struct {
+		sub  string
+		frag *policyFrag
+	}{{"basis", p.basis[st]}, {"states", p.states[st]}} {
+		if kf.frag == nil {
+			continue
+		}
+		data, err := p.readCopy(out, kf.frag, st)
+		if err != nil {
+			fail(kf.frag, err)
+			continue
+		}
+		if err := emit(path.Join(kf.sub, policy.StageFileName(st)), data); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
 // record notes an output file's integrity data.
 func (p *policyPlan) record(name string, data []byte) {
 	p.entries[name] = policy.FileEntry{Bytes: int64(len(data)), XXH64: manifest.FormatXXH64(xxhash.Sum64(data))}
@@ -557,36 +575,22 @@ func (s *state) writePolicy() error {
 	}
 	w := policy.NewWriter(1 << 16)
 	for st := range p.meta.NumStages {
-		sc, _, err := p.assembleStage(s.out, st)
+		var failed error
+		_, err := p.stageOutputs(s.out, w, st, func(_ *policyFrag, err error) {
+			if failed == nil {
+				failed = fmt.Errorf("policy stage %d changed since it was verified: %w", st, err)
+			}
+		}, func(name string, data []byte) error {
+			if e := p.entries[name]; e.Bytes != int64(len(data)) || e.XXH64 != manifest.FormatXXH64(xxhash.Sum64(data)) {
+				return fmt.Errorf("policy %s: assembled differently than verified", name)
+			}
+			return s.replaceAll([]outputFile{{path.Join(PolicyDir, name), data}})
+		})
+		if err == nil {
+			err = failed
+		}
 		if err != nil {
-			return fmt.Errorf("policy stage %d changed since it was verified: %w", st, err)
-		}
-		buf, err := w.EncodeStageCuts(sc)
-		if err != nil {
-			return fmt.Errorf("policy stage %d: %w", st, err)
-		}
-		name := path.Join("cuts", policy.StageFileName(st))
-		if e := p.entries[name]; e.Bytes != int64(len(buf)) || e.XXH64 != manifest.FormatXXH64(xxhash.Sum64(buf)) {
-			return fmt.Errorf("policy stage %d: assembled differently than verified", st)
-		}
-		if err := s.replaceAll([]outputFile{{path.Join(PolicyDir, name), buf}}); err != nil {
 			return err
-		}
-		sc = nil
-		for _, kf := range []struct {
-			sub  string
-			frag *policyFrag
-		}{{"basis", p.basis[st]}, {"states", p.states[st]}} {
-			if kf.frag == nil {
-				continue
-			}
-			buf, err := p.readCopy(s.out, kf.frag, st)
-			if err != nil {
-				return fmt.Errorf("policy stage %d: %w", st, err)
-			}
-			if err := s.replaceAll([]outputFile{{path.Join(PolicyDir, kf.sub, policy.StageFileName(st)), buf}}); err != nil {
-				return err
-			}
 		}
 	}
 	return s.replaceAll([]outputFile{{path.Join(PolicyDir, PolicyMetadataName), p.metadata}})
