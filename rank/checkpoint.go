@@ -116,17 +116,10 @@ func (w *TrainingWriter) checkpointState() (*checkpointState, error) {
 // error breaks it, as in WriteIteration. The caller's data is read, never
 // kept.
 func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cuts []policy.StageCuts, basis []policy.StageBasis, states []policy.StageStates, meta *manifest.PolicyMeta) error {
-	if err := ctx.Err(); err != nil {
+	if err := w.enter(ctx, "WriteCheckpoint"); err != nil {
 		return err
 	}
-	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return errors.New("rank: WriteCheckpoint after Close")
-	}
 	st, err := w.checkpointState()
 	if err != nil {
 		return err

@@ -35,6 +35,34 @@ type journalFile struct {
 	broken bool
 }
 
+// writerState is the lifecycle both writers share: calls are serialised,
+// the first I/O error sticks (every later call returns it), and nothing is
+// written after Close.
+type writerState struct {
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+// enter checks ctx and takes the lock for a write call named op; on
+// success the caller holds w.mu and must unlock it.
+func (w *writerState) enter(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	if w.closed {
+		w.mu.Unlock()
+		return fmt.Errorf("rank: %s after Close", op)
+	}
+	return nil
+}
+
 // writerName returns a fresh writer id, also the journal's base name:
 // job-<job>.rank-<r>.attempt-<a>[.<tag>].<random token>. Simulation
 // journals have no tag; training journals have the tag "training", so the

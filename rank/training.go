@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/hydroshard/hydroshard/manifest"
@@ -80,13 +79,11 @@ type TrainingWriter struct {
 	opts TrainingOptions
 	name string
 
-	mu      sync.Mutex
+	writerState
 	journal *journalFile
 	last    int // last durable iteration of this rank, any attempt
 	resumed int // last at Open
 	mine    int
-	err     error
-	closed  bool
 	sig     *signalState
 	ckpt    checkpointState
 }
@@ -238,17 +235,10 @@ func (w *TrainingWriter) Written() int {
 // is this rank's row; every row's iteration and rank are this iteration's
 // and this rank's. The caller's rows are read, never kept.
 func (w *TrainingWriter) WriteIteration(ctx context.Context, info manifest.IterationInfo) error {
-	if err := ctx.Err(); err != nil {
+	if err := w.enter(ctx, "WriteIteration"); err != nil {
 		return err
 	}
-	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return errors.New("rank: WriteIteration after Close")
-	}
 	ierr := func(err error) error { return &IterationError{Rank: w.id.Rank, Iteration: info.Iteration, Err: err} }
 	if info.Iteration != w.last+1 {
 		how := "after a gap"

@@ -101,12 +101,10 @@ type Writer struct {
 	entities map[string]bool
 	encoders chan *shard.Encoder
 
-	mu        sync.Mutex
+	writerState
 	journal   *journalFile
 	committed map[int]bool // by any attempt, including this one
 	mine      int
-	err       error
-	closed    bool
 	sig       *signalState
 }
 
@@ -269,17 +267,10 @@ func (w *Writer) Pending(owned []int) []int {
 // A crash before the commit point leaves only temp garbage; after it, the
 // merge finishes the renames. The caller's slices are read, never kept.
 func (w *Writer) WriteScenario(ctx context.Context, s *shard.Scenario) error {
-	if err := ctx.Err(); err != nil {
+	if err := w.enter(ctx, "WriteScenario"); err != nil {
 		return err
 	}
-	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.err != nil {
-		return w.err
-	}
-	if w.closed {
-		return errors.New("rank: WriteScenario after Close")
-	}
 	if s == nil {
 		return errors.New("rank: WriteScenario: nil scenario")
 	}
