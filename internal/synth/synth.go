@@ -416,10 +416,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 
 	var hy *shard.HydrosRows
 	if nH > 0 {
-		ids := make([]int32, nH)
-		for i, h := range c.Hydros {
-			ids[i] = h.ID
-		}
+		ids := idsOf(c.Hydros, func(e manifest.Hydro) int32 { return e.ID })
 		n := nT * nB * nH
 		f := floats(n, 20)
 		hy = &shard.HydrosRows{
@@ -441,10 +438,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var th *shard.ThermalsRows
 	if nTh > 0 {
-		ids := make([]int32, nTh)
-		for i, t := range c.Thermals {
-			ids[i] = t.ID
-		}
+		ids := idsOf(c.Thermals, func(e manifest.Thermal) int32 { return e.ID })
 		n := nT * nB * nTh
 		f := floats(n, 2)
 		th = &shard.ThermalsRows{
@@ -460,10 +454,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var ex *shard.ExchangesRows
 	if nL > 0 {
-		ids := make([]int32, nL)
-		for i, l := range c.Lines {
-			ids[i] = l.ID
-		}
+		ids := idsOf(c.Lines, func(e manifest.Line) int32 { return e.ID })
 		n := nT * nB * nL
 		f := floats(n, 3)
 		ex = &shard.ExchangesRows{DirectFlowMW: f[0], ReverseFlowMW: f[1], ExchangeCost: f[2], OperativeStateCode: int8s(n)}
@@ -472,10 +463,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var ps *shard.PumpingStationsRows
 	if nP > 0 {
-		ids := make([]int32, nP)
-		for i, p := range c.PumpingStations {
-			ids[i] = p.ID
-		}
+		ids := idsOf(c.PumpingStations, func(e manifest.PumpingStation) int32 { return e.ID })
 		n := nT * nB * nP
 		f := floats(n, 3)
 		ps = &shard.PumpingStationsRows{PumpedFlowM3s: f[0], PowerConsumptionMW: f[1], PumpingCost: f[2], OperativeStateCode: int8s(n)}
@@ -484,10 +472,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var ct *shard.ContractsRows
 	if nK > 0 {
-		ids := make([]int32, nK)
-		for i, k := range c.Contracts {
-			ids[i] = k.ID
-		}
+		ids := idsOf(c.Contracts, func(e manifest.Contract) int32 { return e.ID })
 		n := nT * nB * nK
 		f := floats(n, 3)
 		ct = &shard.ContractsRows{PowerMW: f[0], PricePerMWh: f[1], TotalCost: f[2], OperativeStateCode: int8s(n)}
@@ -496,10 +481,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var nc *shard.NonControllablesRows
 	if nN > 0 {
-		ids := make([]int32, nN)
-		for i, k := range c.NonControllables {
-			ids[i] = k.ID
-		}
+		ids := idsOf(c.NonControllables, func(e manifest.NonControllable) int32 { return e.ID })
 		n := nT * nB * nN
 		f := floats(n, 4)
 		nc = &shard.NonControllablesRows{GenerationMW: f[0], AvailableMW: f[1], CurtailmentMW: f[2], CurtailmentCost: f[3], OperativeStateCode: int8s(n)}
@@ -515,10 +497,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 	}
 	var gv *shard.GenericViolationsRows
 	if nG > 0 {
-		ids := make([]int32, nG)
-		for i, k := range c.GenericConstraints {
-			ids[i] = k.ID
-		}
+		ids := idsOf(c.GenericConstraints, func(e manifest.GenericConstraint) int32 { return e.ID })
 		n := nT * nB * nG
 		f := floats(n, 2)
 		gv = &shard.GenericViolationsRows{SlackValue: f[0], SlackCost: f[1]}
@@ -1000,4 +979,14 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		future = d * (mean + future)
 	}
 	return s
+}
+
+// idsOf lists the ids of a case's entities, in case order (the row order
+// of every entity table).
+func idsOf[T any](xs []T, id func(T) int32) []int32 {
+	out := make([]int32, len(xs))
+	for i, x := range xs {
+		out[i] = id(x)
+	}
+	return out
 }

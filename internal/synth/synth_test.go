@@ -119,14 +119,6 @@ func TestCasesValidate(t *testing.T) {
 	}
 }
 
-func idsOf[T any](xs []T, id func(T) int32) []int32 {
-	out := make([]int32, len(xs))
-	for i, x := range xs {
-		out[i] = id(x)
-	}
-	return out
-}
-
 func TestCaseShapes(t *testing.T) {
 	tiny := loadCase(t, "tiny")
 	want := map[string]int{"stages": 3, "blocks": 2, "buses": 2, "hydros": 2, "thermals": 2, "lines": 1, "pumping": 1, "contracts": 1, "nc": 1, "lag": 1, "generic": 1}
