@@ -24,7 +24,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,6 +35,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/rank"
@@ -536,104 +536,14 @@ func checkTrainingInvariants(t *testing.T, tables map[string][]prow, k, world, w
 
 // ---- DuckDB, through node ----
 
-type duckResult struct {
-	Columns []struct {
-		Name string `json:"name"`
-		Type string `json:"type"`
-	} `json:"columns"`
-	Rows [][]any `json:"rows"`
-}
-
-var (
-	duckOnce                  sync.Once
-	duckNode, duckDir, duckNo string
-	duckErr                   error
-)
-
-// duckTools prepares a directory holding scripts/interop/duckdb-query.mjs
-// next to a node_modules symlink to $HYDROSHARD_NODE_DIR/node_modules (node
-// resolves bare imports relative to the script). Without node or DuckDB it
-// skips the test loudly, or fails it when CI=true.
-func duckTools(t *testing.T) (node, script string) {
-	t.Helper()
-	duckOnce.Do(func() {
-		n, err := exec.LookPath("node")
-		if err != nil {
-			duckNo = "node is not on PATH"
-			return
-		}
-		nd := os.Getenv("HYDROSHARD_NODE_DIR")
-		if nd == "" {
-			cache := os.Getenv("XDG_CACHE_HOME")
-			if cache == "" {
-				home, _ := os.UserHomeDir()
-				cache = filepath.Join(home, ".cache")
-			}
-			nd = filepath.Join(cache, "hydroshard", "node")
-		}
-		if _, err := os.Stat(filepath.Join(nd, "node_modules", "@duckdb", "node-api", "package.json")); err != nil {
-			duckNo = fmt.Sprintf("node package @duckdb/node-api is not installed under %s (HYDROSHARD_NODE_DIR)", nd)
-			return
-		}
-		mods, err := filepath.Abs(filepath.Join(nd, "node_modules"))
-		if err != nil {
-			duckErr = err
-			return
-		}
-		dir, err := os.MkdirTemp(binDir, "duckdb") // removed with binDir by TestMain
-		if err != nil {
-			duckErr = err
-			return
-		}
-		if err := os.Symlink(mods, filepath.Join(dir, "node_modules")); err != nil {
-			duckErr = err
-			return
-		}
-		b, err := os.ReadFile(filepath.Join("..", "..", "scripts", "interop", "duckdb-query.mjs"))
-		if err == nil {
-			err = os.WriteFile(filepath.Join(dir, "duckdb-query.mjs"), b, 0o644)
-		}
-		duckNode, duckDir, duckErr = n, dir, err
-	})
-	if duckNo != "" {
-		msg := "DuckDB read-back of the training tables: " + duckNo
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s\nCI=true: a missing test tool is a failure (scripts/install-test-tools.sh installs it)", msg)
-		}
-		t.Skipf("\n!!! SKIPPED, NOT TESTED: %s\n!!! install the tools with scripts/install-test-tools.sh (with CI=true this is a failure)", msg)
-	}
-	if duckErr != nil {
-		t.Fatalf("setting up duckdb-query.mjs: %v", duckErr)
-	}
-	return duckNode, filepath.Join(duckDir, "duckdb-query.mjs")
-}
-
 // duckQuery runs SQL statements in one DuckDB session; one result each.
-func duckQuery(t *testing.T, sqls ...string) []duckResult {
+// Without node or DuckDB it skips the test loudly, or fails it when CI=true.
+func duckQuery(t *testing.T, sqls ...string) []testtools.DuckResult {
 	t.Helper()
-	node, script := duckTools(t)
-	cmd := exec.CommandContext(testCtx(t), node, append([]string{script}, sqls...)...)
-	cmd.Dir = filepath.Dir(script)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node duckdb-query.mjs: %v\n%s", err, stderr.String())
-	}
-	var doc struct {
-		Version string       `json:"duckdb_version"`
-		Results []duckResult `json:"results"`
-	}
-	if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil {
-		t.Fatalf("duckdb-query.mjs output: %v\n%s", err, stdout.String())
-	}
-	if len(doc.Results) != len(sqls) {
-		t.Fatalf("duckdb-query.mjs: %d results for %d statements", len(doc.Results), len(sqls))
-	}
-	t.Logf("DuckDB %s ran %d statements", doc.Version, len(sqls))
-	return doc.Results
+	return testtools.DuckQuery(t, testCtx(t), binDir, sqls...)
 }
 
-func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+var sqlQuote = testtools.SQLQuote
 
 // duckTypes are the DuckDB types of columns.csv's Arrow types.
 var duckTypes = map[string]string{"Int8": "TINYINT", "Int32": "INTEGER", "Int64": "BIGINT", "Float64": "DOUBLE", "Boolean": "BOOLEAN"}

@@ -22,6 +22,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
 )
@@ -72,120 +73,19 @@ func TestMain(m *testing.M) {
 // ---------------------------------------------------------------------------
 // Tools: node and the test-only node packages.
 
-// missingTool skips the test, loudly, or fails it when CI=true: in CI a
-// missing tool means the interop checks silently stopped running.
-func missingTool(t *testing.T, format string, args ...any) {
+// tools checks node and the node packages (a loud skip, or a failure with
+// CI=true, when missing) and returns a directory holding the scripts.
+func tools(t *testing.T) testtools.NodeScripts {
 	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("interop: %s\nCI=true: a missing test tool is a failure (scripts/install-test-tools.sh installs it)", msg)
-	}
-	t.Skipf("\n"+
-		"********************************************************************\n"+
-		"* INTEROP TEST SKIPPED: %s\n"+
-		"* DuckDB / hyparquet read-back is NOT checked. Install the tools with\n"+
-		"*   scripts/install-test-tools.sh   (with CI=true this is a failure)\n"+
-		"********************************************************************", msg)
-}
-
-// nodeDir is where install-test-tools.sh puts the node packages.
-func nodeDir() string {
-	if d := os.Getenv("HYDROSHARD_NODE_DIR"); d != "" {
-		return d
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "hydroshard", "node")
-}
-
-type toolSet struct {
-	node string // node executable
-	dir  string // copies of the scripts next to a node_modules symlink
-	// missing is why the tools are unusable (skip or fail); err is a setup
-	// failure that is always a test failure.
-	missing string
-	err     error
-}
-
-var (
-	toolsOnce sync.Once
-	toolsVal  toolSet
-)
-
-func setupTools() (ts toolSet) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		ts.missing = "node is not on PATH"
-		return ts
-	}
-	ts.node = node
-	nd := nodeDir()
-	for _, p := range nodePkgs {
-		if _, err := os.Stat(filepath.Join(nd, "node_modules", p, "package.json")); err != nil {
-			ts.missing = fmt.Sprintf("node package %s is not installed under %s (HYDROSHARD_NODE_DIR)", p, nd)
-			return ts
-		}
-	}
-	// Node ESM resolves bare imports relative to the script's own location,
-	// so the scripts run from a directory whose node_modules is the cache.
-	ts.dir = filepath.Join(workDir, "node")
-	if err := os.MkdirAll(ts.dir, 0o755); err != nil {
-		ts.err = err
-		return ts
-	}
-	abs, err := filepath.Abs(filepath.Join(nd, "node_modules"))
-	if err != nil {
-		ts.err = err
-		return ts
-	}
-	if err := os.Symlink(abs, filepath.Join(ts.dir, "node_modules")); err != nil {
-		ts.err = err
-		return ts
-	}
-	for _, s := range scripts {
-		b, err := os.ReadFile(filepath.Join(scriptsDir, s))
-		if err != nil {
-			ts.err = err
-			return ts
-		}
-		if err := os.WriteFile(filepath.Join(ts.dir, s), b, 0o644); err != nil {
-			ts.err = err
-			return ts
-		}
-	}
-	return ts
-}
-
-func tools(t *testing.T) toolSet {
-	t.Helper()
-	toolsOnce.Do(func() { toolsVal = setupTools() })
-	if toolsVal.missing != "" {
-		missingTool(t, "%s", toolsVal.missing)
-	}
-	if toolsVal.err != nil {
-		t.Fatalf("setting up the node scripts: %v", toolsVal.err)
-	}
-	return toolsVal
+	return testtools.SetupNodeScripts(t, workDir, nodePkgs, scripts)
 }
 
 // runNode runs one of the scripts and returns its stdout.
-func runNode(t *testing.T, ts toolSet, script string, args ...string) []byte {
+func runNode(t *testing.T, ts testtools.NodeScripts, script string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), nodeTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, ts.node, append([]string{script}, args...)...)
-	cmd.Dir = ts.dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("node %s: %v (after %v)\nstderr:\n%s", script, err, time.Since(start).Round(time.Millisecond), stderr.String())
-	}
-	t.Logf("node %s: %v, %d bytes of JSON", script, time.Since(start).Round(time.Millisecond), stdout.Len())
-	return stdout.Bytes()
+	return ts.Run(t, ctx, script, args...)
 }
 
 // ---------------------------------------------------------------------------
@@ -446,7 +346,7 @@ type duckReport struct {
 	Tables  map[string]duckTable `json:"tables"`
 }
 
-func duckCheck(t *testing.T, ts toolSet, out string) duckReport {
+func duckCheck(t *testing.T, ts testtools.NodeScripts, out string) duckReport {
 	t.Helper()
 	var rep duckReport
 	b := runNode(t, ts, "duckdb-check.mjs", out)
