@@ -49,7 +49,6 @@ const (
 
 var (
 	repoRoot   = filepath.Join("..", "..")
-	scriptsDir = filepath.Join(repoRoot, "scripts", "interop")
 	columnsCSV = filepath.Join(repoRoot, "testdata", "columns.csv")
 	scripts    = []string{"duckdb-check.mjs", "hyparquet-dump.mjs"}
 	nodePkgs   = []string{"@duckdb/node-api", "hyparquet", "hyparquet-compressors"}
