@@ -24,14 +24,23 @@ if [ "$need_npm" = 1 ]; then
   fi
 fi
 
-# flatc (FlatBuffers compiler 2.0.8, Debian flatbuffers-compiler): used by
-# the policy package's generated-code and JSON-dump interop tests.
-if ! command -v flatc >/dev/null 2>&1; then
+# Debian packages, installed in one apt-get run when missing (root only):
+#   flatbuffers-compiler  flatc 2.0.8: the policy package's generated-code and
+#                         JSON-dump interop tests
+#   slurm-wlm, munge      the local SLURM cluster of the launcher tests
+#                         (scripts/slurm/local-cluster.sh; internal/launch)
+#   openmpi-bin           mpirun for the launcher tests
+apt_missing=()
+command -v flatc >/dev/null 2>&1 || apt_missing+=(flatbuffers-compiler)
+{ command -v slurmctld && command -v slurmd && command -v sbatch; } >/dev/null 2>&1 || apt_missing+=(slurm-wlm)
+command -v munged >/dev/null 2>&1 || apt_missing+=(munge)
+command -v mpirun >/dev/null 2>&1 || apt_missing+=(openmpi-bin)
+if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing flatbuffers-compiler (flatc)"
-    { apt-get update -qq && apt-get install -y -qq --no-install-recommends flatbuffers-compiler; } \
-      || echo "warning: apt-get install flatbuffers-compiler failed; flatc tests will skip (or fail with CI=true)"
+    echo "== installing ${apt_missing[*]} with apt-get"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null; } \
+      || echo "warning: apt-get install ${apt_missing[*]} failed; the tests that need them will skip (or fail with CI=true)"
   else
-    echo "warning: flatc not found and not root; flatc tests will skip (or fail with CI=true)"
+    echo "warning: ${apt_missing[*]} missing and not root; the tests that need them will skip (or fail with CI=true)"
   fi
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the test-only tools when missing (DuckDB and
-# hyparquet from npm into a cache directory), then vets and tests every
+# hyparquet from npm into a cache directory; flatc, SLURM, munge and OpenMPI
+# from apt when root), then vets and tests every
 # package. With CI=true a missing tool fails the run instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,11 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+# The launcher tests (internal/launch) start a private SLURM cluster in this
+# directory and stop it themselves; the trap stops it again should the test
+# binary be killed (go test's timeout kills it without running its cleanup).
+export HYDROSHARD_TEST_SLURM_DIR=${HYDROSHARD_TEST_SLURM_DIR:-/tmp/hydroshard-test-slurm}
+trap 'HYDROSHARD_SLURM_DIR=$HYDROSHARD_TEST_SLURM_DIR bash scripts/slurm/local-cluster.sh down >/dev/null 2>&1 || true' EXIT
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
 echo "== fuzz the decoders (brief)"

@@ -55,6 +55,7 @@ type config struct {
 	iterations, forwardPasses      int
 	threads                        int
 	iterationDelay                 time.Duration
+	scenarioDelay                  time.Duration
 	checkpointEvery                int
 	allCuts                        bool
 	exportStates                   bool
@@ -79,6 +80,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
 	fs.IntVar(&c.threads, "threads", 1, "solver threads per rank: recorded in the journals; training writes one timing row per thread")
 	fs.DurationVar(&c.iterationDelay, "iteration-delay", 0, "sleep this long per training iteration, to emulate solve time (demos, preemption tests)")
+	fs.DurationVar(&c.scenarioDelay, "scenario-delay", 0, "sleep this long before each scenario, to emulate solve time (demos, preemption tests); a signal cuts the sleep short")
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", 0, "with --iterations: after every durable iteration that is a multiple of M (and the last), each rank writes its policy checkpoint fragments (0: none)")
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
 	fs.BoolVar(&c.exportStates, "export-states", false, "with --checkpoint-every: the root also writes the visited states (one per forward pass of every iteration so far) in each checkpoint")
@@ -119,6 +121,9 @@ func run(args []string, stderr io.Writer) int {
 		return exitUsage
 	case c.iterationDelay < 0:
 		fmt.Fprintf(stderr, "simrank: --iteration-delay %v: want >= 0\n", c.iterationDelay)
+		return exitUsage
+	case c.scenarioDelay < 0:
+		fmt.Fprintf(stderr, "simrank: --scenario-delay %v: want >= 0\n", c.scenarioDelay)
 		return exitUsage
 	}
 	own, err := rank.ParseOwnership(c.ownership)
@@ -177,6 +182,9 @@ func run(args []string, stderr io.Writer) int {
 	done := 0
 	var runErr error
 	for _, s := range pending {
+		if c.scenarioDelay > 0 {
+			sleep(ctx, c.scenarioDelay)
+		}
 		if ctx.Err() != nil {
 			break
 		}
@@ -251,10 +259,7 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 	}
 	for it := first; it <= c.iterations && tctx.Err() == nil; it++ {
 		if c.iterationDelay > 0 {
-			select {
-			case <-time.After(c.iterationDelay):
-			case <-tctx.Done():
-			}
+			sleep(tctx, c.iterationDelay)
 			if tctx.Err() != nil {
 				break // abandon the iteration in progress
 			}
@@ -418,4 +423,14 @@ func readIDs(path string, n int) ([]int, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return out, nil
+}
+
+// sleep emulates solve time; a cancelled ctx (a signal) ends it early.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }

@@ -53,6 +53,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "2", "--forward-passes", "0"}, "--forward-passes 0", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--threads", "0"}, "--threads 0", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--checkpoint-every", "-1"}, "--checkpoint-every -1", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--scenario-delay", "-1s"}, "--scenario-delay -1s", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iteration-delay", "-1s"}, "--iteration-delay -1s", exitUsage},
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer

@@ -9,7 +9,7 @@
 #         init system), records their PIDs in $DIR/state, waits until the node is
 #         idle, and prints `export SLURM_CONF=...`. Idempotent: a running cluster
 #         is left alone and its SLURM_CONF printed again.
-# down:   stops exactly the recorded PIDs (TERM, then KILL after a bounded wait)
+# down:   cancels the cluster's jobs (bounded wait), stops exactly the recorded PIDs (TERM, then KILL after a bounded wait)
 #         and removes $DIR.
 # status: the recorded daemons (alive or not) and sinfo.
 # Env: HYDROSHARD_SLURM_DIR, SLURM_CPUS (default 8: the node claims more CPUs
@@ -172,8 +172,27 @@ CONF
   echo "export SLURM_CONF=$CONF"
 }
 
+# Cancel every job of this cluster and wait (bounded) until none is left, so
+# that no job step (slurmstepd and its tasks) outlives the daemons.
+cancel_jobs() {
+  alive "$SLURMCTLD_PID" || return 0
+  local jobs i
+  jobs=$(SLURM_CONF=$CONF timeout 10 squeue -h -o %A 2>/dev/null | sort -u | tr '\n' ' ') || return 0
+  [ -n "${jobs// /}" ] || return 0
+  log "cancelling jobs: $jobs"
+  # shellcheck disable=SC2086
+  SLURM_CONF=$CONF timeout 10 scancel $jobs 2>/dev/null || true
+  for i in $(seq 75); do
+    # squeue lists pending, running and completing jobs by default
+    [ -z "$(SLURM_CONF=$CONF timeout 5 squeue -h -o %A 2>/dev/null | head -1)" ] && return 0
+    sleep 0.2
+  done
+  log "warning: jobs still running after 15s: $(SLURM_CONF=$CONF timeout 5 squeue -h -o '%A %T' 2>/dev/null | tr '\n' ' ')"
+}
+
 cmd_down() {
   if ! read_state; then log "not up ($STATE missing)"; return 0; fi
+  cancel_jobs
   # slurmd first (it may still be running job steps), then the controller, then munge.
   stop_pid slurmd "$SLURMD_PID"
   stop_pid slurmctld "$SLURMCTLD_PID"

@@ -1,0 +1,295 @@
+package launch
+
+// The package's fixtures: the binaries, the local SLURM cluster, and the
+// helpers that drive SLURM's clients (each call bounded by a timeout).
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hydroshard/hydroshard/internal/testtools"
+)
+
+// Bounds of the external commands: only there to keep a hung daemon or
+// process from hanging the suite (the package runs in about a minute).
+const (
+	buildTimeout  = 5 * time.Minute // a cold build compiles arrow-go
+	clientTimeout = 30 * time.Second
+	upTimeout     = 3 * time.Minute // may include apt-get install
+	downTimeout   = 90 * time.Second
+	jobTimeout    = 3 * time.Minute // one job from submission to its end
+	runTimeout    = 2 * time.Minute // one mpirun or simrank run
+)
+
+// The cluster's ports: not SLURM's defaults, so that a cluster a user
+// started with local-cluster.sh (6817/6818) is not disturbed.
+const (
+	ctldPort   = "6927"
+	slurmdPort = "6928"
+	clusterCPU = "12" // the node claims 12 CPUs on 2 cores (config_overrides)
+)
+
+var (
+	root       string // repository root
+	workDir    string // the package's scratch directory
+	binDir     string
+	simrankBin string
+	mergeBin   string
+
+	clusterDir string // HYDROSHARD_SLURM_DIR of the test cluster
+	slurmConf  string // its slurm.conf, once up
+	// clusterMissing is why the cluster cannot exist here (a loud skip,
+	// or a failure with CI=true); clusterErr is a failure to start it.
+	clusterMissing string
+	clusterErr     error
+)
+
+func TestMain(m *testing.M) {
+	code, err := testMain(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "launch:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func testMain(m *testing.M) (int, error) {
+	var err error
+	if root, err = testtools.RepoRoot(); err != nil {
+		return 0, err
+	}
+	if workDir, err = os.MkdirTemp("", "hs-launch-"); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(workDir)
+	// munged (the munge user) must traverse into the cluster's socket dir.
+	if err := os.Chmod(workDir, 0o755); err != nil {
+		return 0, err
+	}
+	binDir = filepath.Join(workDir, "bin")
+	simrankBin = filepath.Join(binDir, "simrank")
+	mergeBin = filepath.Join(binDir, "merge-shards")
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	for _, b := range []struct{ out, pkg string }{{simrankBin, "./cmd/simrank"}, {mergeBin, "./cmd/merge-shards"}} {
+		build := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
+		build.Dir = root
+		if out, err := build.CombinedOutput(); err != nil {
+			return 0, fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+		}
+	}
+
+	clusterDir = os.Getenv("HYDROSHARD_TEST_SLURM_DIR")
+	if clusterDir == "" {
+		clusterDir = filepath.Join(workDir, "slurm")
+	}
+	if clusterMissing = clusterPrerequisites(); clusterMissing == "" {
+		// Stop the daemons however this process ends: normally (below), or
+		// by SIGINT/SIGTERM (go test's own timeout kills without running
+		// deferred code; scripts/test.sh's trap covers that case).
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			s := <-sigs
+			fmt.Fprintf(os.Stderr, "launch: %v: stopping the test cluster\n", s)
+			clusterDown()
+			os.RemoveAll(workDir)
+			os.Exit(1)
+		}()
+		defer clusterDown()
+		slurmConf, clusterErr = clusterUp()
+	}
+	return m.Run(), nil
+}
+
+// clusterPrerequisites says why no cluster can run here, or "".
+func clusterPrerequisites() string {
+	if os.Geteuid() != 0 {
+		return "the local SLURM cluster needs root (its daemons run as root; munged as the munge user)"
+	}
+	for _, tool := range []string{"slurmctld", "slurmd", "sbatch", "munged"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if _, err := exec.LookPath("apt-get"); err != nil {
+				return fmt.Sprintf("%s is not installed and apt-get is not available", tool)
+			}
+			// local-cluster.sh up installs slurm-wlm and munge itself.
+		}
+	}
+	return ""
+}
+
+// clusterEnv is the environment of local-cluster.sh for the test cluster.
+func clusterEnv() []string {
+	return append(cleanEnv(),
+		"HYDROSHARD_SLURM_DIR="+clusterDir,
+		"SLURMCTLD_PORT="+ctldPort, "SLURMD_PORT="+slurmdPort, "SLURM_CPUS="+clusterCPU)
+}
+
+var exportConf = regexp.MustCompile(`(?m)^export SLURM_CONF=(\S+)$`)
+
+func clusterUp() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "slurm", "local-cluster.sh"), "up")
+	cmd.Env = clusterEnv()
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		logs, _ := exec.Command("sh", "-c", "tail -n 20 "+filepath.Join(clusterDir, "log")+"/*").CombinedOutput()
+		return "", fmt.Errorf("local-cluster.sh up: %v\n%s%s\nlogs:\n%s", err, stdout.String(), stderr.String(), logs)
+	}
+	m := exportConf.FindStringSubmatch(stdout.String())
+	if m == nil {
+		return "", fmt.Errorf("local-cluster.sh up printed no SLURM_CONF:\n%s", stdout.String())
+	}
+	fmt.Fprintf(os.Stderr, "launch: test cluster up in %v (%s)\n", time.Since(start).Round(time.Millisecond), clusterDir)
+	return m[1], nil
+}
+
+func clusterDown() {
+	ctx, cancel := context.WithTimeout(context.Background(), downTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "slurm", "local-cluster.sh"), "down")
+	cmd.Env = clusterEnv()
+	cmd.WaitDelay = 5 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "launch: local-cluster.sh down: %v\n%s", err, out)
+	}
+}
+
+// needCluster skips or fails the test when the cluster is not up.
+func needCluster(t *testing.T) {
+	t.Helper()
+	if clusterMissing != "" {
+		testtools.Missing(t, clusterMissing, "run the tests as root; scripts/install-test-tools.sh installs slurm-wlm and munge")
+	}
+	if clusterErr != nil {
+		t.Fatalf("the test cluster did not start: %v", clusterErr)
+	}
+}
+
+// cleanEnv drops what the test process may have inherited that would tell
+// a rank who it is, arm a fault, or point at another cluster.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "SLURM"), strings.HasPrefix(k, "SBATCH_"), strings.HasPrefix(k, "SRUN_"),
+			strings.HasPrefix(k, "OMPI_"), strings.HasPrefix(k, "PMI"), strings.HasPrefix(k, "HYDROSHARD_FAULT"),
+			k == "HYDROSHARD_SLURM_DIR", k == "RANK_ARGS", k == "RANK_PROGRAM", k == "MERGE_PROGRAM", k == "OUT", k == "OUT_BASE":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// jobEnv is the environment of the SLURM clients and, through
+// --export=ALL, of the jobs: the test cluster and the test's binaries.
+func jobEnv(extra ...string) []string {
+	return append(append(cleanEnv(), "SLURM_CONF="+slurmConf, "MERGE_PROGRAM="+mergeBin, "RANK_PROGRAM="+simrankBin), extra...)
+}
+
+// slurm runs one SLURM client command (or a script that calls them) with
+// a timeout and returns its stdout; a failure fails the test.
+func slurm(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, err := slurmTry(env, name, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func slurmTry(env []string, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), clientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+var jobField = regexp.MustCompile(`(\w+)=(\S*)`)
+
+// jobInfo is `scontrol show job -o ID` as key=value pairs (JobState,
+// ExitCode, Restarts, ...). The controller keeps ended jobs for
+// MinJobAge (300 s), longer than any test waits.
+func jobInfo(t *testing.T, id string) map[string]string {
+	t.Helper()
+	out := slurm(t, jobEnv(), "scontrol", "show", "job", "-o", id)
+	info := map[string]string{}
+	for _, m := range jobField.FindAllStringSubmatch(out, -1) {
+		if _, dup := info[m[1]]; !dup {
+			info[m[1]] = m[2]
+		}
+	}
+	if info["JobId"] != id {
+		t.Fatalf("scontrol show job %s: no such job:\n%s", id, out)
+	}
+	return info
+}
+
+var endStates = map[string]bool{
+	"COMPLETED": true, "FAILED": true, "CANCELLED": true, "TIMEOUT": true, "NODE_FAIL": true,
+	"PREEMPTED": true, "OUT_OF_MEMORY": true, "BOOT_FAIL": true, "DEADLINE": true,
+}
+
+// awaitJob polls the job until its state is one of want (by default any
+// end state) and returns its info. It fails the test after jobTimeout, or
+// when the job ends in a state not wanted.
+func awaitJob(t *testing.T, id string, want ...string) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(jobTimeout)
+	for {
+		info := jobInfo(t, id)
+		st := info["JobState"]
+		if len(want) == 0 && endStates[st] {
+			return info
+		}
+		for _, w := range want {
+			if st == w {
+				return info
+			}
+		}
+		if len(want) > 0 && endStates[st] {
+			t.Fatalf("job %s ended %s (exit %s) while waiting for %v; reason %s", id, st, info["ExitCode"], want, info["Reason"])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still %s (reason %s) after %v", id, st, info["Reason"], jobTimeout)
+		}
+		time.Sleep(200 * time.Millisecond) // polling the controller: there is nothing to block on
+	}
+}
+
+// readLog returns a job's output file (there is exactly one per job id).
+func readLog(t *testing.T, pattern string) string {
+	t.Helper()
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) != 1 {
+		t.Fatalf("job log %s: want one file, found %v (%v)", pattern, files, err)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
