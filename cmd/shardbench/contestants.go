@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// sample is one contestant's run of one round: every contestant processes
+// all of the scale's scenarios once per round, so in is the same for all
+// hydros contestants and MB/s are comparable.
+type sample struct {
+	sec  float64
+	in   int64 // uncompressed input bytes (column bytes)
+	out  int64 // bytes on disk (compressed bytes for raw zstd)
+	scen int   // scenarios written: out/scen is the bytes per scenario
+}
+
+func (s sample) mbps() float64 { return float64(s.in) / 1e6 / s.sec }
+
+// contestant is one line of the report. run is called once per round; it
+// removes what it wrote before returning, outside its timing, so the disk
+// holds at most one round of one contestant.
+type contestant struct {
+	key   string // JSON key stem: writer_1w, duckdb_2t, ...
+	label string
+	run   func(ctx context.Context, round int) (sample, error)
+}
+
+func roundDir(dir, name string, round int) (string, error) {
+	sub := filepath.Join(dir, fmt.Sprintf("%s-r%d", name, round))
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	return sub, nil
+}
+
+// writerContestant is the project's durable hydros write (encode, streaming
+// hash, write, fsync), exactly what BenchmarkHydrosWriterVsRawZstd times.
+// With workers > 1, each worker has its own long-lived Encoder (as rank's
+// pool does) and writes every workers-th scenario, so the workers write
+// independent files concurrently; throughput is total input / wall time.
+// With one worker it runs in the calling goroutine, like the benchmark.
+func writerContestant(d *dataset, dir string, workers int) func(context.Context, int) (sample, error) {
+	encs := make([]*shard.Encoder, workers)
+	for i := range encs {
+		encs[i] = shard.NewEncoder()
+	}
+	name := fmt.Sprintf("writer-%dw", workers)
+	return func(ctx context.Context, round int) (sample, error) {
+		sub, err := roundDir(dir, name, round)
+		if err != nil {
+			return sample{}, err
+		}
+		defer os.RemoveAll(sub)
+		outs := make([]int64, workers)
+		errs := make([]error, workers)
+		work := func(w int) {
+			for i := w; i < len(d.scen); i += workers {
+				if errs[w] = ctx.Err(); errs[w] != nil {
+					return
+				}
+				p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, shard.TempSuffix))
+				info, err := encs[w].WriteTemp(p, shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}, d.cas)
+				if err != nil {
+					errs[w] = fmt.Errorf("%s: %w", name, err)
+					return
+				}
+				outs[w] += info.Bytes
+			}
+		}
+		t0 := time.Now()
+		if workers == 1 {
+			work(0)
+		} else {
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Go(func() { work(w) })
+			}
+			wg.Wait()
+		}
+		sec := time.Since(t0).Seconds()
+		if err := errors.Join(errs...); err != nil {
+			return sample{}, err
+		}
+		return sample{sec: sec, in: sum(d.hydrosIn), out: sum(outs), scen: len(d.scen)}, nil
+	}
+}
+
+// rawZstdContestant compresses the same column bytes with one long-lived
+// klauspost encoder at level 3 in 1 MiB chunks, in one goroutine: no
+// Parquet, no file. No single-goroutine zstd-3 writer can beat it, so
+// writer_1w / raw_zstd is how close the writer gets to the limit.
+func rawZstdContestant(d *dataset) (func(context.Context, int) (sample, error), error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(shard.ZstdLevel)),
+		zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	if err != nil {
+		return nil, fmt.Errorf("raw zstd encoder: %w", err)
+	}
+	var dst []byte
+	return func(ctx context.Context, round int) (sample, error) {
+		var out int64
+		t0 := time.Now()
+		for _, cols := range d.hydrosCols {
+			for _, col := range cols {
+				for off := 0; off < len(col); off += 1 << 20 {
+					dst = enc.EncodeAll(col[off:min(off+1<<20, len(col))], dst[:0])
+					out += int64(len(dst))
+				}
+			}
+		}
+		return sample{sec: time.Since(t0).Seconds(), in: sum(d.hydrosIn), out: out, scen: len(d.hydrosCols)}, ctx.Err()
+	}, nil
+}
+
+// rankContestant is the real rank path: a fresh output directory per
+// round, rank.Open with Options.Workers = workers, and every scenario (all
+// ten tables) committed by WriteScenario called from callers goroutines
+// (WriteScenario is documented safe for concurrent callers; whatever
+// concurrency the Writer allows is what gets measured). Only the
+// WriteScenario calls are timed: Open and Close happen once per run of a
+// real rank, not once per scenario.
+func rankContestant(d *dataset, dir string, workers, callers int) func(context.Context, int) (sample, error) {
+	name := fmt.Sprintf("rank-%dw", workers)
+	return func(ctx context.Context, round int) (sample, error) {
+		out := filepath.Join(dir, fmt.Sprintf("%s-r%d", name, round))
+		defer os.RemoveAll(out)
+		id, err := rank.Explicit(0, 1)
+		if err != nil {
+			return sample{}, fmt.Errorf("%s: %w", name, err)
+		}
+		w, err := rank.Open(ctx, out, id, d.cas, rank.Options{Scenarios: len(d.scen), Workers: workers, Solver: "shardbench"})
+		if err != nil {
+			return sample{}, fmt.Errorf("%s: %w", name, err)
+		}
+		next := make(chan int, len(d.scen))
+		for i := range d.scen {
+			next <- i
+		}
+		close(next)
+		errs := make([]error, callers)
+		var wg sync.WaitGroup
+		t0 := time.Now()
+		for c := range callers {
+			wg.Go(func() {
+				for i := range next {
+					if err := w.WriteScenario(ctx, d.scen[i]); err != nil {
+						errs[c] = err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		sec := time.Since(t0).Seconds()
+		if err := errors.Join(append(errs, w.Close())...); err != nil {
+			return sample{}, fmt.Errorf("%s: %w", name, err)
+		}
+		bytes, err := parquetBytes(filepath.Join(out, rank.SimDir))
+		if err != nil {
+			return sample{}, fmt.Errorf("%s: %w", name, err)
+		}
+		return sample{sec: sec, in: sum(d.fullIn), out: bytes, scen: len(d.scen)}, nil
+	}
+}
+
+// parquetBytes sums the sizes of the .parquet files under dir.
+func parquetBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || !strings.HasSuffix(p, ".parquet") {
+			return err
+		}
+		st, err := e.Info()
+		if err != nil {
+			return err
+		}
+		n += st.Size()
+		return nil
+	})
+	return n, err
+}

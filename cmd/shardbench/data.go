@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// dataset is everything one scale's contestants consume, prepared before
+// any timing so that generation, conversion and copying never land inside a
+// measurement, and so that every contestant sees exactly the same data.
+type dataset struct {
+	scale string
+	cas   *manifest.Case
+	scen  []*shard.Scenario
+	// hydrosCols holds the hydros column buffers of each scenario (values
+	// and validity bitmaps, derived columns included): what the writer
+	// compresses, and so what raw zstd compresses.
+	hydrosCols [][][]byte
+	// hydrosIn is the input bytes of each scenario's hydros table: the one
+	// figure every hydros contestant's MB/s is computed from.
+	hydrosIn []int64
+	// fullIn is the input bytes of all ten tables of each scenario, for the
+	// rank path.
+	fullIn []int64
+	rows   int // hydros rows per scenario
+	// pgRows are the hydros rows in parquet-go's row form.
+	pgRows [][]hydroRow
+	// parquetFiles are the hydros files this project's writer produced, one
+	// per scenario: DuckDB loads them, so it gets the very same values.
+	parquetFiles []string
+}
+
+func sum(xs []int64) int64 {
+	var t int64
+	for _, x := range xs {
+		t += x
+	}
+	return t
+}
+
+// columnBytes returns copies of the record's column buffers, as
+// shard/bench_test.go does. They must be copies: derived columns live in
+// the Encoder's scratch, which the next Record call overwrites.
+func columnBytes(rec arrow.RecordBatch) [][]byte {
+	var out [][]byte
+	for _, col := range rec.Columns() {
+		for _, buf := range col.Data().Buffers() {
+			if buf != nil && buf.Len() > 0 {
+				out = append(out, append([]byte(nil), buf.Bytes()...))
+			}
+		}
+	}
+	return out
+}
+
+// inputBytes is the length of columnBytes without the copies.
+func inputBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		for _, buf := range col.Data().Buffers() {
+			if buf != nil {
+				n += int64(buf.Len())
+			}
+		}
+	}
+	return n
+}
+
+// prepare generates n scenarios of c (seed 1, ids 0..n-1) and derives every
+// contestant's input from them. dir receives the writer's hydros files for
+// DuckDB.
+func prepare(scale string, c *manifest.Case, n int, dir string) (*dataset, error) {
+	d := &dataset{scale: scale, cas: c}
+	enc := shard.NewEncoder()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("scratch for %s inputs: %w", scale, err)
+	}
+	for i := range n {
+		sc, err := synth.Generate(c, 1, i)
+		if err != nil {
+			return nil, fmt.Errorf("generating %s scenario %d: %w", scale, i, err)
+		}
+		d.scen = append(d.scen, sc)
+		var full int64
+		for _, tr := range sc.Tables() {
+			rec, err := enc.Record(tr, c)
+			if err != nil {
+				return nil, fmt.Errorf("%s scenario %d: %w", scale, i, err)
+			}
+			full += inputBytes(rec)
+			if tr.Table == shard.Hydros {
+				cols := columnBytes(rec)
+				var in int64
+				for _, b := range cols {
+					in += int64(len(b))
+				}
+				rows, err := toHydroRows(rec)
+				if err != nil {
+					rec.Release()
+					return nil, fmt.Errorf("%s scenario %d: parquet-go rows: %w", scale, i, err)
+				}
+				d.hydrosCols = append(d.hydrosCols, cols)
+				d.hydrosIn = append(d.hydrosIn, in)
+				d.pgRows = append(d.pgRows, rows)
+				d.rows = int(rec.NumRows())
+			}
+			rec.Release()
+		}
+		if len(d.hydrosIn) != i+1 {
+			return nil, fmt.Errorf("%s scenario %d has no hydros table", scale, i)
+		}
+		d.fullIn = append(d.fullIn, full)
+
+		// WriteTemp refuses a .parquet temp path (a glob could pick it up);
+		// DuckDB is happier with the extension, so rename once written.
+		tmp := filepath.Join(dir, fmt.Sprintf("%s-hydros-s%d%s", scale, i, shard.TempSuffix))
+		if _, err := enc.WriteTemp(tmp, shard.TableRows{Table: shard.Hydros, Rows: sc.Hydros}, c); err != nil {
+			return nil, fmt.Errorf("writing DuckDB's input: %w", err)
+		}
+		final := filepath.Join(dir, fmt.Sprintf("%s-hydros-s%d.parquet", scale, i))
+		if err := os.Rename(tmp, final); err != nil {
+			return nil, fmt.Errorf("writing DuckDB's input: %w", err)
+		}
+		d.parquetFiles = append(d.parquetFiles, final)
+	}
+	return d, nil
+}
