@@ -261,12 +261,12 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if buildErr != nil {
 		return buildErr
 	}
-	for i, d := range data {
+	for i := range data {
 		prefix := ""
 		if i > 0 {
-			prefix = d.scale + "_"
+			prefix = data[i].scale + "_"
 		}
-		s, err := measureScale(ctx, cfg, d, prefix, dks, scratch, stderr)
+		s, err := measureScale(ctx, cfg, data[i], prefix, dks, scratch, stderr)
 		if err != nil {
 			return err
 		}
