@@ -280,6 +280,25 @@ func awaitJob(t *testing.T, id string, want ...string) map[string]string {
 	}
 }
 
+// daemonLog is what slurmctld and slurmd logged about a job, for failure
+// messages.
+func daemonLog(id string) string {
+	var b strings.Builder
+	for _, f := range []string{"slurmctld.log", "slurmd.log"} {
+		data, err := os.ReadFile(filepath.Join(clusterDir, "log", f))
+		if err != nil {
+			fmt.Fprintf(&b, "%s: %v\n", f, err)
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, "error") || strings.Contains(line, "JobId="+id+" ") || strings.Contains(line, "job "+id+" ") || strings.Contains(line, "["+id+"]") || strings.Contains(line, "job_id "+id) || strings.Contains(line, "StepId="+id+".") {
+				fmt.Fprintf(&b, "%s: %s\n", f, line)
+			}
+		}
+	}
+	return b.String()
+}
+
 // readLog returns a job's output file (there is exactly one per job id).
 func readLog(t *testing.T, pattern string) string {
 	t.Helper()

@@ -256,12 +256,16 @@ func TestPreemptionRequeue(t *testing.T) {
 	}
 
 	slurm(t, jobEnv(), "scontrol", "requeue", id)
-	// A requeued batch job is held (BeginTime) for a while; release it.
+	// A requeued batch job is held (BeginTime) for about two minutes;
+	// release it, but not within the second its first attempt ended:
+	// slurmd revokes a job's credential when it ends, compares times in
+	// whole seconds, and refuses a relaunch in that same second ("Job N
+	// already killed, do not launch batch job"), failing the job.
 	deadline = time.Now().Add(jobTimeout)
 	for {
 		st := jobInfo(t, id)
 		if st["JobState"] == "PENDING" && st["Restarts"] == "1" {
-			slurm(t, jobEnv(), "scontrol", "update", "jobid="+id, "starttime=now")
+			slurm(t, jobEnv(), "scontrol", "update", "jobid="+id, "starttime=now+2")
 			break
 		}
 		if st["Restarts"] == "1" && st["JobState"] != "PENDING" && st["JobState"] != "REQUEUED" {
@@ -272,10 +276,10 @@ func TestPreemptionRequeue(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	info = awaitJob(t, id, "COMPLETED")
+	info = awaitJob(t, id)
 	log2 := readLog(t, logPath)
-	if info["Restarts"] != "1" || !strings.Contains(log2, "attempt 1:") {
-		t.Errorf("requeued job %s: Restarts %s; log:\n%s", id, info["Restarts"], log2)
+	if info["JobState"] != "COMPLETED" || info["Restarts"] != "1" || !strings.Contains(log2, "attempt 1:") {
+		t.Fatalf("requeued job %s: %s exit %s, Restarts %s, want COMPLETED, 1; log:\n%s\ndaemons:\n%s", id, info["JobState"], info["ExitCode"], info["Restarts"], log2, daemonLog(id))
 	}
 	all := readJournals(t, out)
 	second := 0
