@@ -214,28 +214,11 @@ type writerOnly struct{ io.Writer }
 // the next call on e and while the caller's slices are unchanged.
 func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
 	t := tr.Table
-	v := reflect.ValueOf(tr.Rows)
-	if v.Kind() != reflect.Pointer || v.IsNil() {
-		return nil, fmt.Errorf("shard: %s: rows must be a non-nil pointer to a rows struct", t.Name)
-	}
-	v = v.Elem()
-	binds, err := bind(t, v.Type())
+	src, n, err := sources(tr)
 	if err != nil {
 		return nil, err
 	}
 	e.nf, e.nb = 0, 0
-	src := make([]reflect.Value, len(t.Columns))
-	for _, b := range binds {
-		src[b.col] = v.Field(b.field)
-	}
-	for i, c := range t.Columns {
-		if !c.Derived && !src[i].IsValid() {
-			return nil, &ColumnError{Table: t.Name, Column: c.Name, What: "no field supplies this column"}
-		}
-	}
-	// Row count: the first column (stage_id or iteration) is never nullable.
-	n := src[0].Len()
-
 	floats := map[string][]float64{}
 	var stage []int32
 	var block NullInt32
@@ -243,9 +226,6 @@ func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
 	for i, c := range t.Columns {
 		if c.Derived {
 			continue
-		}
-		if err := checkLen(t, c, src[i], n); err != nil {
-			return nil, err
 		}
 		switch x := src[i].Interface().(type) {
 		case []float64:
@@ -303,6 +283,51 @@ func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
 		a.Release()
 	}
 	return rec, nil
+}
+
+// CheckRows checks what can be checked of tr without encoding it: a
+// field for every supplied column, and every column as long as the
+// first. The encoder checks the rest (nulls in a non-nullable column, keys
+// the case does not have) while encoding.
+func CheckRows(tr TableRows) error {
+	_, _, err := sources(tr)
+	return err
+}
+
+// sources binds tr's struct fields to the table's supplied columns
+// (indexed like t.Columns; derived columns are invalid Values) and checks
+// their lengths; n is the row count.
+func sources(tr TableRows) (src []reflect.Value, n int, err error) {
+	t := tr.Table
+	v := reflect.ValueOf(tr.Rows)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil, 0, fmt.Errorf("shard: %s: rows must be a non-nil pointer to a rows struct", t.Name)
+	}
+	v = v.Elem()
+	binds, err := bind(t, v.Type())
+	if err != nil {
+		return nil, 0, err
+	}
+	src = make([]reflect.Value, len(t.Columns))
+	for _, b := range binds {
+		src[b.col] = v.Field(b.field)
+	}
+	for i, c := range t.Columns {
+		if !c.Derived && !src[i].IsValid() {
+			return nil, 0, &ColumnError{Table: t.Name, Column: c.Name, What: "no field supplies this column"}
+		}
+	}
+	// Row count: the first column (stage_id or iteration) is never nullable.
+	n = src[0].Len()
+	for i, c := range t.Columns {
+		if c.Derived {
+			continue
+		}
+		if err := checkLen(t, c, src[i], n); err != nil {
+			return nil, 0, err
+		}
+	}
+	return src, n, nil
 }
 
 func checkLen(t *Table, c Column, v reflect.Value, n int) error {
