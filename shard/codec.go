@@ -11,18 +11,29 @@ import (
 // re-creating an encoder allocates several MB of tables each time. This
 // codec keeps a bounded free list of long-lived encoders instead (one per
 // concurrent writer, up to a limit), measured at +14-20% throughput and
-// -30-40% RSS. The options are arrow-go's own, so the bytes are identical.
+// -30-40% RSS.
 type zstdCodec struct {
 	compress.Codec // arrow-go's codec: decoding, CompressBound
 	free           chan *zstd.Encoder
 	level          zstd.EncoderLevel
+	opts           []zstd.EOption
 }
 
-func newZstdCodec(base compress.Codec) *zstdCodec {
+// codecOptions are the encoder options of every data page: arrow-go's own,
+// less the frame checksum. Every file's XXH64 is in the journal and checked
+// by the merge, so a per-page XXH64 of the same bytes guards nothing more;
+// leaving it out saves 4 bytes and one hash pass per page. Frames without
+// a checksum are what libzstd writes by default (DuckDB's own files);
+// arrow-go, DuckDB and hyparquet read them (internal/interop).
+var codecOptions = []zstd.EOption{zstd.WithZeroFrames(true), zstd.WithEncoderConcurrency(1), zstd.WithAllLitEntropyCompression(true), zstd.WithEncoderCRC(false)}
+
+func newZstdCodec(base compress.Codec, opts ...zstd.EOption) *zstdCodec {
+	level := zstd.EncoderLevelFromZstd(ZstdLevel)
 	return &zstdCodec{
 		Codec: base,
 		free:  make(chan *zstd.Encoder, max(8, 2*runtime.GOMAXPROCS(0))),
-		level: zstd.EncoderLevelFromZstd(ZstdLevel),
+		level: level,
+		opts:  append([]zstd.EOption{zstd.WithEncoderLevel(level)}, opts...),
 	}
 }
 
@@ -31,8 +42,7 @@ func (z *zstdCodec) encoder() *zstd.Encoder {
 	case enc := <-z.free:
 		return enc
 	default:
-		enc, _ := zstd.NewWriter(nil, zstd.WithZeroFrames(true), zstd.WithEncoderLevel(z.level),
-			zstd.WithEncoderConcurrency(1), zstd.WithAllLitEntropyCompression(true))
+		enc, _ := zstd.NewWriter(nil, z.opts...)
 		return enc
 	}
 }
@@ -69,5 +79,5 @@ func init() {
 	if err != nil {
 		panic("shard: arrow-go has no zstd codec: " + err.Error())
 	}
-	compress.RegisterCodec(compress.Codecs.Zstd, newZstdCodec(base))
+	compress.RegisterCodec(compress.Codecs.Zstd, newZstdCodec(base, codecOptions...))
 }
