@@ -19,6 +19,7 @@ type durableState struct {
 	commits map[int][]manifest.FileRecord // scenario -> files (first commit seen)
 	closes  []manifest.CloseInfo
 	opens   []manifest.OpenInfo
+	order   []int // scenarios in journal order (across files: file by file)
 }
 
 func readJournals(t *testing.T, out string) durableState {
@@ -31,6 +32,7 @@ func readJournals(t *testing.T, out string) durableState {
 			case r.Open != nil:
 				st.opens = append(st.opens, *r.Open)
 			case r.Commit != nil:
+				st.order = append(st.order, r.Commit.Scenario)
 				if _, ok := st.commits[r.Commit.Scenario]; !ok {
 					st.commits[r.Commit.Scenario] = r.Commit.Files
 				}

@@ -14,7 +14,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hydroshard/hydroshard/internal/faults"
@@ -47,9 +47,15 @@ type Options struct {
 	// Ownership is recorded in the journal for the report; the merge never
 	// relies on it.
 	Ownership Ownership
-	// Workers is how many of a scenario's tables are encoded at once
-	// (default: GOMAXPROCS, at most 4).
+	// Workers is how many goroutines encode tables: the tables of one
+	// scenario and of consecutive scenarios at once (default: GOMAXPROCS,
+	// at most 4).
 	Workers int
+	// Queue is how many accepted scenarios may wait for their commit
+	// (default DefaultQueue, 64). WriteScenario blocks while it is full:
+	// that is the backpressure when encoding falls behind, and the bound
+	// on the memory the writer holds.
+	Queue int
 	// Solver names the program that produced the results (recorded as
 	// metadata.json "solver"); default "unknown".
 	Solver string
@@ -85,11 +91,26 @@ func (e *CaseMismatchError) Error() string {
 	return fmt.Sprintf("journal %s was written with %s %s, this run has %s (use another output directory)", e.Journal, e.What, e.Have, e.Want)
 }
 
-// Writer commits scenarios for one rank. Its methods are safe for
-// concurrent use; scenarios are committed one at a time, each one's tables
-// encoded on Options.Workers goroutines. After any error the Writer is
-// broken: every later call returns that error, and Close records the
-// failure in the journal when it still can.
+// Writer commits scenarios for one rank.
+//
+// Concurrency: all methods are safe for concurrent use; a solver's
+// simulation workers may call WriteScenario at the same time. WriteScenario
+// validates a scenario and puts it on a bounded queue (Options.Queue,
+// default 64); Options.Workers goroutines encode the queued scenarios'
+// tables in parallel, and the scenarios are committed one at a time in the
+// order they were accepted. When the queue is full, WriteScenario blocks
+// until a scenario is committed (or its ctx ends). The writer keeps each
+// accepted scenario's slices until the scenario is committed: the caller
+// must not modify them before Flush or Close returns.
+//
+// Errors: bad input found by WriteScenario is returned at once and leaves
+// the writer usable. An error found in the background is never lost: it is
+// returned by the next WriteScenario (which then does not accept its
+// scenario), by Flush and by Close. An I/O error breaks the writer: every
+// later call returns it, scenarios still queued are discarded (their temp
+// files removed, never committed), and Close records the failure in the
+// journal when it still can. A bad-input error found only while encoding
+// (a key the case does not have) is reported once and the writer goes on.
 type Writer struct {
 	out    string
 	id     Identity
@@ -99,13 +120,17 @@ type Writer struct {
 	name   string // writer id, also the journal's base name
 
 	entities map[string]bool
-	encoders chan *shard.Encoder
 
 	writerState
 	journal   *journalFile
 	committed map[int]bool // by any attempt, including this one
 	mine      int
 	sig       *signalState
+	pipe      pipeline
+	broken    atomic.Bool // w.err is set: background work stops
+	// testHookEncode, when set (by tests, before the first WriteScenario),
+	// runs on a worker before each table is encoded.
+	testHookEncode func(scenario int)
 }
 
 // checkOpen validates what every writer's Open gets: a live context, a
@@ -142,6 +167,12 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	if opts.Workers <= 0 {
 		opts.Workers = min(runtime.GOMAXPROCS(0), 4)
 	}
+	if opts.Queue < 0 {
+		return nil, fmt.Errorf("rank: Options.Queue = %d, want >= 1 (0: the default %d)", opts.Queue, DefaultQueue)
+	}
+	if opts.Queue == 0 {
+		opts.Queue = DefaultQueue
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -155,15 +186,11 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 		opts:      opts,
 		layout:    manifest.Layout{ScenarioPad: opts.ScenarioPad, Ownership: opts.Ownership.String()},
 		entities:  map[string]bool{},
-		encoders:  make(chan *shard.Encoder, opts.Workers),
 		committed: map[int]bool{},
 		sig:       newSignalState(),
 	}
 	for _, e := range c.Entities() {
 		w.entities[e] = true
-	}
-	for i := 0; i < opts.Workers; i++ {
-		w.encoders <- shard.NewEncoder()
 	}
 	for _, d := range []string{JournalDir, TempDir, SimDir} {
 		if err := shard.MkdirAllSync(filepath.Join(outDir, d)); err != nil {
@@ -176,6 +203,7 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	if err := w.startJournal(); err != nil {
 		return nil, err
 	}
+	w.startPipeline()
 	return w, nil
 }
 
@@ -220,6 +248,14 @@ func (w *Writer) startJournal() error {
 // append writes one record and fsyncs the journal. Callers hold w.mu.
 func (w *Writer) append(r *manifest.Record) error { return w.journal.append(r) }
 
+// CommittedHere returns how many scenarios this writer has committed so
+// far (not counting earlier attempts). After Close it is final.
+func (w *Writer) CommittedHere() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.mine
+}
+
 // Identity returns the writer's rank identity.
 func (w *Writer) Identity() Identity { return w.id }
 
@@ -260,58 +296,89 @@ func (w *Writer) Pending(owned []int) []int {
 	return out
 }
 
-// WriteScenario commits one scenario: every table is encoded into a temp
-// file under _shards/tmp and fsynced; one commit record is appended to the
-// journal and fsynced (the commit point); then each file is renamed into
+// WriteScenario hands one scenario to the writer, which commits it in the
+// background: every table is encoded into a temp file under _shards/tmp and
+// fsynced; one commit record is appended to the journal and fsynced (the
+// commit point); then each file is renamed into
 // simulation/<entity>/scenario_id=N/data.parquet and its directory fsynced.
 // A crash before the commit point leaves only temp garbage; after it, the
-// merge finishes the renames. The caller's slices are read, never kept.
+// merge finishes the renames.
+//
+// It returns once the scenario is checked and queued (nil), blocking while
+// the queue is full; Flush or Close wait for the commits. Bad input (an id
+// out of range, a scenario committed or queued already: ErrCommitted, a
+// table the case does not have, mismatched column lengths) is a
+// *ScenarioError returned at once. An error of an earlier scenario is
+// returned instead of accepting s (see Writer). s's slices must not be
+// modified until Flush or Close returns.
 func (w *Writer) WriteScenario(ctx context.Context, s *shard.Scenario) error {
 	if err := w.enter(ctx, "WriteScenario"); err != nil {
 		return err
 	}
+	if err := w.takeUnreported(); err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	tables, cost, err := w.check(s)
+	if err != nil {
+		w.mu.Unlock()
+		return err
+	}
+	w.pipe.inflight[s.ID] = true
+	w.mu.Unlock()
+
+	// Backpressure: wait for a slot without holding the lock.
+	select {
+	case w.pipe.slots <- struct{}{}:
+	case <-ctx.Done():
+		w.mu.Lock()
+		delete(w.pipe.inflight, s.ID)
+		w.mu.Unlock()
+		return ctx.Err()
+	}
+	j := &job{s: s, tables: tables, cost: cost, files: make([]manifest.FileRecord, len(tables)), errs: make([]error, len(tables))}
+	j.pending.Add(len(tables))
+	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.err != nil || w.closed {
+		delete(w.pipe.inflight, s.ID)
+		<-w.pipe.slots
+		if w.err != nil {
+			return w.err
+		}
+		return errors.New("rank: WriteScenario after Close")
+	}
+	w.pipe.accepted++
+	w.pipe.queue <- j // never blocks: the slot reserved room
+	return nil
+}
+
+// check validates s against the run and the case. Callers hold w.mu.
+func (w *Writer) check(s *shard.Scenario) ([]shard.TableRows, manifest.CostSummary, error) {
+	var cost manifest.CostSummary
 	if s == nil {
-		return errors.New("rank: WriteScenario: nil scenario")
+		return nil, cost, errors.New("rank: WriteScenario: nil scenario")
 	}
 	if s.ID < 0 || s.ID >= w.opts.Scenarios {
-		return &ScenarioError{Scenario: s.ID, Err: fmt.Errorf("id out of range: the run has scenarios 0..%d", w.opts.Scenarios-1)}
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: fmt.Errorf("id out of range: the run has scenarios 0..%d", w.opts.Scenarios-1)}
 	}
-	if w.committed[s.ID] {
-		return &ScenarioError{Scenario: s.ID, Err: ErrCommitted}
+	if w.committed[s.ID] || w.pipe.inflight[s.ID] {
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: ErrCommitted}
 	}
 	tables, err := w.checkTables(s)
 	if err != nil {
-		return &ScenarioError{Scenario: s.ID, Err: err}
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: err}
 	}
-	cost, err := costSummary(s.Costs, w.cas.Stages)
-	if err != nil {
-		return &ScenarioError{Scenario: s.ID, Err: err}
-	}
-	files, err := w.encode(s.ID, tables)
-	if err != nil {
-		// Bad input leaves the writer usable; I/O trouble does not.
-		var ce *shard.ColumnError
-		var be *shard.BadRowError
-		if errors.As(err, &ce) || errors.As(err, &be) {
-			return &ScenarioError{Scenario: s.ID, Err: err}
+	for _, t := range tables {
+		if err := shard.CheckRows(t); err != nil {
+			return nil, cost, &ScenarioError{Scenario: s.ID, Err: err}
 		}
-		w.err = &ScenarioError{Scenario: s.ID, Err: err}
-		return w.err
 	}
-	rec := &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: s.ID, Files: files, Cost: cost}}
-	if err := w.append(rec); err != nil {
-		// The line may be half written: the journal can take no more.
-		w.err = &ScenarioError{Scenario: s.ID, Err: err}
-		return w.err
+	cost, err = costSummary(s.Costs, w.cas.Stages)
+	if err != nil {
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: err}
 	}
-	w.committed[s.ID] = true
-	w.mine++
-	if err := w.publish(files); err != nil {
-		w.err = &ScenarioError{Scenario: s.ID, Err: fmt.Errorf("committed, but %w (the merge will finish it)", err)}
-		return w.err
-	}
-	return nil
+	return tables, cost, nil
 }
 
 // checkTables pairs the scenario's tables with the case: every entity type
@@ -358,44 +425,6 @@ func (w *Writer) tempName(scenario int, entity string) string {
 // relative to the output directory.
 func FinalPath(layout manifest.Layout, entity string, scenario int) string {
 	return path.Join(SimDir, entity, layout.PartitionDir(scenario), "data.parquet")
-}
-
-// encode writes every table to its temp file on the worker pool.
-func (w *Writer) encode(scenario int, tables []shard.TableRows) ([]manifest.FileRecord, error) {
-	files := make([]manifest.FileRecord, len(tables))
-	errs := make([]error, len(tables))
-	var wg sync.WaitGroup
-	for i, t := range tables {
-		enc := <-w.encoders
-		wg.Add(1)
-		go func() {
-			defer func() { w.encoders <- enc; wg.Done() }()
-			tmp := w.tempName(scenario, t.Table.Entity)
-			info, err := enc.WriteTemp(filepath.Join(w.out, tmp), t, w.cas)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			files[i] = manifest.FileRecord{
-				Entity: t.Table.Entity,
-				Temp:   tmp,
-				Path:   FinalPath(w.layout, t.Table.Entity, scenario),
-				Rows:   info.Rows,
-				Bytes:  info.Bytes,
-				XXH64:  manifest.FormatXXH64(info.XXH64),
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		for _, f := range files {
-			if f.Temp != "" {
-				_ = os.Remove(filepath.Join(w.out, f.Temp))
-			}
-		}
-		return nil, err
-	}
-	return files, nil
 }
 
 // publish renames committed temp files into place. A final file that
@@ -459,10 +488,12 @@ func (e *ConflictError) Error() string {
 }
 
 // HandleSignals returns a context that is cancelled when the process gets
-// SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C). The scenario in
-// progress finishes; the caller should stop starting new ones when the
-// context is done and call Close, which then records the journal as
-// interrupted. Call the returned stop function to restore default handling.
+// SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C). The scenarios
+// being encoded finish and commit; queued scenarios not started yet are
+// dropped (not committed: a requeued job redoes them), so that shutdown
+// takes at most about Options.Workers scenarios' encoding time. The caller
+// should stop when the context is done and call Close, which then records
+// the journal as interrupted. Call the returned stop function to restore default handling.
 func (w *Writer) HandleSignals(parent context.Context) (context.Context, func()) {
 	return w.sig.handle(parent)
 }
@@ -484,17 +515,24 @@ func (w *Writer) CloseInterrupted(reason string) error {
 
 func (w *Writer) close(status, reason string) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.closed {
+		defer w.mu.Unlock()
 		return w.err
 	}
 	w.closed = true
+	close(w.pipe.queue)
+	w.mu.Unlock()
+	<-w.pipe.drained // every accepted scenario is committed or discarded
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if status == manifest.StatusClean && w.Interrupted() {
 		status, reason = manifest.StatusInterrupted, "signal"
 	}
 	if w.err != nil {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
+	unreported := w.takeUnreported()
 	aerr, cerr := w.journal.close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
 	if w.err != nil {
 		return w.err
@@ -503,5 +541,8 @@ func (w *Writer) close(status, reason string) error {
 		w.err = aerr
 		return aerr
 	}
-	return cerr
+	if cerr != nil {
+		return cerr
+	}
+	return unreported
 }

@@ -157,11 +157,20 @@ func TestFaultAtEachStep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The failure happens in the background: a later
+			// WriteScenario or Flush returns it.
 			var failed error
 			for s := range 4 {
 				if failed = w.WriteScenario(ctx, gen(t, c, s)); failed != nil {
 					break
 				}
+			}
+			if failed == nil {
+				failed = w.Flush(ctx)
+			}
+			var se *rank.ScenarioError
+			if !errors.As(failed, &se) || se.Scenario != 1 {
+				t.Fatalf("write error %v, want a *ScenarioError for scenario 1", failed)
 			}
 			if !errors.Is(failed, faults.ErrInjected) {
 				t.Fatalf("write error %v, want the injected fault", failed)

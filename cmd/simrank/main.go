@@ -56,6 +56,7 @@ type config struct {
 	threads                        int
 	iterationDelay                 time.Duration
 	scenarioDelay                  time.Duration
+	queue                          int
 	checkpointEvery                int
 	allCuts                        bool
 	exportStates                   bool
@@ -74,7 +75,11 @@ func run(args []string, stderr io.Writer) int {
 	fs.StringVar(&c.from, "scenarios-from", "", "write only the scenario ids listed in FILE (one per line, as merge-shards --rerun-list writes), shared among the ranks")
 	fs.StringVar(&c.ownership, "ownership", "contiguous", "scenario ownership rule: contiguous or round-robin")
 	fs.IntVar(&c.pad, "scenario-pad", 0, "zero-pad partition names to this width (4 reproduces Cobre's scenario_id=0042)")
-	fs.IntVar(&c.workers, "workers", 0, "tables encoded concurrently (default: GOMAXPROCS, at most 4)")
+	fs.IntVar(&c.workers, "workers", 0, "encoding goroutines: tables of one scenario and of consecutive scenarios at once (default: GOMAXPROCS, at most 4)")
+	// A synthetic rank produces scenarios far faster than a solver (or the
+	// encoder), so it always fills the writer's queue; 8 keep the workers
+	// busy at a fraction of the memory of the writer's default 64.
+	fs.IntVar(&c.queue, "queue", 8, "scenarios the writer may hold before WriteScenario blocks (rank.Options.Queue)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
 	fs.IntVar(&c.iterations, "iterations", 0, "training iterations to run before the simulation (0: no training phase); a rerun continues after the last durable iteration")
 	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
@@ -122,6 +127,9 @@ func run(args []string, stderr io.Writer) int {
 	case c.iterationDelay < 0:
 		fmt.Fprintf(stderr, "simrank: --iteration-delay %v: want >= 0\n", c.iterationDelay)
 		return exitUsage
+	case c.queue < 1:
+		fmt.Fprintf(stderr, "simrank: --queue %d: want at least 1\n", c.queue)
+		return exitUsage
 	case c.scenarioDelay < 0:
 		fmt.Fprintf(stderr, "simrank: --scenario-delay %v: want >= 0\n", c.scenarioDelay)
 		return exitUsage
@@ -166,7 +174,7 @@ func run(args []string, stderr io.Writer) int {
 		// handler is not installed yet) still cancels ctx.
 		ctx = tctx
 	}
-	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Solver: solverName, Threads: c.threads})
+	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Queue: c.queue, Solver: solverName, Threads: c.threads})
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "simrank %s: interrupted by signal before the simulation\n", id)
@@ -202,7 +210,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 		done++
 		if !c.quiet {
-			fmt.Fprintf(stderr, "simrank %s: committed scenario %d (%d/%d)\n", id, s, done, len(pending))
+			fmt.Fprintf(stderr, "simrank %s: queued scenario %d (%d/%d)\n", id, s, done, len(pending))
 		}
 	}
 	var cerr error
@@ -224,7 +232,7 @@ func run(args []string, stderr io.Writer) int {
 		status = "interrupted by signal, journal closed"
 	}
 	fmt.Fprintf(stderr, "simrank %s: %s: %d scenarios committed, %d already committed earlier, in %.2fs -> %s\n",
-		id, status, done, len(owned)-len(pending), time.Since(start).Seconds(), c.out)
+		id, status, w.CommittedHere(), len(owned)-len(pending), time.Since(start).Seconds(), c.out)
 	return exitOK
 }
 

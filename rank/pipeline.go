@@ -1,0 +1,244 @@
+package rank
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// DefaultQueue is the default Options.Queue: how many accepted scenarios
+// may wait for their commit before WriteScenario blocks.
+const DefaultQueue = 64
+
+// A scenario accepted by WriteScenario goes through three stages, so that
+// a solver's simulation workers only pay for validation and the encoding
+// runs on Options.Workers goroutines:
+//
+//   - the dispatcher takes jobs off the queue in acceptance order, hands
+//     each to the committer (same order) and splits it into table tasks;
+//   - the workers encode table tasks into fsynced temp files: the tables of
+//     one scenario and of consecutive scenarios in parallel, each worker
+//     with its own long-lived encoder;
+//   - the committer, in acceptance order, waits for a job's tables, appends
+//     its commit record (the commit point), publishes the files, and frees
+//     the job's slot.
+//
+// The slots bound accepted-but-uncommitted scenarios (Options.Queue): that
+// is the backpressure, and what keeps memory independent of the number of
+// scenarios. Commit order is acceptance order, and the write-ahead rule is
+// unchanged: a commit record is appended only after every file it names is
+// durable, and files are renamed only after the record is.
+
+// job is one accepted scenario on its way to the journal.
+type job struct {
+	s       *shard.Scenario
+	tables  []shard.TableRows
+	cost    manifest.CostSummary
+	files   []manifest.FileRecord // per table, set by the workers
+	errs    []error               // per table, set by the workers
+	pending sync.WaitGroup        // one count per table still encoding
+	dropped bool                  // not encoded: the writer was interrupted
+}
+
+type task struct {
+	j *job
+	i int // index into j.tables
+}
+
+// pipeline is the Writer's background machinery.
+type pipeline struct {
+	slots   chan struct{} // one per accepted, uncommitted scenario
+	queue   chan *job     // closed by Close (under the Writer's lock)
+	drained chan struct{} // closed when every accepted job is finished
+
+	accepted, finished int           // under the Writer's lock
+	progress           chan struct{} // closed and replaced at each finished job
+	inflight           map[int]bool  // accepted, not finished
+	// unreported are bad-input errors found while encoding (the scenario
+	// was not committed; the writer stays usable), returned once by the
+	// next WriteScenario, Flush or Close.
+	unreported []error
+}
+
+func (w *Writer) startPipeline() {
+	q := w.opts.Queue
+	w.pipe = pipeline{
+		slots:    make(chan struct{}, q),
+		queue:    make(chan *job, q),
+		drained:  make(chan struct{}),
+		progress: make(chan struct{}),
+		inflight: map[int]bool{},
+	}
+	order := make(chan *job, q) // never blocks: at most q jobs exist
+	tasks := make(chan task)
+	go func() { // dispatcher
+		defer close(tasks)
+		defer close(order)
+		for j := range w.pipe.queue {
+			// After SIGTERM the clock is running (SLURM's lead time before
+			// the kill): scenarios not started yet are dropped, uncommitted,
+			// for the requeued job to redo, so that Close waits for at most
+			// the scenarios already being encoded.
+			if w.Interrupted() {
+				j.dropped = true
+				j.pending.Add(-len(j.tables))
+				order <- j
+				continue
+			}
+			order <- j
+			for i := range j.tables {
+				tasks <- task{j, i}
+			}
+		}
+	}()
+	for range w.opts.Workers {
+		go func() {
+			enc := shard.NewEncoder()
+			for t := range tasks {
+				w.encodeTable(enc, t)
+				t.j.pending.Done()
+			}
+		}()
+	}
+	go func() { // committer
+		defer close(w.pipe.drained)
+		for j := range order {
+			j.pending.Wait()
+			w.commit(j)
+			<-w.pipe.slots
+		}
+	}()
+}
+
+// encodeTable writes one table of a job to its temp file. After the
+// writer broke, remaining work is skipped: nothing more will be committed.
+func (w *Writer) encodeTable(enc *shard.Encoder, t task) {
+	j := t.j
+	if w.testHookEncode != nil {
+		w.testHookEncode(j.s.ID)
+	}
+	if w.broken.Load() {
+		j.errs[t.i] = errBroken
+		return
+	}
+	tr := j.tables[t.i]
+	tmp := w.tempName(j.s.ID, tr.Table.Entity)
+	info, err := enc.WriteTemp(filepath.Join(w.out, tmp), tr, w.cas)
+	if err != nil {
+		j.errs[t.i] = err
+		return
+	}
+	j.files[t.i] = manifest.FileRecord{
+		Entity: tr.Table.Entity,
+		Temp:   tmp,
+		Path:   FinalPath(w.layout, tr.Table.Entity, j.s.ID),
+		Rows:   info.Rows,
+		Bytes:  info.Bytes,
+		XXH64:  manifest.FormatXXH64(info.XXH64),
+	}
+}
+
+// Reasons a job is finished without a commit that are not errors of the
+// job itself.
+var (
+	errBroken  = errors.New("writer failed earlier")
+	errDropped = errors.New("dropped after a signal")
+)
+
+// commit makes one encoded job durable, or discards it.
+func (w *Writer) commit(j *job) {
+	id := j.s.ID
+	err := errors.Join(j.errs...)
+	if err == nil && w.broken.Load() {
+		err = errBroken
+	}
+	if j.dropped {
+		err = errDropped
+	}
+	if err != nil {
+		for _, f := range j.files {
+			if f.Temp != "" {
+				_ = os.Remove(filepath.Join(w.out, f.Temp))
+			}
+		}
+		w.finish(id, false, err)
+		return
+	}
+	rec := &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: id, Files: j.files, Cost: j.cost}}
+	if err := w.journal.append(rec); err != nil {
+		// The line may be half written: the journal can take no more.
+		w.finish(id, false, err)
+		return
+	}
+	if err := w.publish(j.files); err != nil {
+		w.finish(id, true, fmt.Errorf("committed, but %w (the merge will finish it)", err))
+		return
+	}
+	w.finish(id, true, nil)
+}
+
+// finish records a job's outcome. Bad input (a column or row the encoder
+// refused) leaves the writer usable and is reported once; any other error
+// breaks it: it is returned by every later call.
+func (w *Writer) finish(id int, committed bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := &w.pipe
+	delete(p.inflight, id)
+	if committed {
+		w.committed[id] = true
+		w.mine++
+	}
+	var ce *shard.ColumnError
+	var be *shard.BadRowError
+	switch {
+	case err == nil, errors.Is(err, errBroken), errors.Is(err, errDropped):
+	case !committed && (errors.As(err, &ce) || errors.As(err, &be)):
+		p.unreported = append(p.unreported, &ScenarioError{Scenario: id, Err: err})
+	case w.err == nil:
+		w.err = &ScenarioError{Scenario: id, Err: err}
+		w.broken.Store(true)
+	}
+	p.finished++
+	close(p.progress)
+	p.progress = make(chan struct{})
+}
+
+// takeUnreported returns (once) the bad-input errors found since the last
+// call. Callers hold w.mu.
+func (w *Writer) takeUnreported() error {
+	err := errors.Join(w.pipe.unreported...)
+	w.pipe.unreported = nil
+	return err
+}
+
+// Flush waits until every scenario accepted so far is committed (or
+// failed) and returns what went wrong since the last report: the writer's
+// error when it broke, or the bad-input errors of scenarios that were not
+// committed. It is how a caller learns that the scenarios it handed over
+// are durable, and when it may reuse their slices.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.pipe.accepted
+	for w.pipe.finished < target {
+		ch := w.pipe.progress
+		w.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		w.mu.Lock()
+	}
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	return w.takeUnreported()
+}
