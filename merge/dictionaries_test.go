@@ -23,6 +23,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
 )
@@ -98,32 +99,6 @@ func dictBuild(t *testing.T, c *manifest.Case) map[string][]byte {
 // ---------------------------------------------------------------------------
 // DuckDB through node, as internal/interop runs it.
 
-func dictNodeDir() string {
-	if d := os.Getenv("HYDROSHARD_NODE_DIR"); d != "" {
-		return d
-	}
-	cache := os.Getenv("XDG_CACHE_HOME")
-	if cache == "" {
-		home, _ := os.UserHomeDir()
-		cache = filepath.Join(home, ".cache")
-	}
-	return filepath.Join(cache, "hydroshard", "node")
-}
-
-// dictMissingTool skips loudly, or fails under CI=true.
-func dictMissingTool(t *testing.T, msg string) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("dictionaries: %s\nCI=true: a missing test tool is a failure (scripts/install-test-tools.sh installs it)", msg)
-	}
-	t.Skipf("\n"+
-		"********************************************************************\n"+
-		"* DUCKDB CHECK SKIPPED: %s\n"+
-		"* DuckDB read-back of the dictionaries is NOT checked. Install with\n"+
-		"*   scripts/install-test-tools.sh   (with CI=true this is a failure)\n"+
-		"********************************************************************", msg)
-}
-
 const dictDuckScript = `
 import { readFileSync } from 'node:fs'
 import { DuckDBInstance } from '@duckdb/node-api'
@@ -154,11 +129,11 @@ func dictDuckDB(t *testing.T, queries ...string) []dictDuckResult {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		dictMissingTool(t, "node is not on PATH")
+		testtools.Missing(t, "DuckDB read-back of the dictionaries: node is not on PATH", testtools.InstallHint)
 	}
-	mods := filepath.Join(dictNodeDir(), "node_modules")
+	mods := filepath.Join(testtools.NodeDir(), "node_modules")
 	if _, err := os.Stat(filepath.Join(mods, "@duckdb", "node-api", "package.json")); err != nil {
-		dictMissingTool(t, "node package @duckdb/node-api is not installed under "+dictNodeDir()+" (HYDROSHARD_NODE_DIR)")
+		testtools.Missing(t, "DuckDB read-back of the dictionaries: node package @duckdb/node-api is not installed under "+testtools.NodeDir()+" (HYDROSHARD_NODE_DIR)", testtools.InstallHint)
 	}
 	dir := t.TempDir()
 	abs, err := filepath.Abs(mods)

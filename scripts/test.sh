@@ -24,6 +24,15 @@ export HYDROSHARD_TEST_SLURM_DIR=${HYDROSHARD_TEST_SLURM_DIR:-/tmp/hydroshard-te
 trap 'HYDROSHARD_SLURM_DIR=$HYDROSHARD_TEST_SLURM_DIR bash scripts/slurm/local-cluster.sh down >/dev/null 2>&1 || true' EXIT
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
+echo "== race detector on the rank writer (concurrent WriteScenario, queue, workers)"
+go test -race -count=1 -timeout 10m ./rank
+echo "== benchmark, short run: it must run and write its JSON (figures are printed, not asserted)"
+bench_json=$(mktemp /tmp/shardbench.XXXXXX)
+go run ./cmd/shardbench --quick --json "$bench_json"
+for key in writer_1w_mbps writer_2w_mbps raw_zstd_mbps parquet_go_mbps duckdb_1t_mbps bytes_writer bytes_duckdb rss_200_mb rss_2000_mb; do
+  grep -q "\"$key\": *[0-9]" "$bench_json" || { echo "shardbench --quick: $bench_json has no $key"; cat "$bench_json"; exit 1; }
+done
+rm -f "$bench_json"
 echo "== fuzz the decoders (brief)"
 go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./manifest
 go test -run XXX -fuzz FuzzReadStageCuts -fuzztime 10s ./policy

@@ -89,6 +89,17 @@ func committed(js []journal) map[int]int {
 	return m
 }
 
+// ofJob is the journals written by one SLURM job.
+func ofJob(js []journal, jobID string) []journal {
+	var out []journal
+	for _, j := range js {
+		if j.open.JobID == jobID {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
 // ids lists a set's keys in order.
 func ids[V any](m map[int]V) []int {
 	out := make([]int, 0, len(m))

@@ -141,16 +141,9 @@ exec %q "$@"
 		t.Errorf("run job %s: %s exit %s, want FAILED (a rank was killed)", runID, run["JobState"], run["ExitCode"])
 	}
 	// What the first job committed, read from its journals.
-	firstJob := map[int]int{}
 	rounds := followMerges(t, out+".slurm", mergeID)
 	js := readJournals(t, out)
-	for _, j := range js {
-		if j.open.JobID == runID {
-			for _, s := range j.commits {
-				firstJob[s]++
-			}
-		}
-	}
+	firstJob := committed(ofJob(js, runID))
 	var missing []int
 	for s := range scenarios {
 		if firstJob[s] == 0 {
@@ -177,15 +170,7 @@ exec %q "$@"
 		t.Errorf("round 2: %s, want COMPLETED and COMPLETE:\n%s", r2.state, r2.log)
 	}
 	// The rerun job committed exactly the missing scenarios, each once.
-	rerun := map[int]int{}
-	for _, j := range js {
-		if j.open.JobID == r1.rerunID {
-			for _, s := range j.commits {
-				rerun[s]++
-			}
-		}
-	}
-	if got := ids(rerun); !slices.Equal(got, missing) {
+	if got := ids(committed(ofJob(js, r1.rerunID))); !slices.Equal(got, missing) {
 		t.Errorf("rerun job %s committed %v, want %v", r1.rerunID, got, missing)
 	}
 	for s, n := range committed(js) {
