@@ -22,9 +22,10 @@ const DefaultQueue = 64
 //
 //   - the dispatcher takes jobs off the queue in acceptance order, hands
 //     each to the committer (same order) and splits it into table tasks;
-//   - the workers encode table tasks into fsynced temp files: the tables of
-//     one scenario and of consecutive scenarios in parallel, each worker
-//     with its own long-lived encoder;
+//   - the workers encode table tasks into temp files: the tables of one
+//     scenario and of consecutive scenarios in parallel, each worker with
+//     its own long-lived encoder; a syncer goroutine fsyncs each file while
+//     the workers go on encoding;
 //   - the committer, in acceptance order, waits for a job's tables, appends
 //     its commit record (the commit point), publishes the files, and frees
 //     the job's slot.
@@ -49,6 +50,12 @@ type job struct {
 type task struct {
 	j *job
 	i int // index into j.tables
+}
+
+// syncReq is a table's temp file, written, waiting for its fsync.
+type syncReq struct {
+	task
+	pf *shard.PendingFile
 }
 
 // pipeline is the Writer's background machinery.
@@ -97,15 +104,37 @@ func (w *Writer) startPipeline() {
 			}
 		}
 	}()
+	// The workers hand each written file to the syncer, whose fsync then
+	// overlaps the encoding of the next table; a table is done (for the
+	// committer) once its file is durable. The small buffer bounds the
+	// open, not yet durable files.
+	syncs := make(chan syncReq, 2*w.opts.Workers)
+	var workers sync.WaitGroup
 	for range w.opts.Workers {
-		go func() {
+		workers.Go(func() {
 			enc := shard.NewEncoder()
 			for t := range tasks {
-				w.encodeTable(enc, t)
-				t.j.pending.Done()
+				if pf := w.encodeTable(enc, t); pf != nil {
+					syncs <- syncReq{t, pf}
+				} else {
+					t.j.pending.Done()
+				}
 			}
-		}()
+		})
 	}
+	go func() {
+		workers.Wait()
+		close(syncs)
+	}()
+	go func() { // syncer
+		for r := range syncs {
+			if err := r.pf.Sync(); err != nil {
+				r.j.errs[r.i] = err
+				r.j.files[r.i] = manifest.FileRecord{} // removed by Sync
+			}
+			r.j.pending.Done()
+		}
+	}()
 	go func() { // committer
 		defer close(w.pipe.drained)
 		for j := range order {
@@ -116,23 +145,24 @@ func (w *Writer) startPipeline() {
 	}()
 }
 
-// encodeTable writes one table of a job to its temp file. After the
-// writer broke, remaining work is skipped: nothing more will be committed.
-func (w *Writer) encodeTable(enc *shard.Encoder, t task) {
+// encodeTable writes one table of a job to its temp file and returns it,
+// not yet durable (nil on error). After the writer broke, remaining work
+// is skipped: nothing more will be committed.
+func (w *Writer) encodeTable(enc *shard.Encoder, t task) *shard.PendingFile {
 	j := t.j
 	if w.testHookEncode != nil {
 		w.testHookEncode(j.s.ID)
 	}
 	if w.broken.Load() {
 		j.errs[t.i] = errBroken
-		return
+		return nil
 	}
 	tr := j.tables[t.i]
 	tmp := w.tempName(j.s.ID, tr.Table.Entity)
-	info, err := enc.WriteTemp(filepath.Join(w.out, tmp), tr, w.cas)
+	info, pf, err := enc.WriteTempUnsynced(filepath.Join(w.out, tmp), tr, w.cas)
 	if err != nil {
 		j.errs[t.i] = err
-		return
+		return nil
 	}
 	j.files[t.i] = manifest.FileRecord{
 		Entity: tr.Table.Entity,
@@ -142,6 +172,7 @@ func (w *Writer) encodeTable(enc *shard.Encoder, t task) {
 		Bytes:  info.Bytes,
 		XXH64:  manifest.FormatXXH64(info.XXH64),
 	}
+	return pf
 }
 
 // Reasons a job is finished without a commit that are not errors of the

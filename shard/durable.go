@@ -50,13 +50,59 @@ var bufPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20)
 // into it while counting and hashing, fsyncs and closes it. On any error
 // the partial file is removed. The returned FileInfo has Rows zero; the
 // caller fills it in.
-func WriteDurable(path string, write func(io.Writer) error) (info FileInfo, err error) {
+func WriteDurable(path string, write func(io.Writer) error) (FileInfo, error) {
+	info, pf, err := WriteUnsynced(path, write)
+	if err != nil {
+		return info, err
+	}
+	return info, pf.Sync()
+}
+
+// PendingFile is a file written in full but not yet durable. Its
+// descriptor stays open until Sync or Abort: a write-back error is only
+// reported to descriptors that were open when it happened, so the file is
+// never reopened to be fsynced.
+type PendingFile struct {
+	f    *os.File
+	path string
+}
+
+// Sync fsyncs and closes the file; on error it removes the file.
+func (p *PendingFile) Sync() (err error) {
+	defer func() {
+		if err != nil {
+			_ = p.f.Close()
+			_ = os.Remove(p.path)
+		}
+	}()
+	if err = faults.Hit(faults.TempSync); err != nil {
+		return fmt.Errorf("fsync %s: %w", p.path, err)
+	}
+	if err = p.f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", p.path, err)
+	}
+	if err = p.f.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", p.path, err)
+	}
+	return nil
+}
+
+// Abort closes and removes the file.
+func (p *PendingFile) Abort() {
+	_ = p.f.Close()
+	_ = os.Remove(p.path)
+}
+
+// WriteUnsynced is WriteDurable without the fsync: the caller must Sync
+// (or Abort) the returned file. It lets a writer overlap one file's fsync
+// with the encoding of the next.
+func WriteUnsynced(path string, write func(io.Writer) error) (info FileInfo, pf *PendingFile, err error) {
 	if strings.HasSuffix(path, ".parquet") {
-		return info, fmt.Errorf("shard: temp path %s must not end in .parquet", path)
+		return info, nil, fmt.Errorf("shard: temp path %s must not end in .parquet", path)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return info, err
+		return info, nil, err
 	}
 	defer func() {
 		if err != nil {
@@ -69,37 +115,38 @@ func WriteDurable(path string, write func(io.Writer) error) (info FileInfo, err 
 	defer func() { bw.Reset(nil); bufPool.Put(bw) }()
 	hw := &hashingWriter{w: bw, h: xxhash.New()}
 	if err = faults.Hit(faults.TempWrite); err != nil {
-		return info, fmt.Errorf("writing %s: %w", path, err)
+		return info, nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = write(hw); err != nil {
-		return info, fmt.Errorf("writing %s: %w", path, err)
+		return info, nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err = bw.Flush(); err != nil {
-		return info, fmt.Errorf("writing %s: %w", path, err)
+		return info, nil, fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err = faults.Hit(faults.TempSync); err != nil {
-		return info, fmt.Errorf("fsync %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return info, fmt.Errorf("fsync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return info, fmt.Errorf("closing %s: %w", path, err)
-	}
-	return FileInfo{Bytes: hw.n, XXH64: hw.h.Sum64()}, nil
+	return FileInfo{Bytes: hw.n, XXH64: hw.h.Sum64()}, &PendingFile{f: f, path: path}, nil
 }
 
 // WriteTemp encodes tr into a new temp file at path with e and makes it
 // durable.
 func (e *Encoder) WriteTemp(path string, tr TableRows, p Params) (FileInfo, error) {
+	info, pf, err := e.WriteTempUnsynced(path, tr, p)
+	if err != nil {
+		return info, err
+	}
+	return info, pf.Sync()
+}
+
+// WriteTempUnsynced encodes tr into a new temp file at path with e; the
+// caller must Sync (or Abort) the returned file.
+func (e *Encoder) WriteTempUnsynced(path string, tr TableRows, p Params) (FileInfo, *PendingFile, error) {
 	var rows int64
-	info, err := WriteDurable(path, func(w io.Writer) error {
+	info, pf, err := WriteUnsynced(path, func(w io.Writer) error {
 		var err error
 		rows, err = e.Encode(w, tr, p)
 		return err
 	})
 	info.Rows = rows
-	return info, err
+	return info, pf, err
 }
 
 // SyncDir fsyncs a directory so that entries created or renamed in it
