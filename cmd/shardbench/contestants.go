@@ -98,6 +98,57 @@ func writerContestant(d *dataset, dir string, workers int) func(context.Context,
 	}
 }
 
+// writerOverlapContestant is one encoding worker as rank.Writer runs it:
+// each file is written by the worker and fsynced by a second goroutine
+// while the worker encodes the next one (the files are durable when the
+// round's time is taken). It shows what the single-worker figure loses to
+// waiting for fsync.
+func writerOverlapContestant(d *dataset, dir string) func(context.Context, int) (sample, error) {
+	enc := shard.NewEncoder()
+	const name = "writer-1w-overlap"
+	return func(ctx context.Context, round int) (sample, error) {
+		sub, err := roundDir(dir, name, round)
+		if err != nil {
+			return sample{}, err
+		}
+		defer os.RemoveAll(sub)
+		syncs := make(chan *shard.PendingFile, 2)
+		var syncErr error
+		synced := make(chan struct{})
+		var out int64
+		t0 := time.Now()
+		go func() {
+			defer close(synced)
+			for pf := range syncs {
+				if err := pf.Sync(); err != nil && syncErr == nil {
+					syncErr = err
+				}
+			}
+		}()
+		var werr error
+		for i := range d.scen {
+			if werr = ctx.Err(); werr != nil {
+				break
+			}
+			p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, shard.TempSuffix))
+			info, pf, err := enc.WriteTempUnsynced(p, shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}, d.cas)
+			if err != nil {
+				werr = fmt.Errorf("%s: %w", name, err)
+				break
+			}
+			out += info.Bytes
+			syncs <- pf
+		}
+		close(syncs)
+		<-synced
+		sec := time.Since(t0).Seconds()
+		if err := errors.Join(werr, syncErr); err != nil {
+			return sample{}, err
+		}
+		return sample{sec: sec, in: sum(d.hydrosIn), out: out, scen: len(d.scen)}, nil
+	}
+}
+
 // rawZstdContestant compresses the same column bytes with one long-lived
 // klauspost encoder at level 3 in 1 MiB chunks, in one goroutine: no
 // Parquet, no file. No single-goroutine zstd-3 writer can beat it, so
