@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
@@ -48,6 +49,54 @@ func Example() {
 	}
 	fmt.Println("committed:", w.Committed())
 	// Output: committed: [0 1 2]
+}
+
+// A solver's simulation workers share one writer: WriteScenario queues
+// (blocking only when Options.Queue scenarios wait), the writer encodes on
+// its own workers and commits in acceptance order; Flush waits until what
+// was handed over is durable (and the caller may reuse those slices).
+func ExampleWriter_WriteScenario() {
+	out, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(out)
+	c, err := manifest.LoadCase("../testdata/cases/tiny")
+	if err != nil {
+		log.Fatal(err)
+	}
+	id, _ := rank.Explicit(0, 1)
+	const scenarios = 6
+	ctx := context.Background()
+	w, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: scenarios, Workers: 2, Queue: 4})
+	if err != nil {
+		log.Fatal(err)
+	}
+	next := make(chan int, scenarios)
+	for _, s := range w.Pending(rank.Contiguous.Owned(scenarios, id)) {
+		next <- s
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range 3 { // the solver's simulation workers
+		wg.Go(func() {
+			for s := range next {
+				result, err := synth.Generate(c, 1, s)
+				if err == nil {
+					err = w.WriteScenario(ctx, result)
+				}
+				if err != nil {
+					log.Fatal(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := w.Flush(ctx); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("committed:", w.Committed())
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	// Output: committed: [0 1 2 3 4 5]
 }
 
 // A solver rank's training loop: open the training writer (which finds
