@@ -48,7 +48,12 @@ var defaultEncOptions = encOptions{
 	stats:    true,
 	split:    func(c Column) bool { return !c.Plain },
 	sparse:   true,
-	dict:     func(c Column) bool { return c.Dict },
+	// No dictionary encoding, not even on the id/code columns DESIGN.md
+	// names: under zstd their runs of equal values compress as well plain
+	// (+0.2% bytes on production hydros) and skipping the dictionary
+	// encoder makes the encoding ~10-13% faster (HYDROSHARD_EXPLORE,
+	// variants new vs nodict). Readers lose nothing: the statistics stay.
+	dict: func(Column) bool { return false },
 }
 
 // newWriterProps returns the properties of a file of t whose columns i with

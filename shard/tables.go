@@ -23,8 +23,9 @@ type Column struct {
 	// case (block hours, line losses); callers never supply them.
 	Derived bool
 	derive  derivation
-	// Dict marks id/code columns, the only ones where dictionary encoding
-	// pays (few distinct values); on float columns it costs ~40% throughput.
+	// Dict marks id/code columns (few distinct values), the only ones
+	// where dictionary encoding was ever worth trying; the writer uses
+	// none (see defaultEncOptions), and on float columns it cost ~40%.
 	Dict bool
 	// Plain keeps a float64 column PLAIN instead of BYTE_STREAM_SPLIT: its
 	// values recur at a distance (a block's initial storage is the previous
