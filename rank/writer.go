@@ -67,7 +67,8 @@ type Options struct {
 }
 
 // ErrCommitted is returned by WriteScenario for a scenario that an earlier
-// attempt (or this writer) already committed; nothing is written.
+// attempt (or this writer) already committed, or that this writer has
+// already accepted and not finished yet; nothing more is written.
 var ErrCommitted = errors.New("scenario already committed")
 
 // ScenarioError wraps an error with the scenario it concerns.
