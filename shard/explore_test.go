@@ -41,18 +41,22 @@ func TestExploreEncoding(t *testing.T) {
 	noDict := func(shard.Column) bool { return false }
 	old := def.With(64<<10, true, nil, nil)
 	all := map[string]variant{
-		"old":      {"old", old, defCodec},
-		"oldnocrc": {"oldnocrc", old, noCRC},
-		"new":      {"new", def, defCodec},
-		"newcrc":   {"newcrc", def, crc},
-		"new64":    {"new64", def.With(64<<10, true, mixStatic, nil), defCodec},
-		"new128":   {"new128", def.With(128<<10, true, mixStatic, nil), defCodec},
-		"allsplit": {"allsplit", def.With(256<<10, true, allF, nil).WithSparse(false), defCodec},
-		"static":   {"static", def.With(256<<10, true, mixF, nil).WithSparse(false), defCodec},
-		"nostats":  {"nostats", def.With(256<<10, false, mixStatic, nil), defCodec},
-		"nodict":   {"nodict", def.With(256<<10, true, mixStatic, noDict), defCodec},
-		"b8k":      {"b8k", def.WithBatch(8192), defCodec},
-		"better":   {"better", def, better},
+		"old":         {"old", old, defCodec},
+		"oldnocrc":    {"oldnocrc", old, noCRC},
+		"new":         {"new", def, defCodec},
+		"newcrc":      {"newcrc", def, crc},
+		"new64":       {"new64", def.With(64<<10, true, mixStatic, nil), defCodec},
+		"new128":      {"new128", def.With(128<<10, true, mixStatic, nil), defCodec},
+		"allsplit":    {"allsplit", def.With(256<<10, true, allF, nil).WithSparse(false), defCodec},
+		"static":      {"static", def.With(256<<10, true, mixF, nil).WithSparse(false), defCodec},
+		"splitsparse": {"splitsparse", def.With(256<<10, true, allF, nil), defCodec},
+		"plainrecur":  {"plainrecur", def.With(256<<10, true, mixStatic, nil), defCodec},
+		"nosparse":    {"nosparse", def.With(256<<10, true, mixStatic, nil).WithSparse(false), defCodec},
+		"split64":     {"split64", def.With(64<<10, true, allF, nil).WithSparse(false), defCodec},
+		"nostats":     {"nostats", def.With(256<<10, false, mixStatic, nil), defCodec},
+		"nodict":      {"nodict", def.With(256<<10, true, mixStatic, noDict), defCodec},
+		"b8k":         {"b8k", def.WithBatch(8192), defCodec},
+		"better":      {"better", def, better},
 	}
 	var vs []variant
 	for _, n := range bytes.Fields([]byte(os.Getenv("HYDROSHARD_VARIANTS"))) {
