@@ -47,17 +47,24 @@ func roundDir(dir, name string, round int) (string, error) {
 }
 
 // writerContestant is the project's durable hydros write (encode, streaming
-// hash, write, fsync), exactly what BenchmarkHydrosWriterVsRawZstd times.
-// With workers > 1, each worker has its own long-lived Encoder (as rank's
-// pool does) and writes every workers-th scenario, so the workers write
-// independent files concurrently; throughput is total input / wall time.
-// With one worker it runs in the calling goroutine, like the benchmark.
-func writerContestant(d *dataset, dir string, workers int) func(context.Context, int) (sample, error) {
+// hash, write, fsync). With workers > 1, each worker has its own
+// long-lived Encoder (as rank's pool does) and writes every workers-th
+// scenario, so the workers write independent files concurrently;
+// throughput is total input / wall time. With overlap, each file's fsync
+// runs on one syncer goroutine while the workers encode the next file, as
+// rank.Writer does (the round's time ends when every file is durable);
+// without it, the worker fsyncs each file itself (WriteTemp), exactly
+// what BenchmarkHydrosWriterVsRawZstd times. With one worker the encoding
+// runs in the calling goroutine.
+func writerContestant(d *dataset, dir string, workers int, overlap bool) func(context.Context, int) (sample, error) {
 	encs := make([]*shard.Encoder, workers)
 	for i := range encs {
 		encs[i] = shard.NewEncoder()
 	}
 	name := fmt.Sprintf("writer-%dw", workers)
+	if overlap {
+		name += "-overlap"
+	}
 	return func(ctx context.Context, round int) (sample, error) {
 		sub, err := roundDir(dir, name, round)
 		if err != nil {
@@ -65,14 +72,26 @@ func writerContestant(d *dataset, dir string, workers int) func(context.Context,
 		}
 		defer os.RemoveAll(sub)
 		outs := make([]int64, workers)
-		errs := make([]error, workers)
+		errs := make([]error, workers+1) // the last one is the syncer's
+		syncs := make(chan *shard.PendingFile, 2*workers)
+		synced := make(chan struct{})
 		work := func(w int) {
 			for i := w; i < len(d.scen); i += workers {
 				if errs[w] = ctx.Err(); errs[w] != nil {
 					return
 				}
 				p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, shard.TempSuffix))
-				info, err := encs[w].WriteTemp(p, shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}, d.cas)
+				tr := shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}
+				var info shard.FileInfo
+				var err error
+				if overlap {
+					var pf *shard.PendingFile
+					if info, pf, err = encs[w].WriteTempUnsynced(p, tr, d.cas); err == nil {
+						syncs <- pf
+					}
+				} else {
+					info, err = encs[w].WriteTemp(p, tr, d.cas)
+				}
 				if err != nil {
 					errs[w] = fmt.Errorf("%s: %w", name, err)
 					return
@@ -81,6 +100,14 @@ func writerContestant(d *dataset, dir string, workers int) func(context.Context,
 			}
 		}
 		t0 := time.Now()
+		go func() {
+			defer close(synced)
+			for pf := range syncs {
+				if err := pf.Sync(); err != nil && errs[workers] == nil {
+					errs[workers] = fmt.Errorf("%s: %w", name, err)
+				}
+			}
+		}()
 		if workers == 1 {
 			work(0)
 		} else {
@@ -90,62 +117,13 @@ func writerContestant(d *dataset, dir string, workers int) func(context.Context,
 			}
 			wg.Wait()
 		}
+		close(syncs)
+		<-synced
 		sec := time.Since(t0).Seconds()
 		if err := errors.Join(errs...); err != nil {
 			return sample{}, err
 		}
 		return sample{sec: sec, in: sum(d.hydrosIn), out: sum(outs), scen: len(d.scen)}, nil
-	}
-}
-
-// writerOverlapContestant is one encoding worker as rank.Writer runs it:
-// each file is written by the worker and fsynced by a second goroutine
-// while the worker encodes the next one (the files are durable when the
-// round's time is taken). It shows what the single-worker figure loses to
-// waiting for fsync.
-func writerOverlapContestant(d *dataset, dir string) func(context.Context, int) (sample, error) {
-	enc := shard.NewEncoder()
-	const name = "writer-1w-overlap"
-	return func(ctx context.Context, round int) (sample, error) {
-		sub, err := roundDir(dir, name, round)
-		if err != nil {
-			return sample{}, err
-		}
-		defer os.RemoveAll(sub)
-		syncs := make(chan *shard.PendingFile, 2)
-		var syncErr error
-		synced := make(chan struct{})
-		var out int64
-		t0 := time.Now()
-		go func() {
-			defer close(synced)
-			for pf := range syncs {
-				if err := pf.Sync(); err != nil && syncErr == nil {
-					syncErr = err
-				}
-			}
-		}()
-		var werr error
-		for i := range d.scen {
-			if werr = ctx.Err(); werr != nil {
-				break
-			}
-			p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, shard.TempSuffix))
-			info, pf, err := enc.WriteTempUnsynced(p, shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}, d.cas)
-			if err != nil {
-				werr = fmt.Errorf("%s: %w", name, err)
-				break
-			}
-			out += info.Bytes
-			syncs <- pf
-		}
-		close(syncs)
-		<-synced
-		sec := time.Since(t0).Seconds()
-		if err := errors.Join(werr, syncErr); err != nil {
-			return sample{}, err
-		}
-		return sample{sec: sec, in: sum(d.hydrosIn), out: out, scen: len(d.scen)}, nil
 	}
 }
 

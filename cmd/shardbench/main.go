@@ -306,9 +306,9 @@ func measureScale(ctx context.Context, cfg config, d *dataset, prefix string, dk
 		return nil, err
 	}
 	cs := []contestant{
-		{key: "writer_1w", label: "this writer, 1 worker (WriteTemp: encode+hash+fsync)", run: writerContestant(d, dir, 1)},
-		{key: "writer_1w_overlap", label: "this writer, 1 worker, fsync overlapped (as rank.Writer)", run: writerOverlapContestant(d, dir)},
-		{key: fmt.Sprintf("writer_%dw", w), label: fmt.Sprintf("this writer, %d workers, independent files", w), run: writerContestant(d, dir, w)},
+		{key: "writer_1w", label: "this writer, 1 worker (WriteTemp: encode+hash+fsync)", run: writerContestant(d, dir, 1, false)},
+		{key: "writer_1w_overlap", label: "this writer, 1 worker, fsync overlapped (as rank.Writer)", run: writerContestant(d, dir, 1, true)},
+		{key: fmt.Sprintf("writer_%dw", w), label: fmt.Sprintf("this writer, %d workers, fsync overlapped (as rank.Writer)", w), run: writerContestant(d, dir, w, true)},
 		{key: "raw_zstd", label: "raw klauspost zstd-3, 1 MiB chunks (the limit)", run: raw},
 		{key: "parquet_go", label: "parquet-go GenericWriter, zstd-3, fsync", run: parquetGoContestant(d, dir)},
 	}
