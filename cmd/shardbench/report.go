@@ -111,8 +111,11 @@ func (rp *report) targets(s *scaleResult) []target {
 	add(speedTarget(s, "writer_1w_overlap / raw_zstd", "ratio_writer_1w_overlap_raw_zstd", "writer_1w_overlap", "raw_zstd", 0.75))
 	add(speedTarget(s, "writer_1w / parquet_go", "ratio_writer_1w_parquet_go", "writer_1w", "parquet_go", 1.3))
 	add(speedTarget(s, "writer_1w / duckdb_1t", "ratio_writer_1w_duckdb_1t", "writer_1w", "duckdb_1t", 1.3))
-	// Both in rank.Writer's mode (fsync overlapped): W workers against one.
-	add(speedTarget(s, fmt.Sprintf("writer_%dw / writer_1w_overlap", w), "ratio_writer_2w_writer_1w", fmt.Sprintf("writer_%dw", w), "writer_1w_overlap", 1.6))
+	// Against the 1-worker figure (the definition), and against one
+	// worker in the same mode (fsync overlapped), which already keeps part
+	// of the second core busy with write-back and fsync.
+	add(speedTarget(s, fmt.Sprintf("writer_%dw / writer_1w", w), "ratio_writer_2w_writer_1w", fmt.Sprintf("writer_%dw", w), "writer_1w", 1.6))
+	add(speedTarget(s, fmt.Sprintf("writer_%dw / writer_1w_overlap", w), "ratio_writer_2w_writer_1w_overlap", fmt.Sprintf("writer_%dw", w), "writer_1w_overlap", 1.6))
 	if a, b := s.get("writer_1w"), s.get("duckdb_1t"); a != nil && b != nil {
 		ts = append(ts, target{name: "bytes_writer / bytes_duckdb", key: "ratio_bytes_writer_duckdb", value: float64(a.bytes) / float64(b.bytes), bound: 1})
 	}
