@@ -10,12 +10,12 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hydroshard/hydroshard/internal/faults"
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
 )
@@ -42,22 +42,8 @@ func TestMain(m *testing.M) {
 // simrank runs the synthetic rank as a real child process.
 func simrank(ctx context.Context, env []string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, simrankBin, append([]string{"--case", "../testdata/cases/tiny", "--quiet"}, args...)...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(testtools.CleanEnv(), env...)
 	return cmd
-}
-
-// cleanEnv drops launcher variables the test process may have inherited
-// (the suite itself can run inside a SLURM job).
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "SLURM_") || strings.HasPrefix(k, "OMPI_") || strings.HasPrefix(k, "PMI") || k == "HYDROSHARD_FAULT" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 func runOK(t *testing.T, cmd *exec.Cmd) {

@@ -8,26 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/shard"
 )
-
-// columnBytes returns the raw bytes of every column of the record: what
-// the writer compresses, and so what the raw-zstd baseline compresses.
-func columnBytes(rec arrow.RecordBatch) [][]byte {
-	var out [][]byte
-	for _, col := range rec.Columns() {
-		for _, buf := range col.Data().Buffers() {
-			if buf != nil && buf.Len() > 0 {
-				out = append(out, append([]byte(nil), buf.Bytes()...))
-			}
-		}
-	}
-	return out
-}
 
 // BenchmarkHydrosWriterVsRawZstd writes production-scale hydros scenarios
 // (28,800 rows) through the real durable write path (encode, hash, fsync)
@@ -55,7 +40,7 @@ func BenchmarkHydrosWriterVsRawZstd(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		cb := columnBytes(rec)
+		cb := shard.ColumnBytes(rec)
 		rec.Release()
 		cols = append(cols, cb)
 		for _, x := range cb {

@@ -535,3 +535,20 @@ func (e *Encoder) wrap(t *Table, c Column, v any, n int) (arrow.Array, error) {
 	}
 	return nil, &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("unsupported Go type %T", v)}
 }
+
+// ColumnBytes returns copies of the record's column buffers (validity
+// bitmaps and values): the bytes the writer compresses, which is what a
+// fair raw-compression baseline compresses too. They are copies because
+// a Record's derived columns live in the Encoder's scratch, which the next
+// call overwrites.
+func ColumnBytes(rec arrow.RecordBatch) [][]byte {
+	var out [][]byte
+	for _, col := range rec.Columns() {
+		for _, buf := range col.Data().Buffers() {
+			if buf != nil && buf.Len() > 0 {
+				out = append(out, append([]byte(nil), buf.Bytes()...))
+			}
+		}
+	}
+	return out
+}

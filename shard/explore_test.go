@@ -89,7 +89,7 @@ func TestExploreEncoding(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cols = append(cols, columnBytes(rec))
+		cols = append(cols, shard.ColumnBytes(rec))
 		rec.Release()
 	}
 	raw, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(shard.ZstdLevel)), zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))

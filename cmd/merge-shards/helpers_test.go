@@ -26,6 +26,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/rank"
@@ -77,20 +78,6 @@ func testMain(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-// cleanEnv drops launcher variables and armed faults the test process may
-// have inherited (the suite itself can run inside a SLURM job).
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "SLURM_") || strings.HasPrefix(k, "OMPI_") || strings.HasPrefix(k, "PMI") || k == "HYDROSHARD_FAULT" {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
 // testCtx bounds every child process of a test.
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -102,7 +89,7 @@ func testCtx(t *testing.T) context.Context {
 // args name another --case; the last --case wins).
 func simrankCmd(ctx context.Context, env []string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, simrankBin, append([]string{"--case", tinyDir, "--quiet"}, args...)...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd.Env = append(testtools.CleanEnv(), env...)
 	return cmd
 }
 
@@ -165,7 +152,7 @@ func mergeShards(t *testing.T, args ...string) result {
 func mergeShardsAs(t *testing.T, cred *syscall.Credential, args ...string) result {
 	t.Helper()
 	cmd := exec.CommandContext(testCtx(t), mergeBin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = testtools.CleanEnv()
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}

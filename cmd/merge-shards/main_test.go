@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/rank"
@@ -568,7 +569,7 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 		// The loser's copies are moved aside before the first rename of
 		// the winner's: kill the merge at that rename.
 		cmd := exec.CommandContext(testCtx(t), mergeBin, out)
-		cmd.Env = append(cleanEnv(), "HYDROSHARD_FAULT=rename:kill:1")
+		cmd.Env = append(testtools.CleanEnv(), "HYDROSHARD_FAULT=rename:kill:1")
 		cmd.Run()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("the merge was not killed")
@@ -940,7 +941,7 @@ func TestMergeKilledMidWay(t *testing.T) {
 		t.Run(fault, func(t *testing.T) {
 			out := copyTree(t, base)
 			cmd := exec.CommandContext(testCtx(t), mergeBin, out)
-			cmd.Env = append(cleanEnv(), "HYDROSHARD_FAULT="+fault)
+			cmd.Env = append(testtools.CleanEnv(), "HYDROSHARD_FAULT="+fault)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			err := cmd.Run()
@@ -1033,7 +1034,7 @@ func TestConcurrentMergeRefused(t *testing.T) {
 		out := copyTree(t, base)
 		lock := filepath.Join(out, merge.LockName)
 		first := exec.CommandContext(testCtx(t), mergeBin, "--verify", "full", out)
-		first.Env = cleanEnv()
+		first.Env = testtools.CleanEnv()
 		if err := first.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -45,22 +45,7 @@ func sum(xs []int64) int64 {
 	return t
 }
 
-// columnBytes returns copies of the record's column buffers, as
-// shard/bench_test.go does. They must be copies: derived columns live in
-// the Encoder's scratch, which the next Record call overwrites.
-func columnBytes(rec arrow.RecordBatch) [][]byte {
-	var out [][]byte
-	for _, col := range rec.Columns() {
-		for _, buf := range col.Data().Buffers() {
-			if buf != nil && buf.Len() > 0 {
-				out = append(out, append([]byte(nil), buf.Bytes()...))
-			}
-		}
-	}
-	return out
-}
-
-// inputBytes is the length of columnBytes without the copies.
+// inputBytes is the length of shard.ColumnBytes without the copies.
 func inputBytes(rec arrow.RecordBatch) int64 {
 	var n int64
 	for _, col := range rec.Columns() {
@@ -96,7 +81,7 @@ func prepare(scale string, c *manifest.Case, n int, dir string) (*dataset, error
 			}
 			full += inputBytes(rec)
 			if tr.Table == shard.Hydros {
-				cols := columnBytes(rec)
+				cols := shard.ColumnBytes(rec)
 				var in int64
 				for _, b := range cols {
 					in += int64(len(b))

@@ -115,23 +115,6 @@ func simrank(t *testing.T) string {
 	return simrankPath
 }
 
-// rankEnv is the test's environment without anything that would tell
-// simrank who it is or inject faults, plus the given variables.
-func rankEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "SLURM_"), strings.HasPrefix(name, "SLURMD_"),
-			strings.HasPrefix(name, "OMPI_"), strings.HasPrefix(name, "PMI_"),
-			strings.HasPrefix(name, "PMIX_"), strings.HasPrefix(name, "HYDROSHARD_FAULT"):
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 // launch runs one simrank process per env concurrently and waits for all.
 func launch(t *testing.T, bin string, args []string, envs [][]string) {
 	t.Helper()
@@ -214,7 +197,7 @@ func demoRun(t *testing.T) *runResult {
 	r.out = filepath.Join(workDir, "run-"+runCase)
 	envs := make([][]string, runWorld)
 	for i := range envs {
-		envs[i] = rankEnv(fmt.Sprintf("SLURM_PROCID=%d", i), fmt.Sprintf("SLURM_NTASKS=%d", runWorld))
+		envs[i] = testtools.CleanEnv(fmt.Sprintf("SLURM_PROCID=%d", i), fmt.Sprintf("SLURM_NTASKS=%d", runWorld))
 	}
 	launch(t, bin, []string{
 		"--case", caseDir, "--out", r.out, "--quiet",
@@ -707,7 +690,7 @@ func TestPaddedPartitionIsVarchar(t *testing.T) {
 	launch(t, bin, []string{
 		"--case", caseDir, "--out", out, "--quiet", "--scenario-pad", "4",
 		"--scenarios", strconv.Itoa(scenarios), "--seed", strconv.Itoa(runSeed), "--rank", "0", "--world", "1",
-	}, [][]string{rankEnv()})
+	}, [][]string{testtools.CleanEnv()})
 
 	p := filepath.Join(out, "simulation", "costs", "scenario_id=0003", "data.parquet")
 	if _, err := os.Stat(p); err != nil {

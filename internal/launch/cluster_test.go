@@ -180,16 +180,13 @@ func needCluster(t *testing.T) {
 	}
 }
 
-// cleanEnv drops what the test process may have inherited that would tell
-// a rank who it is, arm a fault, or point at another cluster.
+// cleanEnv is testtools.CleanEnv without the variables the scripts under
+// test read (another cluster, another study).
 func cleanEnv() []string {
 	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "SLURM"), strings.HasPrefix(k, "SBATCH_"), strings.HasPrefix(k, "SRUN_"),
-			strings.HasPrefix(k, "OMPI_"), strings.HasPrefix(k, "PMI"), strings.HasPrefix(k, "HYDROSHARD_FAULT"),
-			k == "HYDROSHARD_SLURM_DIR", k == "RANK_ARGS", k == "RANK_PROGRAM", k == "MERGE_PROGRAM", k == "OUT", k == "OUT_BASE":
+	for _, kv := range testtools.CleanEnv() {
+		switch k, _, _ := strings.Cut(kv, "="); k {
+		case "HYDROSHARD_SLURM_DIR", "RANK_ARGS", "RANK_PROGRAM", "MERGE_PROGRAM", "OUT", "OUT_BASE":
 			continue
 		}
 		env = append(env, kv)

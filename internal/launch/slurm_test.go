@@ -192,7 +192,7 @@ exec %q "$@"
 // here with scancel --batch so the test does not wait for the clock). The
 // shell forwards it to the ranks, which close their journals as
 // interrupted; nothing committed is lost. The job is then requeued
-// (scontrol requeue, released at once with scontrol update starttime=now):
+// (scontrol requeue, released with scontrol update starttime=now+2):
 // the second attempt skips what was committed and finishes the rest.
 func TestPreemptionRequeue(t *testing.T) {
 	needCluster(t)
@@ -288,8 +288,9 @@ func TestPreemptionRequeue(t *testing.T) {
 			t.Errorf("scenario %d committed %d times", s, n)
 		}
 	}
+	now := committedFiles(t, out)
 	for p, h := range kept {
-		if got := committedFiles(t, out)[p]; got != h {
+		if got := now[p]; got != h {
 			t.Errorf("%s: committed as %s before the requeue, now %s", p, h, got)
 		}
 	}

@@ -191,3 +191,21 @@ func duckScripts(t testing.TB, parent string) NodeScripts {
 func SQLQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
+
+// CleanEnv is the test process's environment without what would tell a
+// child rank who it is (SLURM, OpenMPI, PMI/PMIx variables: the suite
+// itself may run inside a job or under mpirun) or arm a fault
+// (HYDROSHARD_FAULT), plus extra.
+func CleanEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "SLURM"), strings.HasPrefix(k, "SBATCH_"), strings.HasPrefix(k, "SRUN_"),
+			strings.HasPrefix(k, "OMPI_"), strings.HasPrefix(k, "PMI"), strings.HasPrefix(k, "HYDROSHARD_FAULT"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
