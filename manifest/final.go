@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 )
 
 // ManifestVersion is the schema version of simulation/_manifest.json.
@@ -147,15 +146,11 @@ func Marshal(v any) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// ReadSimManifest strictly decodes simulation/_manifest.json.
-func ReadSimManifest(path string) (*SimManifest, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
+// ReadSimManifest strictly decodes simulation/_manifest.json from its
+// bytes; path names the file in errors.
+func ReadSimManifest(path string, data []byte) (*SimManifest, error) {
 	var m SimManifest
-	if err := decodeStrict(f, &m); err != nil {
+	if err := decodeStrict(bytes.NewReader(data), &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.SchemaVersion != ManifestVersion {

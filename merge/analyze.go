@@ -4,18 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
+	"io/fs"
 	"strings"
 	"time"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
-// journal is what the merge keeps of one journal file.
-type journal struct {
+// journalState is what the merge keeps of one journal file.
+type journalState struct {
 	rel   string // path relative to the output directory
 	open  *manifest.OpenInfo
 	close *manifest.CloseInfo
@@ -26,11 +26,16 @@ type journal struct {
 	iterations []iterRec
 	// checkpoints are a training journal's policy checkpoint records.
 	checkpoints []ckptRec
+	// tail is the files of the journal's last record when it is a commit
+	// or a checkpoint (or those followed only by a "failed" close): the
+	// writer may have died, or failed, between a rename and the fsync of
+	// the directory, so the merge makes those entries durable itself.
+	tail []manifest.FileRecord
 }
 
 // commit is one durable commit record.
 type commit struct {
-	j        *journal
+	j        *journalState
 	scenario int
 	time     string
 	seq      int64
@@ -82,10 +87,12 @@ type moveAside struct{ from, to string }
 
 type state struct {
 	out        string
+	fsys       vfs.FS
+	dirs       *vfs.Dirs // directories made durable by this merge
 	opts       Options
 	report     *Report
-	journals   []*journal         // simulation journals
-	other      []*journal         // journals of other phases (training): only their case is checked here
+	journals   []*journalState    // simulation journals
+	other      []*journalState    // journals of other phases (training): only their case is checked here
 	ref        *manifest.OpenInfo // the simulation's open record; nil before any rank simulated
 	caseRef    *manifest.OpenInfo // the open record that names the run's case (ref, or a training journal's)
 	byScenario map[int][]*commit
@@ -113,7 +120,7 @@ func (s *state) problem(kind, p string, scenario *int, format string, args ...an
 func intp(i int) *int { return &i }
 
 func analyze(ctx context.Context, out string, opts Options) (*state, error) {
-	s := &state{out: out, opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
+	s := &state{out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
 	if err := s.readJournals(ctx); err != nil {
 		return nil, err
 	}
@@ -135,45 +142,53 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 // readJournals streams every journal and keeps one small record per
 // journal and per commit.
 func (s *state) readJournals(ctx context.Context) error {
-	dir := filepath.Join(s.out, rank.JournalDir)
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
+	rels, err := journal.List(s.fsys, s.out)
+	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("%s: %w", s.out, ErrNoJournals)
 	}
 	if err != nil {
 		return fmt.Errorf("reading journals: %w", err)
 	}
 	var commits []*commit
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), rank.JournalSuffix) {
-			continue
-		}
+	for _, rel := range rels {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		j := &journal{rel: path.Join(rank.JournalDir, e.Name())}
+		j := &journalState{rel: rel}
 		var mine []*commit
-		torn, err := manifest.ReadJournalFile(filepath.Join(dir, e.Name()), func(r *manifest.Record) error {
+		torn, err := journal.ReadFile(s.fsys, layout.Join(s.out, rel), func(r *manifest.Record) error {
 			if j.first == "" {
 				j.first = r.Time
 			}
 			j.last = r.Time
+			if r.Close == nil || r.Close.Status != manifest.StatusFailed {
+				// Any later record, or a close that is not a failure,
+				// proves the writer finished publishing its last commit
+				// or checkpoint: it publishes each before it appends the
+				// next record.
+				j.tail = nil
+			}
 			switch {
 			case r.Open != nil:
 				j.open = r.Open
 			case r.Commit != nil:
 				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
+				j.tail = r.Commit.Files
 			case r.Iteration != nil:
 				j.iterations = append(j.iterations, iterRec{time: r.Time, info: r.Iteration})
 			case r.Checkpoint != nil:
 				j.checkpoints = append(j.checkpoints, ckptRec{rel: j.rel, time: r.Time, seq: r.Seq, info: r.Checkpoint})
+				j.tail = nil
+				for _, f := range r.Checkpoint.Files {
+					j.tail = append(j.tail, manifest.FileRecord{Entity: f.Kind, Path: f.Path, Temp: f.Temp, Bytes: f.Bytes, XXH64: f.XXH64})
+				}
 			case r.Close != nil:
 				j.close = r.Close
 			}
 			return nil
 		})
 		if err != nil {
-			var je *manifest.JournalError
+			var je *journal.Error
 			if errors.As(err, &je) {
 				s.problem("journal", j.rel, nil, "line %d: %v", je.Line, je.Err)
 				continue

@@ -13,21 +13,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
-)
-
-// DictionariesDir is the directory of the dictionaries, relative to OUT.
-const DictionariesDir = "training/dictionaries"
-
-// Names of the dictionary files, relative to DictionariesDir, in the order
-// buildDictionaries returns them.
-const (
-	DictCodesName     = "codes.json"
-	DictEntitiesName  = "entities.csv"
-	DictVariablesName = "variables.csv"
-	DictBoundsName    = "bounds.parquet"
-	DictStateName     = "state_dictionary.json"
 )
 
 // CodesVersion is the "version" of codes.json.
@@ -39,7 +27,7 @@ var EntitiesHeader = []string{"entity_type_code", "entity_id", "name", "bus_id",
 // VariablesHeader is the header of variables.csv.
 var VariablesHeader = []string{"schema", "column_name", "arrow_type", "nullable", "unit", "description"}
 
-// DictFile is one dictionary file: its name relative to DictionariesDir
+// DictFile is one dictionary file: its name relative to layout.DictDir
 // and its complete contents.
 type DictFile struct {
 	Name string
@@ -72,30 +60,30 @@ func buildDictionaries(c *manifest.Case, generatedAt string) ([]DictFile, error)
 	}
 	codes, err := manifest.Marshal(codesDoc{generatedAt: generatedAt})
 	if err != nil {
-		return nil, fmt.Errorf("dictionaries: %s: %w", DictCodesName, err)
+		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictCodesName, err)
 	}
 	entities, err := entitiesCSV(c)
 	if err != nil {
-		return nil, fmt.Errorf("dictionaries: %s: %w", DictEntitiesName, err)
+		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictEntitiesName, err)
 	}
 	variables, err := variablesCSV()
 	if err != nil {
-		return nil, fmt.Errorf("dictionaries: %s: %w", DictVariablesName, err)
+		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictVariablesName, err)
 	}
 	bounds, err := boundsParquet(c)
 	if err != nil {
-		return nil, fmt.Errorf("dictionaries: %s: %w", DictBoundsName, err)
+		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictBoundsName, err)
 	}
 	state, err := manifest.Marshal(stateDictionary(c))
 	if err != nil {
-		return nil, fmt.Errorf("dictionaries: %s: %w", DictStateName, err)
+		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictStateName, err)
 	}
 	return []DictFile{
-		{DictCodesName, codes},
-		{DictEntitiesName, entities},
-		{DictVariablesName, variables},
-		{DictBoundsName, bounds},
-		{DictStateName, state},
+		{layout.DictCodesName, codes},
+		{layout.DictEntitiesName, entities},
+		{layout.DictVariablesName, variables},
+		{layout.DictBoundsName, bounds},
+		{layout.DictStateName, state},
 	}, nil
 }
 

@@ -6,32 +6,30 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // rootFiles are the merge's own outputs directly under simulation/; every
 // other file under simulation/ is a data file.
 var rootFiles = map[string]bool{
-	ManifestName: true, IndexName: true, MetadataName: true, SummaryName: true, SuccessName: true,
+	layout.ManifestName: true, layout.IndexName: true, layout.MetadataName: true, layout.SummaryName: true, layout.SuccessName: true,
 }
 
 // walkData lists every data file under simulation/ with its size: one
 // directory walk serves both the size verification and the search for
 // unclaimed files.
-func walkData(out string) (map[string]int64, error) {
+func walkData(fsys vfs.FS, out string) (map[string]int64, error) {
 	sizes := map[string]int64{}
-	root := filepath.Join(out, rank.SimDir)
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	root := layout.Join(out, layout.SimDir)
+	err := vfs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p == root {
 				return fs.SkipAll
@@ -43,7 +41,7 @@ func walkData(out string) (map[string]int64, error) {
 		}
 		rel, _ := filepath.Rel(out, p)
 		rel = filepath.ToSlash(rel)
-		if path.Dir(rel) == rank.SimDir && rootFiles[path.Base(rel)] {
+		if path.Dir(rel) == layout.SimDir && rootFiles[path.Base(rel)] {
 			return nil
 		}
 		info, err := d.Info()
@@ -63,7 +61,7 @@ func walkData(out string) (map[string]int64, error) {
 type hashJob struct {
 	rel  string
 	want manifest.FileRecord
-	got  shard.FileInfo
+	got  vfs.Written
 	err  error
 }
 
@@ -83,7 +81,7 @@ func progressLine(w io.Writer) func(done, total int, bytes int64) {
 }
 
 // hashAll computes the XXH64 of every job on workers, reporting progress.
-func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, progress func(done, total int, bytes int64)) error {
+func hashAll(ctx context.Context, fsys vfs.FS, out string, jobs []*hashJob, workers int, progress func(done, total int, bytes int64)) error {
 	if len(jobs) == 0 {
 		return ctx.Err()
 	}
@@ -122,7 +120,7 @@ func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, prog
 					return
 				}
 				j := jobs[i]
-				j.got, j.err = shard.HashFile(filepath.Join(out, j.rel))
+				j.got, j.err = vfs.HashFile(fsys, layout.Join(out, j.rel))
 				bytes.Add(j.got.Bytes)
 				done.Add(1)
 			}
@@ -134,7 +132,7 @@ func hashAll(ctx context.Context, out string, jobs []*hashJob, workers int, prog
 	return ctx.Err()
 }
 
-func matches(info shard.FileInfo, rec manifest.FileRecord) bool {
+func matches(info vfs.Written, rec manifest.FileRecord) bool {
 	return info.Bytes == rec.Bytes && manifest.FormatXXH64(info.XXH64) == rec.XXH64
 }
 
@@ -142,7 +140,7 @@ func matches(info shard.FileInfo, rec manifest.FileRecord) bool {
 // in place and intact, must be rolled forward from its temp file, or is
 // lost or damaged.
 func (s *state) checkFiles(ctx context.Context) error {
-	onDisk, err := walkData(s.out)
+	onDisk, err := walkData(s.fsys, s.out)
 	if err != nil {
 		return err
 	}
@@ -168,7 +166,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 				// Whose bytes are in place: the winner's, or a loser's?
 				p.fin = &hashJob{rel: f.Path, want: f}
 				jobs = append(jobs, p.fin)
-				if _, err := os.Lstat(filepath.Join(s.out, f.Temp)); err == nil {
+				if _, err := s.fsys.Lstat(layout.Join(s.out, f.Temp)); err == nil {
 					p.temp = &hashJob{rel: f.Temp, want: f}
 					jobs = append(jobs, p.temp)
 				}
@@ -182,7 +180,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 					jobs = append(jobs, p.fin)
 				}
 			default:
-				if _, err := os.Lstat(filepath.Join(s.out, f.Temp)); err != nil {
+				if _, err := s.fsys.Lstat(layout.Join(s.out, f.Temp)); err != nil {
 					s.problem("lost", f.Path, intp(sc), "missing, and its temp file %s is gone too (committed in %s)", f.Temp, c.j.rel)
 					continue
 				}
@@ -193,7 +191,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			checks = append(checks, p)
 		}
 	}
-	if err := hashAll(ctx, s.out, jobs, s.opts.Workers, progressLine(s.opts.Progress)); err != nil {
+	if err := hashAll(ctx, s.fsys, s.out, jobs, s.opts.Workers, progressLine(s.opts.Progress)); err != nil {
 		return err
 	}
 	for _, p := range checks {
@@ -215,7 +213,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			// A losing commit's bytes are in place; the winner's wait in
 			// tmp. Move the loser aside, then publish the winner.
 			p.fs.fromTemp = true
-			p.fs.displace = supersededPath(s.loserOf(sc, f.Entity, p.fin.got), f.Path)
+			p.fs.displace = layout.Superseded(s.loserOf(sc, f.Entity, p.fin.got), f.Path)
 		default:
 			s.problem("checksum", f.Path, intp(sc), "xxh64 %016x (%d bytes), the commit says %s (%d bytes): altered after commit", p.fin.got.XXH64, p.fin.got.Bytes, f.XXH64, f.Bytes)
 		}
@@ -229,8 +227,8 @@ func (s *state) checkFiles(ctx context.Context) error {
 				continue
 			}
 			for _, f := range c.files {
-				if _, err := os.Lstat(filepath.Join(s.out, f.Temp)); err == nil {
-					s.aside = append(s.aside, moveAside{from: f.Temp, to: supersededPath(c.writer(), f.Path)})
+				if _, err := s.fsys.Lstat(layout.Join(s.out, f.Temp)); err == nil {
+					s.aside = append(s.aside, moveAside{from: f.Temp, to: layout.Superseded(c.writer(), f.Path)})
 				}
 			}
 		}
@@ -245,7 +243,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 
 // loserOf returns the writer of the losing commit whose copy of the
 // scenario's entity file info matches, or "".
-func (s *state) loserOf(sc int, entity string, info shard.FileInfo) string {
+func (s *state) loserOf(sc int, entity string, info vfs.Written) string {
 	for _, c := range s.byScenario[sc] {
 		for _, f := range c.files {
 			if f.Entity == entity && matches(info, f) && c != s.chosen[sc] {
@@ -254,14 +252,6 @@ func (s *state) loserOf(sc int, entity string, info shard.FileInfo) string {
 		}
 	}
 	return ""
-}
-
-// SupersededDir holds committed files that lost a conflict: kept, never
-// deleted, outside every path analysts read.
-const SupersededDir = "_shards/superseded"
-
-func supersededPath(writer, final string) string {
-	return path.Join(SupersededDir, writer, final)
 }
 
 // scanTemps lists temp files that are not needed: writes that never
@@ -276,7 +266,7 @@ func (s *state) scanTemps() error {
 	for _, a := range s.aside {
 		keep[a.from] = true
 	}
-	entries, err := os.ReadDir(filepath.Join(s.out, rank.TempDir))
+	entries, err := s.fsys.ReadDir(layout.Join(s.out, layout.TempDir))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -284,8 +274,8 @@ func (s *state) scanTemps() error {
 		return fmt.Errorf("listing temp files: %w", err)
 	}
 	for _, e := range entries {
-		rel := path.Join(rank.TempDir, e.Name())
-		if !keep[rel] && !e.IsDir() && strings.HasSuffix(e.Name(), shard.TempSuffix) {
+		rel := path.Join(layout.TempDir, e.Name())
+		if !keep[rel] && !e.IsDir() && layout.IsTempName(e.Name()) {
 			s.garbage = append(s.garbage, rel)
 		}
 	}

@@ -12,14 +12,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // Verify levels.
@@ -37,7 +37,20 @@ type Options struct {
 	// Progress receives a progress line during long verification; nil for
 	// none. The CLI passes stderr only when it is a terminal.
 	Progress io.Writer
+	// FS is the file system (default vfs.OS()); tests pass a
+	// fault-injecting or crash-simulating one.
+	FS vfs.FS
+	// alive reports whether the process that holds a lock on this host is
+	// still running (default: signal 0); crash tests replace it.
+	alive func(pid int) bool
 }
+
+// Bounds of the merge's own documents read back from OUT: whatever is on
+// disk, the merge never allocates more than this for one of them.
+const (
+	maxDocument = 64 << 20 // a manifest or metadata document
+	maxIndex    = 1 << 30  // simulation/_files.csv (about 150 bytes a file)
+)
 
 func (o *Options) defaults() error {
 	switch o.Verify {
@@ -49,6 +62,12 @@ func (o *Options) defaults() error {
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.FS == nil {
+		o.FS = vfs.OS()
+	}
+	if o.alive == nil {
+		o.alive = processAlive
 	}
 	return nil
 }
@@ -259,10 +278,10 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	}
 	// Refuse a directory that is no hydroshard output before taking the
 	// lock: taking it creates _shards/, which a mistyped OUT must not get.
-	if _, err := os.Stat(filepath.Join(out, rank.JournalDir)); errors.Is(err, fs.ErrNotExist) {
+	if _, err := opts.FS.Stat(layout.Join(out, layout.JournalDir)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", out, ErrNoJournals)
 	}
-	unlock, err := Lock(out)
+	unlock, err := lock(opts.FS, out, opts.alive)
 	if err != nil {
 		return nil, err
 	}
@@ -274,10 +293,10 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	if st.report.Outcome == Corrupt {
 		// Keep everything for inspection; a stale _SUCCESS must not vouch
 		// for damaged data.
-		if err := removeSuccess(out); err != nil {
+		if err := st.removeFile(path.Join(layout.SimDir, layout.SuccessName)); err != nil {
 			return st.report, err
 		}
-		if err := removeFile(out, TrainingDir+"/"+SuccessName); err != nil {
+		if err := st.removeFile(path.Join(layout.TrainingDir, layout.SuccessName)); err != nil {
 			return st.report, err
 		}
 		return st.report, nil

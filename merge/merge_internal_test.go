@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
 )
@@ -40,14 +41,14 @@ func TestCmpTimeIsChronological(t *testing.T) {
 			t.Errorf("cmpTime(%s, %s) = %d, want %d", c.a, c.b, got, c.want)
 		}
 	}
-	j1 := &journal{open: &manifest.OpenInfo{Writer: "a"}, first: "2026-01-01T00:00:05Z", last: "2026-01-01T00:00:09Z"}
-	j2 := &journal{open: &manifest.OpenInfo{Writer: "b"}, first: "2026-01-01T00:00:05.1Z", last: "2026-01-01T00:00:09.25Z"}
+	j1 := &journalState{open: &manifest.OpenInfo{Writer: "a"}, first: "2026-01-01T00:00:05Z", last: "2026-01-01T00:00:09Z"}
+	j2 := &journalState{open: &manifest.OpenInfo{Writer: "b"}, first: "2026-01-01T00:00:05.1Z", last: "2026-01-01T00:00:09.25Z"}
 	early := &commit{j: j1, time: "2026-01-01T00:00:09Z"}
 	late := &commit{j: j2, time: "2026-01-01T00:00:09.25Z"}
 	if !late.later(early) || early.later(late) {
 		t.Fatalf("commit at %s is not later than one at %s", late.time, early.time)
 	}
-	s := &state{journals: []*journal{j2, j1}}
+	s := &state{journals: []*journalState{j2, j1}}
 	if first, last := s.span(); first != j1.first || last != j2.last {
 		t.Fatalf("span = %s .. %s, want %s .. %s", first, last, j1.first, j2.last)
 	}
@@ -173,7 +174,7 @@ func TestRunInProcess(t *testing.T) {
 	if want := fmt.Sprintf("verifying %d/%d files", rep.Files, rep.Files); !strings.Contains(progress.String(), want) {
 		t.Errorf("progress %q does not end with %q", progress.String(), want)
 	}
-	if _, err := os.Stat(filepath.Join(out, rank.SimDir, SuccessName)); err != nil {
+	if _, err := os.Stat(filepath.Join(out, layout.SimDir, layout.SuccessName)); err != nil {
 		t.Fatal(err)
 	}
 	rep, err = Run(ctx, out, Options{Verify: VerifyFull, Workers: 4})
@@ -183,7 +184,7 @@ func TestRunInProcess(t *testing.T) {
 	if len(rep.Written) != 0 {
 		t.Fatalf("a second merge wrote %v", rep.Written)
 	}
-	v, err := VerifyMerged(ctx, out, true, 4, nil)
+	v, err := VerifyMerged(ctx, out, Options{Verify: VerifyFull, Workers: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,18 +16,9 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
-)
-
-// Names of the merge's outputs under simulation/.
-const (
-	ManifestName = "_manifest.json"
-	IndexName    = "_files.csv"
-	MetadataName = "metadata.json"
-	SummaryName  = "summary.json"
-	SuccessName  = "_SUCCESS"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // IndexHeader is the header of simulation/_files.csv, the per-file
@@ -41,7 +32,7 @@ var IndexHeader = []string{"path", "entity", "scenario_id", "rows", "bytes", "xx
 func (s *state) writeOutputs() error {
 	r := s.report
 	if r.Outcome != Complete {
-		if err := removeSuccess(s.out); err != nil {
+		if err := s.removeFile(simPath(layout.SuccessName)); err != nil {
 			return err
 		}
 	}
@@ -57,7 +48,7 @@ func (s *state) writeOutputs() error {
 			return fmt.Errorf("building dictionaries: %w", err)
 		}
 		for _, d := range dicts {
-			all = append(all, outputFile{path.Join(DictionariesDir, d.Name), d.Data})
+			all = append(all, outputFile{path.Join(layout.DictDir, d.Name), d.Data})
 		}
 	}
 	// The policy first: training/metadata.json vouches for its files.
@@ -73,23 +64,23 @@ func (s *state) writeOutputs() error {
 		all, trainingOK = append(all, tf...), ok
 	}
 	if s.training != nil && !trainingOK {
-		if err := removeFile(s.out, path.Join(TrainingDir, SuccessName)); err != nil {
+		if err := s.removeFile(path.Join(layout.TrainingDir, layout.SuccessName)); err != nil {
 			return err
 		}
 	}
 	// The simulation manifest is renamed last: it vouches for the others.
 	if simManifest != nil {
-		all = append(all, outputFile{simPath(ManifestName), simManifest})
+		all = append(all, outputFile{simPath(layout.ManifestName), simManifest})
 	}
 	if err := s.replaceAll(all); err != nil {
 		return err
 	}
 	var success []outputFile
 	if trainingOK {
-		success = append(success, outputFile{path.Join(TrainingDir, SuccessName), nil})
+		success = append(success, outputFile{path.Join(layout.TrainingDir, layout.SuccessName), nil})
 	}
 	if r.Outcome == Complete {
-		success = append(success, outputFile{simPath(SuccessName), nil})
+		success = append(success, outputFile{simPath(layout.SuccessName), nil})
 	}
 	return s.replaceAll(success)
 }
@@ -129,15 +120,15 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 
 	for i := range r.Conflicts {
 		k := &r.Conflicts[i]
-		kept := supersededPath(k.Loser, rank.FinalPath(s.ref.Layout, k.Entity, k.Scenario))
-		if _, err := os.Lstat(filepath.Join(s.out, kept)); err == nil {
+		kept := layout.Superseded(k.Loser, layout.DataFile(k.Entity, s.ref.Layout.ScenarioPad, k.Scenario))
+		if _, err := s.fsys.Lstat(layout.Join(s.out, kept)); err == nil {
 			k.Kept = kept
 		}
 	}
 	started, completed := s.span()
 	m := &manifest.SimManifest{
 		SchemaVersion: manifest.ManifestVersion,
-		Producer:      "hydroshard " + rank.Version,
+		Producer:      "hydroshard " + manifest.Version,
 		Status:        r.Status,
 		CaseName:      s.ref.CaseName,
 		CaseHash:      s.ref.CaseHash,
@@ -146,7 +137,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		Scenarios:     manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: len(r.Missing)},
 		Entities:      entities,
 		Layout:        s.ref.Layout,
-		Index:         IndexName,
+		Index:         layout.IndexName,
 		DatasetXXH64:  manifest.FormatXXH64(xxhash.Sum64(rows.Bytes())),
 		Files:         r.Files,
 		Bytes:         r.Bytes,
@@ -159,8 +150,8 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		name string
 		v    any
 	}{
-		{MetadataName, s.metadata(started, completed, m.Ranks)},
-		{SummaryName, s.summarize()},
+		{layout.MetadataName, s.metadata(started, completed, m.Ranks)},
+		{layout.SummaryName, s.summarize()},
 	} {
 		b, err := manifest.Marshal(d.v)
 		if err != nil {
@@ -172,14 +163,14 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return append([]outputFile{{simPath(IndexName), index.Bytes()}}, docs...), mb, nil
+	return append([]outputFile{{simPath(layout.IndexName), index.Bytes()}}, docs...), mb, nil
 }
 
 // lastTime is the latest record time of every journal, of any phase: the
 // dictionaries' generated_at.
 func (s *state) lastTime() string {
 	var last string
-	for _, j := range append(append([]*journal(nil), s.journals...), s.other...) {
+	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
 		if last == "" || cmpTime(j.last, last) > 0 {
 			last = j.last
 		}
@@ -194,7 +185,7 @@ type outputFile struct {
 	data []byte
 }
 
-func simPath(name string) string { return path.Join(rank.SimDir, name) }
+func simPath(name string) string { return path.Join(layout.SimDir, name) }
 
 // replaceAll replaces files under simulation/ as one step as far as a
 // filesystem allows: every new version is first written to a durable temp
@@ -208,19 +199,19 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 	defer func() {
 		if err != nil {
 			for _, st := range ready {
-				_ = os.Remove(st.tmp)
+				_ = s.fsys.Remove(st.tmp)
 			}
 		}
 	}()
 	dirs := map[string]bool{}
 	tmpReady := false
 	for i, f := range files {
-		final := filepath.Join(s.out, f.name)
-		if old, rerr := os.ReadFile(final); rerr == nil && bytes.Equal(old, f.data) {
+		final := layout.Join(s.out, f.name)
+		if old, rerr := vfs.ReadFile(s.fsys, final, int64(len(f.data))); rerr == nil && bytes.Equal(old, f.data) {
 			continue
 		}
 		dir := filepath.Dir(final)
-		if err := shard.MkdirAllSync(dir); err != nil {
+		if err := s.dirs.Ensure(dir); err != nil {
 			return fmt.Errorf("writing %s: %w", final, err)
 		}
 		dirs[dir] = true
@@ -229,14 +220,14 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 		// the training outputs failed with "no such file or directory"
 		// (exit 1 instead of a partial merge).
 		if !tmpReady {
-			if err := shard.MkdirAllSync(filepath.Join(s.out, rank.TempDir)); err != nil {
+			if err := s.dirs.Ensure(layout.Join(s.out, layout.TempDir)); err != nil {
 				return fmt.Errorf("writing %s: %w", final, err)
 			}
 			tmpReady = true
 		}
-		tmp := filepath.Join(s.out, rank.TempDir, fmt.Sprintf("merge.%d.%d.%s%s", os.Getpid(), i, path.Base(f.name), shard.TempSuffix))
-		_ = os.Remove(tmp) // a leftover of this same process id from an earlier crash
-		if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
+		tmp := layout.Join(s.out, layout.MergeTemp(os.Getpid(), i, f.name))
+		_ = s.fsys.Remove(tmp) // a leftover of this same process id from an earlier crash
+		if _, err := vfs.WriteNewSync(s.fsys, tmp, func(w io.Writer) error {
 			_, err := w.Write(f.data)
 			return err
 		}); err != nil {
@@ -245,28 +236,31 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 		ready = append(ready, staged{tmp, final, f.name})
 	}
 	for i, st := range ready {
-		if err := os.Rename(st.tmp, st.final); err != nil {
+		if err := s.fsys.Rename(st.tmp, st.final); err != nil {
 			ready = ready[i:] // the renamed ones are in place; drop only the rest
 			return fmt.Errorf("writing %s: %w", st.final, err)
 		}
 		s.report.Written = append(s.report.Written, st.rel)
 	}
-	if err := syncDirs(dirs); err != nil {
+	if err := s.syncDirs(dirs); err != nil {
 		return err
 	}
 	return nil
 }
 
-// removeSuccess deletes simulation/_SUCCESS: an output that is not
-// complete and verified must not carry one.
-func removeSuccess(out string) error {
-	return removeFile(out, simPath(SuccessName))
-}
-
-// removeFile deletes OUT/rel if it exists.
-func removeFile(out, rel string) error {
-	p := filepath.Join(out, rel)
-	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+// removeFile deletes OUT/rel if it exists, durably: a stale _SUCCESS must
+// not come back after a crash to vouch for an output that is not
+// complete and verified.
+func (s *state) removeFile(rel string) error {
+	p := layout.Join(s.out, rel)
+	err := s.fsys.Remove(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = s.dirs.SyncDir(filepath.Dir(p))
+	}
+	if err != nil {
 		return fmt.Errorf("removing stale %s: %w", p, err)
 	}
 	return nil
@@ -336,7 +330,7 @@ func (s *state) metadata(started, completed string, ri manifest.RanksInfo) *mani
 	}
 	r := s.report
 	return &manifest.SimMetadata{
-		CobreVersion:    rank.Version,
+		CobreVersion:    manifest.Version,
 		Hostname:        root.open.Host,
 		Solver:          root.open.Solver,
 		StartedAt:       started,

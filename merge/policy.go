@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -15,17 +14,11 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
-)
-
-// PolicyDir is the merged policy directory, relative to the output
-// directory; PolicyMetadataName is its commit marker, written last.
-const (
-	PolicyDir          = "policy"
-	PolicyMetadataName = "metadata.json"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // PolicyReport says which checkpoint the merged policy comes from.
@@ -73,9 +66,10 @@ type policyPlan struct {
 	basis     []*policyFrag   // per stage: the lowest rank's, nil when none
 	states    []*policyFrag
 	hasStates bool
-	entries   map[string]policy.FileEntry // name relative to PolicyDir
-	sha       map[string]string           // name relative to PolicyDir -> SHA-256
+	entries   map[string]policy.FileEntry // name relative to layout.PolicyDir
+	sha       map[string]string           // name relative to layout.PolicyDir -> SHA-256
 	metadata  []byte
+	fsys      vfs.FS
 }
 
 // policyMetadata is policy/metadata.json: Cobre's keys first, then this
@@ -105,7 +99,7 @@ type policyMetadata struct {
 // a lost or corrupt fragment or a conflicting cut is a Problem before
 // anything is changed.
 func (s *state) analyzePolicy() {
-	var tj []*journal
+	var tj []*journalState
 	for _, j := range s.other {
 		if j.open.Phase == manifest.PhaseTraining {
 			tj = append(tj, j)
@@ -182,6 +176,7 @@ func (s *state) analyzePolicy() {
 		return
 	}
 	p := &policyPlan{
+		fsys:      s.fsys,
 		iteration: pr.Iteration,
 		meta:      meta,
 		created:   createdAt(root.time),
@@ -232,7 +227,7 @@ func (s *state) analyzePolicy() {
 	for st := range meta.NumStages {
 		n, err := p.stageOutputs(s.out, w, st, func(f *policyFrag, err error) {
 			if f == nil {
-				s.problem("policy", path.Join(PolicyDir, "cuts", policy.StageFileName(st)), nil, "stage %d: %v", st, err)
+				s.problem("policy", path.Join(layout.PolicyDir, "cuts", layout.StageFileName(st)), nil, "stage %d: %v", st, err)
 			} else {
 				s.policyProblem(f, err)
 			}
@@ -252,11 +247,11 @@ func (s *state) analyzePolicy() {
 	pr.Stages = meta.NumStages
 	md, err := p.buildMetadata()
 	if err != nil {
-		s.problem("policy", path.Join(PolicyDir, PolicyMetadataName), nil, "%v", err)
+		s.problem("policy", path.Join(layout.PolicyDir, layout.MetadataName), nil, "%v", err)
 		return
 	}
 	p.metadata = md
-	p.sha[PolicyMetadataName] = sha256hex(md)
+	p.sha[layout.MetadataName] = sha256hex(md)
 	s.policy = p
 }
 
@@ -292,14 +287,14 @@ func (s *state) policyProblem(f *policyFrag, err error) {
 // locateFragment finds a fragment at its final path or, when the rename
 // never happened, in _shards/tmp (sizes checked here, hashes when read).
 func (s *state) locateFragment(f *policyFrag) bool {
-	st, err := os.Stat(filepath.Join(s.out, filepath.FromSlash(f.file.Path)))
+	st, err := s.fsys.Stat(layout.Join(s.out, f.file.Path))
 	if errors.Is(err, fs.ErrNotExist) && f.file.Temp != "" {
-		if st, err = os.Stat(filepath.Join(s.out, filepath.FromSlash(f.file.Temp))); err == nil {
+		if st, err = s.fsys.Stat(layout.Join(s.out, f.file.Temp)); err == nil {
 			f.fromTemp = true
 		}
 	}
 	if err != nil {
-		s.problem("lost", f.file.Path, nil, "rank %d: %s fragment of stage %d is neither at its path nor in %s: %v", f.rank, f.file.Kind, f.file.Stage, rank.TempDir, err)
+		s.problem("lost", f.file.Path, nil, "rank %d: %s fragment of stage %d is neither at its path nor in %s: %v", f.rank, f.file.Kind, f.file.Stage, layout.TempDir, err)
 		return false
 	}
 	if st.Size() != f.file.Bytes {
@@ -310,8 +305,12 @@ func (s *state) locateFragment(f *policyFrag) bool {
 }
 
 // readFragment reads a fragment whole and checks its size and XXH64.
-func readFragment(out string, f *policyFrag) ([]byte, error) {
-	buf, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(f.src())))
+func readFragment(fsys vfs.FS, out string, f *policyFrag) ([]byte, error) {
+	buf, err := vfs.ReadFile(fsys, layout.Join(out, f.src()), f.file.Bytes)
+	var tl *vfs.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, &fragError{"size", fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, tl.Size, f.file.Bytes)}
+	}
 	if err != nil {
 		return nil, &fragError{"lost", fmt.Sprintf("rank %d: %s fragment of stage %d: %v", f.rank, f.file.Kind, f.file.Stage, err)}
 	}
@@ -327,7 +326,7 @@ func readFragment(out string, f *policyFrag) ([]byte, error) {
 // readCopy reads a basis or states fragment that is copied verbatim,
 // checking that it is one of the stage and, for states, of the dimension.
 func (p *policyPlan) readCopy(out string, f *policyFrag, stage int) ([]byte, error) {
-	buf, err := readFragment(out, f)
+	buf, err := readFragment(p.fsys, out, f)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +368,7 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 	byID := map[uint64]int{}
 	bySlot := map[uint32]uint64{}
 	for _, f := range p.cuts[stage] {
-		buf, err := readFragment(out, f)
+		buf, err := readFragment(p.fsys, out, f)
 		if err != nil {
 			return nil, f, err
 		}
@@ -456,7 +455,7 @@ func (p *policyPlan) stageOutputs(out string, w *policy.Writer, st int, fail fun
 	}
 	n := len(sc.Cuts)
 	sc = nil // the encoded copy is enough: keep one stage in memory, not two
-	if err := emit(path.Join("cuts", policy.StageFileName(st)), buf); err != nil {
+	if err := emit(path.Join("cuts", layout.StageFileName(st)), buf); err != nil {
 		return 0, err
 	}
 	for _, kf := range []struct {
@@ -471,7 +470,7 @@ func (p *policyPlan) stageOutputs(out string, w *policy.Writer, st int, fail fun
 			fail(kf.frag, err)
 			continue
 		}
-		if err := emit(path.Join(kf.sub, policy.StageFileName(st)), data); err != nil {
+		if err := emit(path.Join(kf.sub, layout.StageFileName(st)), data); err != nil {
 			return 0, err
 		}
 	}
@@ -491,7 +490,7 @@ func (p *policyPlan) buildMetadata() ([]byte, error) {
 		warm += uint64(c)
 	}
 	md := &policyMetadata{
-		CobreVersion:        rank.Version,
+		CobreVersion:        manifest.Version,
 		CreatedAt:           p.created,
 		CompletedIterations: p.iteration,
 		FinalLowerBound:     m.LowerBound,
@@ -538,7 +537,7 @@ func (s *state) writePolicy() error {
 		}
 	}
 	if len(roll) > 0 {
-		if err := rank.PublishFiles(s.out, roll); err != nil {
+		if err := journal.Publish(s.dirs, s.out, roll); err != nil {
 			return fmt.Errorf("rolling forward policy fragments: %w", err)
 		}
 		for _, l := range append([][]*policyFrag{p.basis, p.states}, p.cuts...) {
@@ -549,24 +548,24 @@ func (s *state) writePolicy() error {
 			}
 		}
 	}
-	dir := filepath.Join(s.out, PolicyDir)
-	mdPath := filepath.Join(dir, PolicyMetadataName)
-	old, err := os.ReadFile(mdPath)
+	dir := layout.Join(s.out, layout.PolicyDir)
+	mdPath := layout.Join(s.out, layout.PolicyMetadataFile)
+	old, err := vfs.ReadFile(s.fsys, mdPath, int64(len(p.metadata)))
 	if err == nil && bytes.Equal(old, p.metadata) {
 		// Already committed with exactly this content; check nothing stale
 		// was added since, then leave it alone.
 		return s.removeStalePolicy(dir, p)
 	}
-	if err == nil {
-		if err := os.Remove(mdPath); err != nil {
+	if _, serr := s.fsys.Lstat(mdPath); serr == nil {
+		if err := s.fsys.Remove(mdPath); err != nil {
 			return fmt.Errorf("removing old %s: %w", mdPath, err)
 		}
-		if err := shard.SyncDir(dir); err != nil {
+		if err := s.dirs.SyncDir(dir); err != nil {
 			return err
 		}
 	}
-	for _, sub := range []string{"cuts", "basis"} {
-		if err := shard.MkdirAllSync(filepath.Join(dir, sub)); err != nil {
+	for _, sub := range []string{manifest.FragmentCuts, manifest.FragmentBasis} {
+		if err := s.dirs.Ensure(filepath.Join(dir, sub)); err != nil {
 			return err
 		}
 	}
@@ -584,7 +583,7 @@ func (s *state) writePolicy() error {
 			if e := p.entries[name]; e.Bytes != int64(len(data)) || e.XXH64 != manifest.FormatXXH64(xxhash.Sum64(data)) {
 				return fmt.Errorf("policy %s: assembled differently than verified", name)
 			}
-			return s.replaceAll([]outputFile{{path.Join(PolicyDir, name), data}})
+			return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, name), data}})
 		})
 		if err == nil {
 			err = failed
@@ -593,7 +592,7 @@ func (s *state) writePolicy() error {
 			return err
 		}
 	}
-	return s.replaceAll([]outputFile{{path.Join(PolicyDir, PolicyMetadataName), p.metadata}})
+	return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, layout.MetadataName), p.metadata}})
 }
 
 // removeStalePolicy deletes files under policy/cuts, basis and states
@@ -602,7 +601,7 @@ func (s *state) writePolicy() error {
 func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
 	dirty := map[string]bool{}
 	for _, sub := range []string{"cuts", "basis", "states"} {
-		ents, err := os.ReadDir(filepath.Join(dir, sub))
+		ents, err := s.fsys.ReadDir(filepath.Join(dir, sub))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -613,13 +612,13 @@ func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
 			if _, ok := p.entries[path.Join(sub, e.Name())]; ok || !e.Type().IsRegular() {
 				continue
 			}
-			if err := os.Remove(filepath.Join(dir, sub, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := s.fsys.Remove(filepath.Join(dir, sub, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("removing stale policy file: %w", err)
 			}
 			dirty[filepath.Join(dir, sub)] = true
 		}
 	}
-	return syncDirs(dirty)
+	return s.syncDirs(dirty)
 }
 
 func fragRecord(f *policyFrag) manifest.FileRecord {

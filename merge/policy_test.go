@@ -17,11 +17,11 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/policy"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
 )
 
 const (
@@ -78,7 +78,7 @@ func polMeta(it int) *manifest.PolicyMeta {
 // one checkpoint record per entry of ckpts (iteration -> the ranks' parts).
 func polWrite(t *testing.T, out string, world int, ckpts map[int][]polRank) {
 	t.Helper()
-	for _, d := range []string{rank.JournalDir, rank.TempDir} {
+	for _, d := range []string{layout.JournalDir, layout.TempDir} {
 		if err := os.MkdirAll(filepath.Join(out, d), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -102,14 +102,14 @@ func polWrite(t *testing.T, out string, world int, ckpts map[int][]polRank) {
 		add := func(rec *manifest.Record) {
 			rec.Seq = seq
 			rec.Time = polBase.Add(time.Duration(seq) * time.Second).Format(manifest.TimeFormat)
-			b, err := manifest.EncodeRecord(rec)
+			b, err := journal.Encode(rec)
 			if err != nil {
 				t.Fatal(err)
 			}
 			jb = append(jb, b...)
 			seq++
 		}
-		open := &manifest.OpenInfo{Version: manifest.JournalVersion, Producer: "hydroshard " + rank.Version, Writer: writer,
+		open := &manifest.OpenInfo{Version: manifest.JournalVersion, Producer: "hydroshard " + manifest.Version, Writer: writer,
 			Rank: r, World: world, Host: "node0", Launcher: "local", PID: 100 + r, Solver: "test",
 			CaseName: "pol", CaseHash: "polhash", Scenarios: 4, Phase: manifest.PhaseTraining}
 		if r == 0 {
@@ -156,7 +156,7 @@ func polWrite(t *testing.T, out string, world int, ckpts map[int][]polRank) {
 			add(&manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info})
 		}
 		add(&manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: manifest.StatusClean, Committed: 0, Termination: "iteration_limit"}})
-		if err := os.WriteFile(filepath.Join(out, rank.JournalDir, writer+rank.JournalSuffix), jb, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(out, layout.JournalDir, writer+layout.JournalSuffix), jb, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,8 +177,8 @@ func polFragment(t *testing.T, out string, it int, writer, kind string, st int, 
 	t.Helper()
 	f := manifest.PolicyFile{
 		Kind: kind, Stage: st,
-		Temp:  path.Join(rank.TempDir, fmt.Sprintf("%s.ckpt%d.%s_%03d%s", writer, it, kind, st, shard.TempSuffix)),
-		Path:  path.Join(rank.ShardsDir, "policy", fmt.Sprintf("iter-%06d", it), writer, fmt.Sprintf("%s_stage_%03d.bin", kind, st)),
+		Temp:  path.Join(layout.TempDir, fmt.Sprintf("%s.ckpt%d.%s_%03d%s", writer, it, kind, st, layout.TempSuffix)),
+		Path:  path.Join(layout.ShardsDir, "policy", fmt.Sprintf("iter-%06d", it), writer, fmt.Sprintf("%s_stage_%03d.bin", kind, st)),
 		Bytes: int64(len(buf)), XXH64: manifest.FormatXXH64(xxhash.Sum64(buf)),
 	}
 	p := f.Path
@@ -256,7 +256,7 @@ func TestPolicyAssemblyIdenticalAcrossSplits(t *testing.T) {
 		if name == "overlapping" && rep.Training.Policy.RolledForward == 0 {
 			t.Fatalf("overlapping: rank 1's fragments were left in tmp, none rolled forward")
 		}
-		tree := readTree(t, filepath.Join(out, merge.PolicyDir))
+		tree := readTree(t, filepath.Join(out, layout.PolicyDir))
 		if ref == nil {
 			ref, refName = tree, name
 			checkPolicy(t, out)
@@ -270,12 +270,12 @@ func TestPolicyAssemblyIdenticalAcrossSplits(t *testing.T) {
 				}
 			}
 		}
-		if fi, err := os.Stat(filepath.Join(out, merge.PolicyDir, "basis")); err != nil || !fi.IsDir() {
+		if fi, err := os.Stat(filepath.Join(out, layout.PolicyDir, "basis")); err != nil || !fi.IsDir() {
 			t.Fatalf("%s: policy/basis missing: %v", name, err)
 		}
 		// Training metadata carries the policy's SHA-256s.
 		var tm manifest.TrainingMetadata
-		b, err := os.ReadFile(filepath.Join(out, merge.TrainingDir, "metadata.json"))
+		b, err := os.ReadFile(filepath.Join(out, layout.TrainingDir, "metadata.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,11 +288,11 @@ func TestPolicyAssemblyIdenticalAcrossSplits(t *testing.T) {
 		// Re-merging changes no byte and rewrites no policy file.
 		rep2 := polMerge(t, out)
 		for _, w := range rep2.Written {
-			if strings.HasPrefix(w, merge.PolicyDir+"/") {
+			if strings.HasPrefix(w, layout.PolicyDir+"/") {
 				t.Fatalf("%s: re-merge rewrote %s", name, w)
 			}
 		}
-		tree2 := readTree(t, filepath.Join(out, merge.PolicyDir))
+		tree2 := readTree(t, filepath.Join(out, layout.PolicyDir))
 		for k, b := range tree {
 			if !bytes.Equal(tree2[k], b) {
 				t.Fatalf("%s: re-merge changed policy/%s", name, k)
@@ -304,7 +304,7 @@ func TestPolicyAssemblyIdenticalAcrossSplits(t *testing.T) {
 // checkPolicy opens out/policy and compares every cut and the metadata.
 func checkPolicy(t *testing.T, out string) {
 	t.Helper()
-	p, err := policy.Open(filepath.Join(out, merge.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
+	p, err := policy.Open(filepath.Join(out, layout.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func checkPolicy(t *testing.T, out string) {
 			t.Fatalf("stage %d basis %v %v", st, b, err)
 		}
 	}
-	raw, err := os.ReadFile(filepath.Join(out, merge.PolicyDir, "metadata.json"))
+	raw, err := os.ReadFile(filepath.Join(out, layout.PolicyDir, "metadata.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +351,7 @@ func checkPolicy(t *testing.T, out string) {
 		}
 	}
 	// The checkpoint record of iteration 5 is the root's second record.
-	if m["created_at"] != "2026-03-02T09:30:16Z" || m["cobre_version"] != rank.Version || m["completed_iterations"] != 5.0 ||
+	if m["created_at"] != "2026-03-02T09:30:16Z" || m["cobre_version"] != manifest.Version || m["completed_iterations"] != 5.0 ||
 		m["warm_start_cuts"] != 3.0 || m["num_stages"] != float64(polStages) || m["best_upper_bound"] != 123.5 {
 		t.Errorf("metadata.json: %s", raw)
 	}
@@ -384,7 +384,7 @@ func TestPolicyConflictingDuplicateCut(t *testing.T) {
 	if !found {
 		t.Fatalf("no conflict problem naming stage 1 cut_id %d: %v", cut, rep.Problems)
 	}
-	if _, err := os.Stat(filepath.Join(out, merge.PolicyDir)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, layout.PolicyDir)); err == nil {
 		t.Fatal("policy/ written despite the conflict")
 	}
 }
@@ -403,7 +403,7 @@ func TestPolicyIncompleteLaterCheckpoint(t *testing.T) {
 	if pr == nil || pr.Iteration != 5 || len(pr.Incomplete) != 1 || !strings.Contains(pr.Incomplete[0], "iteration 7") || !strings.Contains(pr.Incomplete[0], "rank 1") {
 		t.Fatalf("policy report %+v", pr)
 	}
-	p, err := policy.Open(filepath.Join(out, merge.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
+	p, err := policy.Open(filepath.Join(out, layout.PolicyDir), policy.Expect{StateDimension: polDim, NumStages: polStages})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +415,7 @@ func TestPolicyIncompleteLaterCheckpoint(t *testing.T) {
 func TestPolicyLostFragment(t *testing.T) {
 	out := t.TempDir()
 	polWrite(t, out, 2, map[int][]polRank{5: {{cuts: all}, {cuts: all}}})
-	p := filepath.Join(out, rank.ShardsDir, "policy", "iter-000005", polWriter(1), "cuts_stage_002.bin")
+	p := filepath.Join(out, layout.ShardsDir, "policy", "iter-000005", polWriter(1), "cuts_stage_002.bin")
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}

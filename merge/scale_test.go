@@ -23,10 +23,10 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
 )
 
 // scaleRun describes a run written by scaleGenerate.
@@ -92,7 +92,7 @@ func scaleGenerate(tb testing.TB, out string, journals, partitions int) *scaleRu
 	if journals < 1 || journals > run.Scenarios {
 		tb.Fatalf("scaleGenerate: %d journals for %d scenarios", journals, run.Scenarios)
 	}
-	for _, d := range []string{rank.JournalDir, rank.TempDir, rank.SimDir} {
+	for _, d := range []string{layout.JournalDir, layout.TempDir, layout.SimDir} {
 		if err := os.MkdirAll(filepath.Join(out, d), 0o755); err != nil {
 			tb.Fatal(err)
 		}
@@ -100,11 +100,11 @@ func scaleGenerate(tb testing.TB, out string, journals, partitions int) *scaleRu
 	// Entity directories first, so that the workers only create
 	// partition directories (no racing parents).
 	for _, e := range ents {
-		if err := os.MkdirAll(filepath.Join(out, rank.SimDir, e), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(out, layout.SimDir, e), 0o755); err != nil {
 			tb.Fatal(err)
 		}
 	}
-	layout := manifest.Layout{ScenarioPad: 0, Ownership: "contiguous"}
+	lay := manifest.Layout{ScenarioPad: 0, Ownership: "contiguous"}
 	stages := c.Stages
 
 	var next atomic.Int64
@@ -121,7 +121,7 @@ func scaleGenerate(tb testing.TB, out string, journals, partitions int) *scaleRu
 				if r >= journals {
 					return
 				}
-				n, err := scaleWriteRank(out, c, run, layout, stages, r, &content)
+				n, err := scaleWriteRank(out, c, run, lay, stages, r, &content)
 				if err != nil {
 					errs[r] = err
 					return
@@ -142,7 +142,7 @@ func scaleGenerate(tb testing.TB, out string, journals, partitions int) *scaleRu
 
 // scaleWriteRank writes rank r's data files and journal; it returns the
 // bytes of data written.
-func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest.Layout, stages, r int, content *[]byte) (int64, error) {
+func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, lay manifest.Layout, stages, r int, content *[]byte) (int64, error) {
 	writer := scaleWriterName(r)
 	first, end := r*run.Scenarios/run.Journals, (r+1)*run.Scenarios/run.Journals
 	var jbuf []byte
@@ -150,7 +150,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 	add := func(rec *manifest.Record) error {
 		rec.Seq = seq
 		rec.Time = scaleTime(r, seq)
-		b, err := manifest.EncodeRecord(rec)
+		b, err := journal.Encode(rec)
 		if err != nil {
 			return err
 		}
@@ -160,7 +160,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 	}
 	if err := add(&manifest.Record{Type: manifest.RecordOpen, Open: &manifest.OpenInfo{
 		Version:   manifest.JournalVersion,
-		Producer:  "hydroshard " + rank.Version,
+		Producer:  "hydroshard " + manifest.Version,
 		Writer:    writer,
 		Rank:      r,
 		World:     run.Journals,
@@ -173,7 +173,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 		CaseHash:  run.CaseHash,
 		Case:      nil, // optional for the merge; keeps journals small
 		Scenarios: run.Scenarios,
-		Layout:    layout,
+		Layout:    lay,
 	}}); err != nil {
 		return 0, err
 	}
@@ -183,7 +183,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 		for i, e := range run.Entities {
 			data := scaleContent(*content, sc, i)
 			*content = data
-			rel := rank.FinalPath(layout, e, sc)
+			rel := layout.DataFile(e, lay.ScenarioPad, sc)
 			p := filepath.Join(out, filepath.FromSlash(rel))
 			if err := os.Mkdir(filepath.Dir(p), 0o755); err != nil {
 				return 0, err
@@ -194,7 +194,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 			bytes += int64(len(data))
 			files[i] = manifest.FileRecord{
 				Entity: e,
-				Temp:   path.Join(rank.TempDir, fmt.Sprintf("%s.s%d.%s%s", writer, sc, strings.ReplaceAll(e, "/", "-"), shard.TempSuffix)),
+				Temp:   path.Join(layout.TempDir, fmt.Sprintf("%s.s%d.%s%s", writer, sc, strings.ReplaceAll(e, "/", "-"), layout.TempSuffix)),
 				Path:   rel,
 				Rows:   int64(len(data) / 8),
 				Bytes:  int64(len(data)),
@@ -214,7 +214,7 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 	if err := add(&manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: manifest.StatusClean, Committed: end - first}}); err != nil {
 		return 0, err
 	}
-	return bytes, os.WriteFile(filepath.Join(out, rank.JournalDir, writer+rank.JournalSuffix), jbuf, 0o644)
+	return bytes, os.WriteFile(filepath.Join(out, layout.JournalDir, writer+layout.JournalSuffix), jbuf, 0o644)
 }
 
 // scaleOutputs hashes the merge's outputs: simulation/*.json,
@@ -222,11 +222,11 @@ func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, layout manifest
 func scaleOutputs(tb testing.TB, out string) map[string]string {
 	tb.Helper()
 	got := map[string]string{}
-	names, err := filepath.Glob(filepath.Join(out, rank.SimDir, "*.json"))
+	names, err := filepath.Glob(filepath.Join(out, layout.SimDir, "*.json"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	names = append(names, filepath.Join(out, rank.SimDir, merge.IndexName), filepath.Join(out, rank.SimDir, merge.SuccessName))
+	names = append(names, filepath.Join(out, layout.SimDir, layout.IndexName), filepath.Join(out, layout.SimDir, layout.SuccessName))
 	for _, p := range names {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -283,7 +283,7 @@ func TestMergeScaleSmall(t *testing.T) {
 	before := scaleOutputs(t, out)
 
 	// The merged manifest agrees with the generator.
-	m, err := manifest.ReadSimManifest(filepath.Join(out, rank.SimDir, merge.ManifestName))
+	m, err := readSimManifest(filepath.Join(out, layout.SimDir, layout.ManifestName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func TestMergeScaleSmall(t *testing.T) {
 		}
 	}
 	// And the index vouches for every file's bytes.
-	v, err := merge.VerifyMerged(ctx, out, true, 0, nil)
+	v, err := merge.VerifyMerged(ctx, out, merge.Options{Verify: merge.VerifyFull})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func BenchmarkMergeScale(b *testing.B) {
 		} else {
 			c, _ := manifest.LoadCase("../testdata/cases/tiny")
 			ents := c.Entities()
-			m, err := manifest.ReadSimManifest(filepath.Join(merged, rank.SimDir, merge.ManifestName))
+			m, err := readSimManifest(filepath.Join(merged, layout.SimDir, layout.ManifestName))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -508,4 +508,13 @@ func BenchmarkMergeScale(b *testing.B) {
 		}
 		report(b, wall, peak, base, gen)
 	})
+}
+
+// readSimManifest reads and decodes a simulation/_manifest.json.
+func readSimManifest(p string) (*manifest.SimManifest, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.ReadSimManifest(p, b)
 }

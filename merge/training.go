@@ -12,17 +12,9 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
-)
-
-// Training outputs, relative to the output directory.
-const (
-	TrainingDir          = "training"
-	ConvergenceName      = "training/convergence.parquet"
-	TimingIterationsName = "training/timing/iterations.parquet"
-	TimingMPIRanksName   = "training/timing/mpi_ranks.parquet"
 )
 
 // Training statuses. Unlike Cobre's, they say what happened.
@@ -59,18 +51,18 @@ type TrainingReport struct {
 
 // training is what the merge keeps of the training journals.
 type training struct {
-	journals []*journal
+	journals []*journalState
 	// chosen is, per (rank, iteration), the record kept: the latest when
 	// attempts recorded it twice.
 	chosen map[[2]int]iterRec
-	root   *journal // the latest training journal of rank 0
+	root   *journalState // the latest training journal of rank 0
 	iters  int
 }
 
 // analyzeTraining reads what the training journals recorded and reports
 // missing ranks and iterations, never inventing any.
 func (s *state) analyzeTraining() {
-	var tj []*journal
+	var tj []*journalState
 	for _, j := range s.other {
 		if j.open.Phase == manifest.PhaseTraining {
 			tj = append(tj, j)
@@ -258,9 +250,9 @@ func (s *state) trainingTables() ([]outputFile, error) {
 		name string
 		tr   shard.TableRows
 	}{
-		{ConvergenceName, shard.TableRows{Table: shard.Convergence, Rows: &conv}},
-		{TimingIterationsName, shard.TableRows{Table: shard.TimingIterations, Rows: &tim}},
-		{TimingMPIRanksName, shard.TableRows{Table: shard.TimingMPIRanks, Rows: &mpi}},
+		{layout.ConvergenceFile, shard.TableRows{Table: shard.Convergence, Rows: &conv}},
+		{layout.TimingIterationsFile, shard.TableRows{Table: shard.TimingIterations, Rows: &tim}},
+		{layout.TimingMPIRanksFile, shard.TableRows{Table: shard.TimingMPIRanks, Rows: &mpi}},
 	} {
 		var buf bytes.Buffer
 		if _, err := enc.Encode(&buf, tb.tr, s.caseRef.Case); err != nil {
@@ -346,7 +338,7 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 		caseJSON, _ = json.Marshal(c)
 	}
 	md := &manifest.TrainingMetadata{
-		CobreVersion:    rank.Version,
+		CobreVersion:    manifest.Version,
 		Hostname:        root.open.Host,
 		Solver:          root.open.Solver,
 		StartedAt:       started,
@@ -371,11 +363,11 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 	}
 	sums := map[string]string{}
 	for _, f := range files {
-		sums[strings.TrimPrefix(f.name, TrainingDir+"/")] = manifest.FormatXXH64(xxhash.Sum64(f.data))
+		sums[strings.TrimPrefix(f.name, layout.TrainingDir+"/")] = manifest.FormatXXH64(xxhash.Sum64(f.data))
 	}
 	tm := &manifest.TrainingManifest{
 		SchemaVersion: manifest.ManifestVersion,
-		Producer:      "hydroshard " + rank.Version,
+		Producer:      "hydroshard " + manifest.Version,
 		Status:        tr.Status,
 		CaseName:      s.caseRef.CaseName,
 		CaseHash:      s.caseRef.CaseHash,
@@ -393,7 +385,7 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 	for _, d := range []struct {
 		name string
 		v    any
-	}{{TrainingDir + "/metadata.json", md}, {TrainingDir + "/" + ManifestName, tm}} {
+	}{{layout.TrainingDir + "/metadata.json", md}, {layout.TrainingDir + "/" + layout.ManifestName, tm}} {
 		b, err := manifest.Marshal(d.v)
 		if err != nil {
 			return nil, false, err

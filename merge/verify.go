@@ -5,17 +5,16 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // VerifyReport is the result of checking a merged directory against its
@@ -56,15 +55,26 @@ func (v *VerifyReport) Human() string {
 // exists with the listed size and, with full, the listed XXH64; and that
 // the index itself matches the manifest's dataset checksum. It changes
 // nothing.
-func VerifyMerged(ctx context.Context, out string, full bool, workers int, progress io.Writer) (*VerifyReport, error) {
+// opts.Verify selects the level (VerifyFull hashes every file); GC and
+// Strict are ignored.
+func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	fsys, full := opts.FS, opts.Verify == VerifyFull
 	v := &VerifyReport{Dir: out, Full: full}
-	m, err := manifest.ReadSimManifest(filepath.Join(out, rank.SimDir, ManifestName))
+	mPath := layout.Join(out, path.Join(layout.SimDir, layout.ManifestName))
+	raw, err := vfs.ReadFile(fsys, mPath, maxDocument)
+	var m *manifest.SimManifest
+	if err == nil {
+		m, err = manifest.ReadSimManifest(mPath, raw)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("not a merged directory (run merge-shards first): %w", err)
 	}
 	v.Status = m.Status
-	indexPath := filepath.Join(out, rank.SimDir, IndexName)
-	data, err := os.ReadFile(indexPath)
+	indexPath := layout.Join(out, path.Join(layout.SimDir, layout.IndexName))
+	data, err := vfs.ReadFile(fsys, indexPath, maxIndex)
 	if err != nil {
 		return nil, fmt.Errorf("reading the integrity index: %w", err)
 	}
@@ -95,7 +105,7 @@ func VerifyMerged(ctx context.Context, out string, full bool, workers int, progr
 		listed[rec.Path] = true
 		v.Files++
 		v.Bytes += size
-		st, err := os.Stat(filepath.Join(out, rec.Path))
+		st, err := fsys.Stat(layout.Join(out, rec.Path))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			v.Problems = append(v.Problems, Problem{Kind: "lost", Path: rec.Path, Scenario: intp(sc), Detail: "missing"})
@@ -107,7 +117,7 @@ func VerifyMerged(ctx context.Context, out string, full bool, workers int, progr
 			jobs = append(jobs, &hashJob{rel: rec.Path, want: rec})
 		}
 	}
-	if err := hashAll(ctx, out, jobs, workers, progressLine(progress)); err != nil {
+	if err := hashAll(ctx, fsys, out, jobs, opts.Workers, progressLine(opts.Progress)); err != nil {
 		return nil, err
 	}
 	for _, j := range jobs {
@@ -118,7 +128,7 @@ func VerifyMerged(ctx context.Context, out string, full bool, workers int, progr
 			v.Problems = append(v.Problems, Problem{Kind: "checksum", Path: j.rel, Detail: fmt.Sprintf("xxh64 %016x, the index says %s", j.got.XXH64, j.want.XXH64)})
 		}
 	}
-	onDisk, err := walkData(out)
+	onDisk, err := walkData(fsys, out)
 	if err != nil {
 		return nil, err
 	}

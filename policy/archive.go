@@ -16,7 +16,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // PackedExt is the suffix of a packed (zstd-compressed) stage file.
@@ -48,8 +49,8 @@ func packedError(dir, rel string) error {
 
 // readFiles reads metadata.json's "files" map: Pack and Unpack refuse a
 // directory without it (nothing to verify the bytes against).
-func readFiles(dir string) (map[string]FileEntry, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "metadata.json"))
+func readFiles(fsys vfs.FS, dir string) (map[string]FileEntry, error) {
+	raw, err := vfs.ReadFile(fsys, filepath.Join(dir, layout.MetadataName), maxMetadata)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMetadata, err)
 	}
@@ -84,10 +85,10 @@ func checkEntry(files map[string]FileEntry, rel string, buf []byte) error {
 
 // stageEntries lists the stage files (.bin and .bin.zst) of dir's stage
 // subdirectories as relative paths without the .zst suffix, sorted.
-func stageEntries(dir string) ([]string, error) {
+func stageEntries(fsys vfs.FS, dir string) ([]string, error) {
 	seen := map[string]bool{}
-	for _, sub := range []string{"cuts", "basis", "states"} {
-		ents, err := os.ReadDir(filepath.Join(dir, sub))
+	for _, sub := range layout.StageKinds {
+		ents, err := fsys.ReadDir(filepath.Join(dir, sub))
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -117,28 +118,51 @@ func stageEntries(dir string) ([]string, error) {
 
 // writeReplace writes buf durably to a temp file beside final, renames it
 // over final and fsyncs the directory.
-func writeReplace(final string, buf []byte) error {
-	tmp := filepath.Join(filepath.Dir(final), "."+filepath.Base(final)+".tmp")
-	_ = os.Remove(tmp) // a leftover of an interrupted run
-	if _, err := shard.WriteDurable(tmp, func(w io.Writer) error {
+func writeReplace(fsys vfs.FS, final string, buf []byte) error {
+	tmp := layout.ReplaceTemp(final)
+	_ = fsys.Remove(tmp) // a leftover of an interrupted run
+	if _, err := vfs.WriteNewSync(fsys, tmp, func(w io.Writer) error {
 		_, err := w.Write(buf)
 		return err
 	}); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
+	dir := filepath.Dir(final)
+	if err := vfs.NewDirs(fsys, dir).Replace(tmp, final); err != nil {
+		_ = fsys.Remove(tmp)
 		return err
 	}
-	return shard.SyncDir(filepath.Dir(final))
+	return nil
 }
 
-func removeSync(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+func removeSync(fsys vfs.FS, p string) error {
+	if err := fsys.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return shard.SyncDir(filepath.Dir(p))
+	return fsys.SyncDir(filepath.Dir(p))
 }
+
+// Bounds of what Pack, Unpack and Open read: whatever is on disk, no read
+// allocates more.
+const (
+	maxMetadata = 64 << 20 // metadata.json
+	// maxStageFile bounds a stage file not listed in metadata.json (it is
+	// refused anyway, after reading).
+	maxStageFile = 1 << 32
+)
+
+// entrySize is the size metadata.json lists for rel: a stage file larger
+// than that is refused without reading it whole.
+func entrySize(files map[string]FileEntry, rel string) int64 {
+	if e, ok := files[rel]; ok && e.Bytes >= 0 {
+		return e.Bytes
+	}
+	return maxStageFile
+}
+
+// maxPacked bounds a packed stage file: zstd never grows data by more
+// than a small fraction.
+func maxPacked(size int64) int64 { return size + size/16 + 1<<16 }
 
 // Pack replaces every stage file under dir's cuts/, basis/ and states/ by
 // its zstd-compressed stage_NNN.bin.zst. Each file is first checked against
@@ -147,12 +171,12 @@ func removeSync(p string) error {
 // and only then is the .bin removed: an interruption at any point loses
 // nothing, and Pack can be run again. metadata.json is not changed (its
 // checksums are of the uncompressed files).
-func Pack(dir string) error {
-	files, err := readFiles(dir)
+func Pack(fsys vfs.FS, dir string) error {
+	files, err := readFiles(fsys, dir)
 	if err != nil {
 		return err
 	}
-	rels, err := stageEntries(dir)
+	rels, err := stageEntries(fsys, dir)
 	if err != nil {
 		return err
 	}
@@ -168,7 +192,7 @@ func Pack(dir string) error {
 	defer dec.Close()
 	for _, rel := range rels {
 		bin := filepath.Join(dir, filepath.FromSlash(rel))
-		buf, err := os.ReadFile(bin)
+		buf, err := vfs.ReadFile(fsys, bin, entrySize(files, rel))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // already packed
 		}
@@ -185,12 +209,12 @@ func Pack(dir string) error {
 		} else if err := checkEntry(files, rel, back); err != nil {
 			return fail(err)
 		}
-		if err := writeReplace(bin+PackedExt, z); err != nil {
+		if err := writeReplace(fsys, bin+PackedExt, z); err != nil {
 			return fail(err)
 		}
 		// Read the durable copy back: what is on disk must decompress to
 		// the original bytes before the original goes.
-		onDisk, err := os.ReadFile(bin + PackedExt)
+		onDisk, err := vfs.ReadFile(fsys, bin+PackedExt, int64(len(z)))
 		if err != nil {
 			return fail(err)
 		}
@@ -201,7 +225,7 @@ func Pack(dir string) error {
 		if err := checkEntry(files, rel, back); err != nil {
 			return fail(err)
 		}
-		if err := removeSync(bin); err != nil {
+		if err := removeSync(fsys, bin); err != nil {
 			return fail(err)
 		}
 	}
@@ -212,12 +236,12 @@ func Pack(dir string) error {
 // and xxh64 checked against metadata.json's "files", written durably as
 // stage_NNN.bin, and only then removed. A .zst that fails the check is
 // left in place and reported as an *ArchiveError wrapping ErrChecksum.
-func Unpack(dir string) error {
-	files, err := readFiles(dir)
+func Unpack(fsys vfs.FS, dir string) error {
+	files, err := readFiles(fsys, dir)
 	if err != nil {
 		return err
 	}
-	rels, err := stageEntries(dir)
+	rels, err := stageEntries(fsys, dir)
 	if err != nil {
 		return err
 	}
@@ -230,7 +254,7 @@ func Unpack(dir string) error {
 		bin := filepath.Join(dir, filepath.FromSlash(rel))
 		zrel := rel + PackedExt
 		fail := func(err error) error { return &ArchiveError{Op: "unpack", File: zrel, Err: err} }
-		z, err := os.ReadFile(bin + PackedExt)
+		z, err := vfs.ReadFile(fsys, bin+PackedExt, maxPacked(entrySize(files, rel)))
 		if errors.Is(err, os.ErrNotExist) {
 			continue // not packed
 		}
@@ -239,8 +263,8 @@ func Unpack(dir string) error {
 		}
 		// An interrupted Unpack (or Pack) may have left both: keep a .bin
 		// that is already right.
-		if have, err := os.ReadFile(bin); err == nil && checkEntry(files, rel, have) == nil {
-			if err := removeSync(bin + PackedExt); err != nil {
+		if have, err := vfs.ReadFile(fsys, bin, entrySize(files, rel)); err == nil && checkEntry(files, rel, have) == nil {
+			if err := removeSync(fsys, bin+PackedExt); err != nil {
 				return fail(err)
 			}
 			continue
@@ -259,10 +283,10 @@ func Unpack(dir string) error {
 		if err := checkEntry(files, rel, buf); err != nil {
 			return fail(err)
 		}
-		if err := writeReplace(bin, buf); err != nil {
+		if err := writeReplace(fsys, bin, buf); err != nil {
 			return fail(err)
 		}
-		if err := removeSync(bin + PackedExt); err != nil {
+		if err := removeSync(fsys, bin+PackedExt); err != nil {
 			return fail(err)
 		}
 	}

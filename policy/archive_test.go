@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // archiveDir writes a policy-shaped directory whose metadata.json lists
@@ -41,7 +42,7 @@ func archiveDir(t *testing.T) (string, map[string][]byte) {
 
 func TestPackResumesAndRefusesBadInput(t *testing.T) {
 	dir, content := archiveDir(t)
-	if err := Pack(dir); err != nil {
+	if err := Pack(vfs.OS(), dir); err != nil {
 		t.Fatal(err)
 	}
 	// An unpack interrupted after the rename: both files present.
@@ -49,7 +50,7 @@ func TestPackResumesAndRefusesBadInput(t *testing.T) {
 	if err := os.WriteFile(bin, content["cuts/stage_001.bin"], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := Unpack(dir); err != nil {
+	if err := Unpack(vfs.OS(), dir); err != nil {
 		t.Fatal(err)
 	}
 	for rel, want := range content {
@@ -66,7 +67,7 @@ func TestPackResumesAndRefusesBadInput(t *testing.T) {
 	if err := os.WriteFile(bin, []byte("cuts 1ne"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := Pack(dir)
+	err := Pack(vfs.OS(), dir)
 	var ae *ArchiveError
 	if !errors.As(err, &ae) || ae.File != "cuts/stage_001.bin" || !errors.Is(err, ErrChecksum) {
 		t.Fatalf("Pack = %v, want *ArchiveError for cuts/stage_001.bin wrapping ErrChecksum", err)

@@ -1,7 +1,7 @@
 // Package policy writes and reads the trained policy (Benders cuts, LP
 // bases, visited states) as FlatBuffers files that are byte-compatible with
 // Cobre's wire layout (namespace Cobre.IO.Policy, see policy.fbs and
-// /work/shared/schemas/policy-wire.md).
+// docs/policy-wire.md).
 //
 // Writing: a Writer owns one reused, pre-sized flatbuffers.Builder and
 // encodes one stage at a time; float vectors are copied in bulk and cuts are

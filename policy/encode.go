@@ -4,14 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"unsafe"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
 	"github.com/hydroshard/hydroshard/policy/internal/fb"
-	"github.com/hydroshard/hydroshard/shard"
 )
 
 // Cut is one Benders cut as the solver holds it.
@@ -337,16 +335,3 @@ func (w *Writer) EncodeStageStates(s *StageStates) ([]byte, error) {
 	b.Finish(fb.StageStatesEnd(b))
 	return b.FinishedBytes(), nil
 }
-
-// WriteStageFile makes buf durable at path (which must not exist) with
-// shard.WriteDurable: one streaming XXH64 pass, fsync, partial file removed
-// on error. The caller publishes the file and fsyncs the directory.
-func WriteStageFile(path string, buf []byte) (shard.FileInfo, error) {
-	return shard.WriteDurable(path, func(w io.Writer) error {
-		_, err := w.Write(buf)
-		return err
-	})
-}
-
-// StageFileName is the contract's file name for a stage: stage_NNN.bin.
-func StageFileName(stage int) string { return fmt.Sprintf("stage_%03d.bin", stage) }

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
+	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // Errors returned (wrapped, with the details) by Open and the Load methods.
@@ -85,18 +87,22 @@ type Policy struct {
 	Metadata Metadata
 	Stages   []StageInfo // ordered by StageID
 	byID     map[uint32]int
+	fsys     vfs.FS
 }
 
 var stageName = regexp.MustCompile(`^stage_[0-9]{3,}\.bin$`)
 
-// Open checks the policy directory dir against the directory contract
+// Open is OpenFS on the operating system's file system.
+func Open(dir string, expect Expect) (*Policy, error) { return OpenFS(vfs.OS(), dir, expect) }
+
+// OpenFS checks the policy directory dir of fsys against the directory contract
 // (metadata.json present, cuts/stage_NNN.bin, basis/ present, states/
 // optional) and against expect, verifies every stage file's structure and,
 // where metadata.json has a "files" entry, its size and xxh64. Stages are
 // ordered by the stage_id inside the files, not by file name.
-func Open(dir string, expect Expect) (*Policy, error) {
-	p := &Policy{Dir: dir, byID: map[uint32]int{}}
-	raw, err := os.ReadFile(filepath.Join(dir, "metadata.json"))
+func OpenFS(fsys vfs.FS, dir string, expect Expect) (*Policy, error) {
+	p := &Policy{Dir: dir, fsys: fsys, byID: map[uint32]int{}}
+	raw, err := vfs.ReadFile(fsys, filepath.Join(dir, layout.MetadataName), maxMetadata)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v (it is written last: the policy is incomplete without it)", ErrMetadata, err)
 	}
@@ -225,7 +231,7 @@ func isStageDir(rel string) bool {
 // name. A missing required directory, a subdirectory or a file not named
 // stage_NNN.bin is an ErrLayout error.
 func (p *Policy) listStageFiles(sub string, required bool) ([]string, error) {
-	ents, err := os.ReadDir(filepath.Join(p.Dir, sub))
+	ents, err := p.fsys.ReadDir(filepath.Join(p.Dir, sub))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) && !required {
 			return nil, nil
@@ -247,7 +253,15 @@ func (p *Policy) listStageFiles(sub string, required bool) ([]string, error) {
 
 // readChecked reads rel and checks it against metadata.json's "files".
 func (p *Policy) readChecked(rel string) ([]byte, error) {
-	buf, err := os.ReadFile(filepath.Join(p.Dir, filepath.FromSlash(rel)))
+	limit := int64(maxStageFile)
+	if e, ok := p.Metadata.Files[rel]; ok && e.Bytes >= 0 {
+		limit = e.Bytes // a larger file is refused without reading it whole
+	}
+	buf, err := vfs.ReadFile(p.fsys, filepath.Join(p.Dir, filepath.FromSlash(rel)), limit)
+	var tl *vfs.TooLargeError
+	if errors.As(err, &tl) {
+		return nil, fmt.Errorf("%w: %s is %d bytes, metadata.json says %d", ErrChecksum, rel, tl.Size, limit)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,15 +4,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // writePolicyDir writes a small policy directory the way the solver will:
-// stage files through WriteStageFile, metadata.json last, with the
+// stage files through vfs.WriteNewSync, metadata.json last, with the
 // project's "files" integrity map when withFiles.
 func writePolicyDir(t *testing.T, nStages, dim int, withFiles bool) string {
 	t.Helper()
@@ -29,7 +33,7 @@ func writePolicyDir(t *testing.T, nStages, dim int, withFiles bool) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, err := WriteStageFile(filepath.Join(dir, rel), buf)
+		info, err := writeStageFile(filepath.Join(dir, rel), buf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,9 +42,9 @@ func writePolicyDir(t *testing.T, nStages, dim int, withFiles bool) string {
 	for st := 0; st < nStages; st++ {
 		// File names deliberately do not follow stage order for stage 0/1:
 		// readers order by the stage_id inside.
-		name := StageFileName(st)
+		name := layout.StageFileName(st)
 		if nStages > 1 && st < 2 {
-			name = StageFileName(1 - st)
+			name = layout.StageFileName(1 - st)
 		}
 		buf, err := w.EncodeStageCuts(genStage(r, uint32(st), 4+st, dim, st%2 == 0))
 		put("cuts/"+name, buf, err)
@@ -209,4 +213,12 @@ func TestOpenRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeStageFile makes buf durable at path, as the rank writer does.
+func writeStageFile(path string, buf []byte) (vfs.Written, error) {
+	return vfs.WriteNewSync(vfs.OS(), path, func(w io.Writer) error {
+		_, err := w.Write(buf)
+		return err
+	})
 }

@@ -444,7 +444,7 @@ func TestFlatcDumpInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(t.TempDir(), "stage_012.bin")
-	if _, err := WriteStageFile(file, buf); err != nil {
+	if _, err := writeStageFile(file, buf); err != nil {
 		t.Fatal(err)
 	}
 	m := flatcDump(t, flatc, "StageCuts", file)

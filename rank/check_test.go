@@ -9,9 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // durableState is what the journals of an output directory say.
@@ -25,9 +26,9 @@ type durableState struct {
 func readJournals(t *testing.T, out string) durableState {
 	t.Helper()
 	st := durableState{commits: map[int][]manifest.FileRecord{}}
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+rank.JournalSuffix))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
 	for _, p := range files {
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			switch {
 			case r.Open != nil:
 				st.opens = append(st.opens, *r.Open)
@@ -67,7 +68,7 @@ func checkInvariants(t *testing.T, out string) []int {
 		}
 	}
 	// (a)
-	root := filepath.Join(out, rank.SimDir)
+	root := filepath.Join(out, layout.SimDir)
 	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if p == root && errors.Is(err, fs.ErrNotExist) {
 			return nil // killed before Open made it: nothing is visible
@@ -85,7 +86,7 @@ func checkInvariants(t *testing.T, out string) []int {
 		if !strings.HasSuffix(rel, "/data.parquet") {
 			t.Errorf("(a) unexpected file name %s", rel)
 		}
-		info, err := shard.HashFile(p)
+		info, err := vfs.HashFile(vfs.OS(), p)
 		if err != nil {
 			return err
 		}
@@ -104,7 +105,7 @@ func checkInvariants(t *testing.T, out string) []int {
 		for _, f := range files {
 			var found bool
 			for _, p := range []string{f.Path, f.Temp} {
-				info, err := shard.HashFile(filepath.Join(out, p))
+				info, err := vfs.HashFile(vfs.OS(), filepath.Join(out, p))
 				if err != nil {
 					continue
 				}

@@ -4,18 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
+	"io"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
-
-// PolicyShardDir holds the published policy checkpoint fragments:
-// _shards/policy/iter-NNNNNN/<writer>/<kind>_stage_NNN.bin.
-const PolicyShardDir = "_shards/policy"
 
 // CheckpointError wraps an error with the rank, checkpoint iteration and
 // (when it concerns one, else -1) stage.
@@ -35,7 +31,7 @@ func (e *CheckpointError) Unwrap() error { return e.Err }
 // ErrCheckpointOrder is wrapped by a *CheckpointError for a checkpoint of
 // an iteration that is not durable yet, or not after the rank's last
 // checkpoint.
-var ErrCheckpointOrder = errors.New("checkpoint out of order")
+var ErrCheckpointOrder = errors.New("rank: checkpoint out of order")
 
 // checkpointState is a TrainingWriter's checkpoint bookkeeping, loaded
 // lazily by the first checkpoint call: a training run that never
@@ -44,16 +40,6 @@ type checkpointState struct {
 	loaded bool
 	last   int // this rank's last durable checkpoint, any attempt
 	enc    *policy.Writer
-}
-
-// CheckpointPath is the published path, relative to the output directory,
-// of a fragment of writer's checkpoint at iteration.
-func CheckpointPath(iteration int, writer, kind string, stage int) string {
-	return path.Join(PolicyShardDir, fmt.Sprintf("iter-%06d", iteration), writer, kind+"_"+policy.StageFileName(stage))
-}
-
-func (w *TrainingWriter) checkpointTemp(iteration int, kind string, stage int) string {
-	return path.Join(TempDir, fmt.Sprintf("%s.ckpt%d.%s_stage_%03d%s", w.name, iteration, kind, stage, shard.TempSuffix))
 }
 
 // LastCheckpoint returns the last checkpoint iteration this rank made
@@ -77,7 +63,7 @@ func (w *TrainingWriter) checkpointState() (*checkpointState, error) {
 		return st, nil
 	}
 	last := 0
-	err := scanJournals(w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+	err := scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
 		if o != nil && o.Phase == manifest.PhaseTraining && o.Rank == w.id.Rank && r.Checkpoint != nil {
 			last = max(last, r.Checkpoint.Iteration)
 		}
@@ -94,7 +80,7 @@ func (w *TrainingWriter) checkpointState() (*checkpointState, error) {
 // WriteCheckpoint makes this rank's fragments of the policy checkpoint
 // taken at iteration durable, with the simulation writer's discipline:
 // each stage's fragment is encoded (one reused policy.Writer) and written
-// with shard.WriteDurable (streaming XXH64 + fsync) to
+// with vfs.WriteNewSync (streaming XXH64 + fsync) to
 // _shards/tmp/<writer>.ckpt<iteration>.<kind>_stage_NNN.tmp; then ONE
 // "checkpoint" journal record listing every file (manifest.CheckpointInfo)
 // is appended and fsynced — the commit point — and the files are renamed,
@@ -138,7 +124,8 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 	if err := w.checkCheckpoint(iteration, cuts, basis, states, meta, cerr); err != nil {
 		return err
 	}
-	if err := shard.MkdirAllSync(filepath.Join(w.out, TempDir)); err != nil {
+	tmpDir := layout.Join(w.out, layout.TempDir)
+	if err := w.dirs.Ensure(tmpDir); err != nil {
 		w.err = cerr(-1, err)
 		return w.err
 	}
@@ -146,7 +133,7 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 	var files []manifest.PolicyFile
 	cleanup := func() {
 		for _, f := range files {
-			_ = os.Remove(filepath.Join(w.out, f.Temp))
+			_ = w.fsys.Remove(layout.Join(w.out, f.Temp))
 		}
 	}
 	write := func(kind string, stage int, encode func() ([]byte, error)) error {
@@ -159,8 +146,11 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 			w.err = cerr(stage, err)
 			return w.err
 		}
-		tmp := w.checkpointTemp(iteration, kind, stage)
-		info, err := policy.WriteStageFile(filepath.Join(w.out, tmp), buf)
+		tmp := layout.CheckpointTemp(w.name, iteration, kind, stage)
+		info, err := vfs.WriteNewSync(w.fsys, layout.Join(w.out, tmp), func(out io.Writer) error {
+			_, err := out.Write(buf)
+			return err
+		})
 		if err != nil {
 			cleanup()
 			w.err = cerr(stage, err)
@@ -168,7 +158,7 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 		}
 		files = append(files, manifest.PolicyFile{
 			Kind: kind, Stage: stage, Temp: tmp,
-			Path:  CheckpointPath(iteration, w.name, kind, stage),
+			Path:  layout.Fragment(iteration, w.name, kind, stage),
 			Bytes: info.Bytes, XXH64: manifest.FormatXXH64(info.XXH64),
 		})
 		return nil
@@ -202,7 +192,14 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 		}
 		info.Meta = &m
 	}
-	if err := w.journal.append(&manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info}); err != nil {
+	// The fragments' names must be durable before the record that
+	// commits them (see Writer.commit).
+	if err := w.dirs.SyncDir(tmpDir); err != nil {
+		cleanup()
+		w.err = cerr(-1, err)
+		return w.err
+	}
+	if err := w.journal.Append(&manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info}); err != nil {
 		// The line may be half written (or durable): the temps stay for
 		// the merge to judge against the journal.
 		w.err = cerr(-1, err)
@@ -213,7 +210,7 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 	for i, f := range files {
 		recs[i] = manifest.FileRecord{Entity: f.Kind, Temp: f.Temp, Path: f.Path, Bytes: f.Bytes, XXH64: f.XXH64}
 	}
-	if err := PublishFiles(w.out, recs); err != nil {
+	if err := journal.Publish(w.dirs, w.out, recs); err != nil {
 		w.err = cerr(-1, fmt.Errorf("committed, but %w (the merge will finish it)", err))
 		return w.err
 	}

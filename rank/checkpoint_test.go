@@ -7,14 +7,16 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // trained opens a training writer for id and makes iterations 1..n durable.
@@ -38,9 +40,9 @@ func rootCheckpoint(c *manifest.Case, it int) ([]policy.StageCuts, []policy.Stag
 func checkpointRecords(t *testing.T, out string) []*manifest.CheckpointInfo {
 	t.Helper()
 	var recs []*manifest.CheckpointInfo
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*.jsonl"))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*.jsonl"))
 	for _, p := range files {
-		if _, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		if _, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			if r.Checkpoint != nil {
 				recs = append(recs, r.Checkpoint)
 			}
@@ -76,7 +78,7 @@ func TestWriteCheckpoint(t *testing.T) {
 		t.Fatalf("%d files, want %d", len(rec.Files), want)
 	}
 	for _, f := range rec.Files {
-		if !strings.HasPrefix(f.Path, "_shards/policy/iter-000002/job-local.rank-00000.") || !strings.HasSuffix(f.Path, "/"+f.Kind+"_"+policy.StageFileName(f.Stage)) {
+		if !strings.HasPrefix(f.Path, "_shards/policy/iter-000002/job-local.rank-00000.") || !strings.HasSuffix(f.Path, "/"+f.Kind+"_"+layout.StageFileName(f.Stage)) {
 			t.Errorf("path %s", f.Path)
 		}
 		if _, err := os.Stat(filepath.Join(out, f.Temp)); !errors.Is(err, os.ErrNotExist) {
@@ -86,7 +88,7 @@ func TestWriteCheckpoint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		info, _ := shard.HashFile(filepath.Join(out, f.Path))
+		info, _ := vfs.HashFile(vfs.OS(), filepath.Join(out, f.Path))
 		if manifest.FormatXXH64(info.XXH64) != f.XXH64 || info.Bytes != f.Bytes {
 			t.Errorf("%s: hash/size differ from the record", f.Path)
 		}
@@ -161,7 +163,7 @@ func TestWriteCheckpointRules(t *testing.T) {
 		meta *manifest.PolicyMeta
 		want string
 	}{
-		{"not durable", w, 4, cuts, basis, metaWith(func(m *manifest.PolicyMeta) { m.Iteration = 4 }), "rank 0 checkpoint iteration 4: checkpoint out of order: iteration 4 is not durable"},
+		{"not durable", w, 4, cuts, basis, metaWith(func(m *manifest.PolicyMeta) { m.Iteration = 4 }), "rank 0 checkpoint iteration 4: rank: checkpoint out of order: iteration 4 is not durable"},
 		{"zero", w, 0, cuts, basis, meta, "iteration 0, want >= 1"},
 		{"missing stage", w, 2, cuts[:2], basis, meta, "rank 0 checkpoint iteration 2 stage 2: cuts: stage 2 missing"},
 		{"dup stage", w, 2, mod(func(cs []policy.StageCuts) []policy.StageCuts { cs[2].StageID = 1; return cs }), basis, meta, "stage 1: cuts: stage 1 given twice"},
@@ -182,7 +184,7 @@ func TestWriteCheckpointRules(t *testing.T) {
 			t.Errorf("%s: %v, want a *CheckpointError with %q", tc.name, err, tc.want)
 		}
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*")); len(tmp) != 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*")); len(tmp) != 0 {
 		t.Errorf("refused checkpoints left temps %v", tmp)
 	}
 	// Both writers are still usable.
@@ -206,24 +208,26 @@ func TestWriteCheckpointIOError(t *testing.T) {
 	c := tinyCase(t)
 	out := t.TempDir()
 	id, _ := rank.Explicit(0, 1)
-	w := trained(t, out, id, c, 2)
-	if err := faults.Set("temp-write:error:2"); err != nil {
-		t.Fatal(err)
+	// The second fragment's temp file (stage 1's cuts) cannot be created.
+	fsys := vfs.Inject(vfs.OS(), vfs.Rule{Op: vfs.OpCreate, Path: "_shards/tmp/*.ckpt2.*", Nth: 2, Err: syscall.ENOSPC})
+	w := openTrainingFS(t, out, id, c, trainCfg(10, 8), fsys)
+	for it := 1; it <= 2; it++ {
+		if err := w.WriteIteration(context.Background(), iter(c, id, it)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	defer faults.Set("")
 	cuts, basis, _, meta := rootCheckpoint(c, 2)
 	err := w.WriteCheckpoint(context.Background(), 2, cuts, basis, nil, meta)
-	if !errors.Is(err, faults.ErrInjected) || !strings.Contains(err.Error(), "rank 0 checkpoint iteration 2 stage 1") {
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "rank 0 checkpoint iteration 2 stage 1") {
 		t.Fatalf("got %v", err)
 	}
-	faults.Set("")
 	if err2 := w.WriteIteration(context.Background(), iter(c, id, 3)); err2 == nil {
 		t.Fatal("writer still usable after an I/O error")
 	}
 	if err := w.Close(); err == nil {
 		t.Fatal("Close after an I/O error returned nil")
 	}
-	if tmp, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*")); len(tmp) != 0 {
+	if tmp, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*")); len(tmp) != 0 {
 		t.Errorf("temps left %v", tmp)
 	}
 	if n := len(checkpointRecords(t, out)); n != 0 {
@@ -269,7 +273,7 @@ func checkPolicyShards(t *testing.T, out string) []*manifest.CheckpointInfo {
 			listed[f.Path] = true
 			ok := false
 			for _, p := range []string{f.Path, f.Temp} {
-				info, err := shard.HashFile(filepath.Join(out, p))
+				info, err := vfs.HashFile(vfs.OS(), filepath.Join(out, p))
 				if err == nil && manifest.FormatXXH64(info.XXH64) == f.XXH64 && info.Bytes == f.Bytes {
 					ok = true
 					break
@@ -280,7 +284,7 @@ func checkPolicyShards(t *testing.T, out string) []*manifest.CheckpointInfo {
 			}
 		}
 	}
-	_ = filepath.Walk(filepath.Join(out, rank.PolicyShardDir), func(p string, fi os.FileInfo, err error) error {
+	_ = filepath.Walk(filepath.Join(out, layout.PolicyShardDir), func(p string, fi os.FileInfo, err error) error {
 		if err != nil || fi.IsDir() {
 			return nil
 		}

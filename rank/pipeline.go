@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"sync"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // DefaultQueue is the default Options.Queue: how many accepted scenarios
@@ -55,7 +57,7 @@ type task struct {
 // syncReq is a table's temp file, written, waiting for its fsync.
 type syncReq struct {
 	task
-	pf *shard.PendingFile
+	pf *vfs.Pending
 }
 
 // pipeline is the Writer's background machinery.
@@ -148,7 +150,7 @@ func (w *Writer) startPipeline() {
 // encodeTable writes one table of a job to its temp file and returns it,
 // not yet durable (nil on error). After the writer broke, remaining work
 // is skipped: nothing more will be committed.
-func (w *Writer) encodeTable(enc *shard.Encoder, t task) *shard.PendingFile {
+func (w *Writer) encodeTable(enc *shard.Encoder, t task) *vfs.Pending {
 	j := t.j
 	if w.testHookEncode != nil {
 		w.testHookEncode(j.s.ID)
@@ -158,8 +160,12 @@ func (w *Writer) encodeTable(enc *shard.Encoder, t task) *shard.PendingFile {
 		return nil
 	}
 	tr := j.tables[t.i]
-	tmp := w.tempName(j.s.ID, tr.Table.Entity)
-	info, pf, err := enc.WriteTempUnsynced(filepath.Join(w.out, tmp), tr, w.cas)
+	tmp := layout.SimTemp(w.name, j.s.ID, tr.Table.Entity)
+	var rows int64
+	info, pf, err := vfs.WriteNew(w.fsys, layout.Join(w.out, tmp), func(out io.Writer) (err error) {
+		rows, err = enc.Encode(out, tr, w.cas)
+		return err
+	})
 	if err != nil {
 		j.errs[t.i] = err
 		return nil
@@ -167,8 +173,8 @@ func (w *Writer) encodeTable(enc *shard.Encoder, t task) *shard.PendingFile {
 	j.files[t.i] = manifest.FileRecord{
 		Entity: tr.Table.Entity,
 		Temp:   tmp,
-		Path:   FinalPath(w.layout, tr.Table.Entity, j.s.ID),
-		Rows:   info.Rows,
+		Path:   layout.DataFile(tr.Table.Entity, w.layout.ScenarioPad, j.s.ID),
+		Rows:   rows,
 		Bytes:  info.Bytes,
 		XXH64:  manifest.FormatXXH64(info.XXH64),
 	}
@@ -195,19 +201,26 @@ func (w *Writer) commit(j *job) {
 	if err != nil {
 		for _, f := range j.files {
 			if f.Temp != "" {
-				_ = os.Remove(filepath.Join(w.out, f.Temp))
+				_ = w.fsys.Remove(layout.Join(w.out, f.Temp))
 			}
 		}
 		w.finish(id, false, err)
 		return
 	}
+	// The temp files' own fsyncs made their bytes durable, not their
+	// names: without this fsync of the temp directory a power cut could
+	// leave a durable commit record naming files that are gone.
+	if err := w.dirs.SyncDir(layout.Join(w.out, layout.TempDir)); err != nil {
+		w.finish(id, false, err)
+		return
+	}
 	rec := &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: id, Files: j.files, Cost: j.cost}}
-	if err := w.journal.append(rec); err != nil {
+	if err := w.journal.Append(rec); err != nil {
 		// The line may be half written: the journal can take no more.
 		w.finish(id, false, err)
 		return
 	}
-	if err := w.publish(j.files); err != nil {
+	if err := journal.Publish(w.dirs, w.out, j.files); err != nil {
 		w.finish(id, true, fmt.Errorf("committed, but %w (the merge will finish it)", err))
 		return
 	}

@@ -14,10 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
 	"github.com/hydroshard/hydroshard/internal/testtools"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 var simrankBin string
@@ -28,7 +27,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	simrankBin = filepath.Join(dir, "simrank")
-	build := exec.Command("go", "build", "-o", simrankBin, "../cmd/simrank")
+	// The fault-injection hook (HYDROSHARD_FAULT) exists only in binaries
+	// built with the faultinject tag: release builds never read it.
+	build := exec.Command("go", "build", "-tags", "faultinject", "-o", simrankBin, "../cmd/simrank")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building simrank:", err)
@@ -59,9 +60,9 @@ func runOK(t *testing.T, cmd *exec.Cmd) {
 func dataFiles(t *testing.T, out string) map[string]uint64 {
 	t.Helper()
 	m := map[string]uint64{}
-	filepath.WalkDir(filepath.Join(out, rank.SimDir), func(p string, d os.DirEntry, err error) error {
+	filepath.WalkDir(filepath.Join(out, layout.SimDir), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			info, herr := shard.HashFile(p)
+			info, herr := vfs.HashFile(vfs.OS(), p)
 			if herr != nil {
 				t.Fatal(herr)
 			}
@@ -103,7 +104,7 @@ func TestMultiRankByteIdentical(t *testing.T) {
 		t.Fatalf("%d journals, want 3", len(st.opens))
 	}
 	owner := map[int]int{}
-	for _, p := range mustGlob(t, filepath.Join(three, rank.JournalDir, "*")) {
+	for _, p := range mustGlob(t, filepath.Join(three, layout.JournalDir, "*")) {
 		jr := readJournalsOf(t, p)
 		for _, s := range jr.scenarios {
 			if prev, dup := owner[s]; dup {
@@ -134,9 +135,9 @@ type journalSummary struct {
 func readJournalsOf(t *testing.T, p string) journalSummary {
 	t.Helper()
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, rank.JournalDir), 0o755)
+	os.MkdirAll(filepath.Join(dir, layout.JournalDir), 0o755)
 	b, _ := os.ReadFile(p)
-	os.WriteFile(filepath.Join(dir, rank.JournalDir, filepath.Base(p)), b, 0o644)
+	os.WriteFile(filepath.Join(dir, layout.JournalDir, filepath.Base(p)), b, 0o644)
 	st := readJournals(t, dir)
 	js := journalSummary{rank: st.opens[0].Rank}
 	for s := range st.commits {
@@ -161,12 +162,14 @@ func TestKillAtEachStep(t *testing.T) {
 	c := tinyCase(t)
 	tables := len(c.Entities())
 	points := map[string]int{
-		faults.TempWrite:     2*tables + 3, // inside scenario 2's encoding
-		faults.TempSync:      2*tables + 3,
-		faults.JournalAppend: 3, // scenario 1's commit (hit 1 is the open record)
-		faults.JournalSync:   3,
-		faults.Rename:        tables + 2, // scenario 1's second rename
-		faults.DirSync:       tables + 2,
+		"temp-write":               2*tables + 3, // inside scenario 2's encoding
+		"temp-fsync":               2*tables + 3,
+		"journal-append":           3, // scenario 1's commit (write 1 is the open record)
+		"journal-fsync":            3,
+		"sync-dir@_shards/tmp":     2,          // before scenario 1's commit record
+		"mkdir@*/scenario_id=1":    2,          // scenario 1's second partition
+		"rename":                   tables + 2, // scenario 1's second rename
+		"sync-dir@*/scenario_id=1": 2,          // after it
 	}
 	for point, n := range points {
 		t.Run(point, func(t *testing.T) {
@@ -202,7 +205,7 @@ func resumeAndFinish(t *testing.T, ctx context.Context, out string, committed []
 		t.Fatalf("%d journals, want %d", got, want)
 	}
 	var last []int
-	for _, p := range mustGlob(t, filepath.Join(out, rank.JournalDir, "*attempt-1*")) {
+	for _, p := range mustGlob(t, filepath.Join(out, layout.JournalDir, "*attempt-1*")) {
 		last = readJournalsOf(t, p).scenarios
 	}
 	sort.Ints(last)
@@ -261,7 +264,7 @@ func TestKillAtRandomMoments(t *testing.T) {
 // condition the test waits for, not a timing guess).
 func countCommits(out string) int {
 	n := 0
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"))
 	for _, p := range files {
 		b, _ := os.ReadFile(p)
 		n += bytes.Count(b, []byte(`"type":"commit"`))

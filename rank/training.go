@@ -5,16 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"time"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
-
-// TrainingTag is the tag in training journal names:
-// job-<job>.rank-<r>.attempt-<a>.training.<token>.jsonl.
-const TrainingTag = "training"
 
 // Termination reasons a training journal's close record carries
 // (manifest.CloseInfo.Termination). A solver may record others.
@@ -37,11 +34,13 @@ type TrainingOptions struct {
 	Threads int
 	// Now is the clock for journal timestamps (default time.Now).
 	Now func() time.Time
+	// FS is the file system the writer uses (default vfs.OS()).
+	FS vfs.FS
 }
 
 // ErrIterationOrder is wrapped by an *IterationError for an iteration that
 // is not the next one of its rank: already durable, or after a gap.
-var ErrIterationOrder = errors.New("iteration out of order")
+var ErrIterationOrder = errors.New("rank: iteration out of order")
 
 // IterationError wraps an error with the rank and iteration it concerns.
 type IterationError struct {
@@ -74,13 +73,15 @@ func (e *IterationError) Unwrap() error { return e.Err }
 // with an error and leave the writer usable.
 type TrainingWriter struct {
 	out  string
+	fsys vfs.FS
+	dirs *vfs.Dirs
 	id   Identity
 	cas  *manifest.Case
 	opts TrainingOptions
 	name string
 
 	writerState
-	journal *journalFile
+	journal *journal.Writer
 	last    int // last durable iteration of this rank, any attempt
 	resumed int // last at Open
 	mine    int
@@ -112,14 +113,17 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 	if opts.Solver == "" {
 		opts.Solver = "unknown"
 	}
-	w := &TrainingWriter{out: out, id: id, cas: c, opts: opts, sig: newSignalState()}
-	if err := shard.MkdirAllSync(filepath.Join(out, JournalDir)); err != nil {
+	if opts.FS == nil {
+		opts.FS = vfs.OS()
+	}
+	w := &TrainingWriter{out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), id: id, cas: c, opts: opts, sig: newSignalState()}
+	if err := w.dirs.Ensure(layout.Join(out, layout.JournalDir)); err != nil {
 		return nil, fmt.Errorf("rank: preparing %s: %w", out, err)
 	}
 	if err := w.resume(); err != nil {
 		return nil, err
 	}
-	name, err := writerName(id, TrainingTag)
+	name, err := writerName(id, layout.TrainingTag)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +134,7 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 		cfg := opts.Config
 		open.Training = &cfg
 	}
-	j, err := createJournal(out, name, opts.Now, open)
+	j, err := journal.Create(w.dirs, out, name, opts.Now, open)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +162,7 @@ func checkTrainingConfig(cfg manifest.TrainingConfig, rank int) error {
 func (w *TrainingWriter) resume() error {
 	seen := map[int]string{} // this rank's durable iterations -> a journal holding it
 	cfg := w.opts.Config
-	err := scanJournals(w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+	err := scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
 		if o.Phase != manifest.PhaseTraining {
 			return nil
 		}
@@ -204,7 +208,7 @@ func (w *TrainingWriter) resume() error {
 func (w *TrainingWriter) Identity() Identity { return w.id }
 
 // JournalPath returns the path of this writer's journal.
-func (w *TrainingWriter) JournalPath() string { return w.journal.path }
+func (w *TrainingWriter) JournalPath() string { return w.journal.Path() }
 
 // LastIteration returns the last iteration this rank made durable, in an
 // earlier attempt or through this writer; 0 if none. The next
@@ -253,7 +257,7 @@ func (w *TrainingWriter) WriteIteration(ctx context.Context, info manifest.Itera
 	if err := checkIteration(&info, w.id.Rank); err != nil {
 		return ierr(err)
 	}
-	if err := w.journal.append(&manifest.Record{Type: manifest.RecordIteration, Iteration: &info}); err != nil {
+	if err := w.journal.Append(&manifest.Record{Type: manifest.RecordIteration, Iteration: &info}); err != nil {
 		w.err = ierr(err)
 		return w.err
 	}
@@ -415,7 +419,7 @@ func (w *TrainingWriter) close(status, reason, termination string) error {
 	if w.err != nil {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
-	aerr, cerr := w.journal.close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason, Termination: termination})
+	aerr, cerr := w.journal.Close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason, Termination: termination})
 	if w.err != nil {
 		return w.err
 	}

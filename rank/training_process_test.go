@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
 )
@@ -22,7 +22,7 @@ import (
 // the kill tests wait for).
 func countIterations(out string) int {
 	n := 0
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"))
 	for _, p := range files {
 		b, _ := os.ReadFile(p)
 		n += bytes.Count(b, []byte(`"type":"iteration"`))
@@ -109,7 +109,7 @@ func checkTrainingIdentities(t *testing.T, js []trainingJournal, world, k, fp in
 // (a new attempt) writes exactly the missing iterations, then simulates.
 func TestTrainingKillAtJournalStep(t *testing.T) {
 	const k, n = 6, 3
-	for _, point := range []string{faults.JournalAppend, faults.JournalSync} {
+	for _, point := range []string{"journal-append", "journal-fsync"} {
 		t.Run(point, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
@@ -122,7 +122,7 @@ func TestTrainingKillAtJournalStep(t *testing.T) {
 			}
 			js, count := readTraining(t, out)
 			last := durablePrefix(t, count, 1)
-			if last[0] < 3 || last[0] > 4 || (point == faults.JournalAppend && last[0] != 3) {
+			if last[0] < 3 || last[0] > 4 || (point == "journal-append" && last[0] != 3) {
 				t.Fatalf("killed in iteration 4's %s: %d iterations durable", point, last[0])
 			}
 			if len(js) != 1 || js[0].close != nil {

@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 const trainSeed = 3
@@ -26,7 +28,13 @@ func trainCfg(k, fp int) manifest.TrainingConfig {
 
 func openTraining(t *testing.T, out string, id rank.Identity, c *manifest.Case, cfg manifest.TrainingConfig) *rank.TrainingWriter {
 	t.Helper()
-	w, err := rank.OpenTraining(context.Background(), out, id, c, rank.TrainingOptions{Config: cfg, Threads: 2})
+	return openTrainingFS(t, out, id, c, cfg, nil)
+}
+
+// openTrainingFS is openTraining on fsys (nil: the OS).
+func openTrainingFS(t *testing.T, out string, id rank.Identity, c *manifest.Case, cfg manifest.TrainingConfig, fsys vfs.FS) *rank.TrainingWriter {
+	t.Helper()
+	w, err := rank.OpenTraining(context.Background(), out, id, c, rank.TrainingOptions{Config: cfg, Threads: 2, FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,10 +60,10 @@ func readTraining(t *testing.T, out string) ([]trainingJournal, map[[2]int]int) 
 	t.Helper()
 	var js []trainingJournal
 	count := map[[2]int]int{}
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+rank.JournalSuffix))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
 	for _, p := range files {
 		var j trainingJournal
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			switch {
 			case r.Open != nil:
 				j.open = *r.Open
@@ -71,8 +79,8 @@ func readTraining(t *testing.T, out string) ([]trainingJournal, map[[2]int]int) 
 			t.Fatalf("journal %s: %v", p, err)
 		}
 		if j.open.Phase == manifest.PhaseTraining {
-			if !strings.Contains(filepath.Base(p), "."+rank.TrainingTag+".") {
-				t.Errorf("training journal %s: name lacks .%s.", p, rank.TrainingTag)
+			if !strings.Contains(filepath.Base(p), "."+layout.TrainingTag+".") {
+				t.Errorf("training journal %s: name lacks .%s.", p, layout.TrainingTag)
 			}
 			j.path = p
 			js = append(js, j)
@@ -352,7 +360,7 @@ func TestTrainingMismatch(t *testing.T) {
 	nr := openTraining(t, t.TempDir(), explicit(t, 1, 2), c, manifest.TrainingConfig{})
 	nr.Close()
 	var open *manifest.OpenInfo
-	manifest.ReadJournalFile(nr.JournalPath(), func(r *manifest.Record) error {
+	journal.ReadFile(vfs.OS(), nr.JournalPath(), func(r *manifest.Record) error {
 		if r.Open != nil {
 			open = r.Open
 		}
@@ -420,11 +428,11 @@ func TestTrainingJournalDamage(t *testing.T) {
 	p := write(out, 3, true)
 	flip(p, 2)
 	_, err := rank.OpenTraining(ctx, out, id, c, rank.TrainingOptions{Config: trainCfg(5, 8)})
-	var je *manifest.JournalError
-	if !errors.As(err, &je) || !errors.Is(err, manifest.ErrChecksum) || je.Line != 3 || !strings.Contains(err.Error(), p) {
+	var je *journal.Error
+	if !errors.As(err, &je) || !errors.Is(err, journal.ErrChecksum) || je.Line != 3 || !strings.Contains(err.Error(), p) {
 		t.Fatalf("flipped byte: %v, want a checksum error at %s line 3", err, p)
 	}
-	if _, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: 1}); !errors.Is(err, manifest.ErrChecksum) {
+	if _, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: 1}); !errors.Is(err, journal.ErrChecksum) {
 		t.Fatalf("simulation writer over the damaged training journal: %v", err)
 	}
 	// The last line damaged (a killed rank: no close record; iteration 3
@@ -452,39 +460,39 @@ func TestTrainingFaults(t *testing.T) {
 	c := tinyCase(t)
 	ctx := context.Background()
 	id := explicit(t, 0, 1)
-	// Journal hit 1 is the open record; iteration i is hit i+1. The fault
-	// hits iteration 3.
-	for point, durable := range map[string]int{faults.JournalAppend: 2, faults.JournalSync: 3} {
-		t.Run(point, func(t *testing.T) {
+	// The journal's write (or fsync) number 4 is iteration 3's: number 1
+	// is the open record. Either leaves the journal unable to take even a
+	// close record (a failed write may have left part of a line).
+	for _, tc := range []struct {
+		name    string
+		rule    vfs.Rule
+		durable int
+	}{
+		{"append ENOSPC", vfs.Rule{Op: vfs.OpWrite, Path: "_shards/journal/*", Nth: 4, Err: syscall.ENOSPC}, 2},
+		{"fsync EIO", vfs.Rule{Op: vfs.OpSync, Path: "_shards/journal/*", Nth: 4, Err: syscall.EIO}, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			out := t.TempDir()
-			if err := faults.Set(point + ":error:4"); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { faults.Set("") })
-			w := openTraining(t, out, id, c, trainCfg(5, 8))
+			durable := tc.durable
+			w := openTrainingFS(t, out, id, c, trainCfg(5, 8), vfs.Inject(vfs.OS(), tc.rule))
 			var failed error
 			for it := 1; it <= 5 && failed == nil; it++ {
 				failed = w.WriteIteration(ctx, iter(c, id, it))
 			}
-			if !errors.Is(failed, faults.ErrInjected) || !strings.Contains(failed.Error(), "rank 0 iteration 3") {
+			if !errors.Is(failed, tc.rule.Err) || !strings.Contains(failed.Error(), "rank 0 iteration 3") {
 				t.Fatalf("write error %v, want the injected fault at iteration 3", failed)
 			}
-			if err := w.WriteIteration(ctx, iter(c, id, 3)); !errors.Is(err, faults.ErrInjected) {
+			if err := w.WriteIteration(ctx, iter(c, id, 3)); !errors.Is(err, tc.rule.Err) {
 				t.Fatalf("broken writer accepted an iteration: %v", err)
 			}
-			if err := w.Close(); !errors.Is(err, faults.ErrInjected) {
+			if err := w.Close(); !errors.Is(err, tc.rule.Err) {
 				t.Fatalf("Close: %v, want the injected fault", err)
 			}
-			faults.Set("")
 			js, _ := readTraining(t, out)
-			cl := js[0].close
-			if point == faults.JournalSync {
-				// The line's durability is unknown: no close record follows it.
-				if cl != nil {
-					t.Errorf("close record %+v after a failed fsync", cl)
-				}
-			} else if cl == nil || cl.Status != manifest.StatusFailed || cl.Committed != 2 || !strings.Contains(cl.Reason, "injected fault") {
-				t.Errorf("close record %+v, want failed with 2 iterations and the reason", cl)
+			// The line's durability is unknown: no close record follows it.
+			if cl := js[0].close; cl != nil {
+				t.Errorf("close record %+v after a failed append", cl)
 			}
 			v := openTraining(t, out, id, c, trainCfg(5, 8))
 			if v.LastIteration() != durable {

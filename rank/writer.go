@@ -8,33 +8,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path"
-	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
-
-// Version is the hydroshard version recorded in journals and metadata.
-const Version = "0.1.0"
-
-// Directories under the output directory.
-const (
-	ShardsDir  = "_shards"
-	JournalDir = "_shards/journal"
-	TempDir    = "_shards/tmp"
-	SimDir     = "simulation"
-)
-
-// JournalSuffix ends every journal file name.
-const JournalSuffix = ".jsonl"
 
 // Options tune a Writer.
 type Options struct {
@@ -64,12 +48,15 @@ type Options struct {
 	Threads int
 	// Now is the clock for journal timestamps (default time.Now).
 	Now func() time.Time
+	// FS is the file system the writer uses (default vfs.OS()); tests
+	// pass a fault-injecting or crash-simulating one.
+	FS vfs.FS
 }
 
 // ErrCommitted is returned by WriteScenario for a scenario that an earlier
 // attempt (or this writer) already committed, or that this writer has
 // already accepted and not finished yet; nothing more is written.
-var ErrCommitted = errors.New("scenario already committed")
+var ErrCommitted = errors.New("rank: scenario already committed")
 
 // ScenarioError wraps an error with the scenario it concerns.
 type ScenarioError struct {
@@ -114,6 +101,8 @@ func (e *CaseMismatchError) Error() string {
 // (a key the case does not have) is reported once and the writer goes on.
 type Writer struct {
 	out    string
+	fsys   vfs.FS
+	dirs   *vfs.Dirs // directories made durable by this writer
 	id     Identity
 	cas    *manifest.Case
 	opts   Options
@@ -123,7 +112,7 @@ type Writer struct {
 	entities map[string]bool
 
 	writerState
-	journal   *journalFile
+	journal   *journal.Writer
 	committed map[int]bool // by any attempt, including this one
 	mine      int
 	sig       *signalState
@@ -180,8 +169,13 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	if opts.Solver == "" {
 		opts.Solver = "unknown"
 	}
+	if opts.FS == nil {
+		opts.FS = vfs.OS()
+	}
 	w := &Writer{
 		out:       outDir,
+		fsys:      opts.FS,
+		dirs:      vfs.NewDirs(opts.FS, outDir),
 		id:        id,
 		cas:       c,
 		opts:      opts,
@@ -193,8 +187,8 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	for _, e := range c.Entities() {
 		w.entities[e] = true
 	}
-	for _, d := range []string{JournalDir, TempDir, SimDir} {
-		if err := shard.MkdirAllSync(filepath.Join(outDir, d)); err != nil {
+	for _, d := range []string{layout.JournalDir, layout.TempDir, layout.SimDir} {
+		if err := w.dirs.Ensure(layout.Join(outDir, d)); err != nil {
 			return nil, fmt.Errorf("rank: preparing %s: %w", outDir, err)
 		}
 	}
@@ -211,7 +205,7 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 // resume reads every existing journal: it collects committed scenarios and
 // refuses journals of another case or layout.
 func (w *Writer) resume() error {
-	return scanJournals(w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+	return scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
 		switch {
 		case r.Open != nil:
 			if o.Phase != manifest.PhaseSimulation {
@@ -238,16 +232,13 @@ func (w *Writer) startJournal() error {
 	open := openInfo(name, w.id, w.cas, w.opts.Solver, w.opts.Threads)
 	open.Scenarios = w.opts.Scenarios
 	open.Layout = w.layout
-	j, err := createJournal(w.out, name, w.opts.Now, open)
+	j, err := journal.Create(w.dirs, w.out, name, w.opts.Now, open)
 	if err != nil {
 		return err
 	}
 	w.name, w.journal = name, j
 	return nil
 }
-
-// append writes one record and fsyncs the journal. Callers hold w.mu.
-func (w *Writer) append(r *manifest.Record) error { return w.journal.append(r) }
 
 // CommittedHere returns how many scenarios this writer has committed so
 // far (not counting earlier attempts). After Close it is final.
@@ -261,7 +252,7 @@ func (w *Writer) CommittedHere() int {
 func (w *Writer) Identity() Identity { return w.id }
 
 // JournalPath returns the path of this writer's journal.
-func (w *Writer) JournalPath() string { return filepath.Join(w.out, JournalDir, w.name+JournalSuffix) }
+func (w *Writer) JournalPath() string { return w.journal.Path() }
 
 // Committed returns, ascending, the scenarios committed so far by any
 // attempt of any rank in this output directory, as read at Open plus this
@@ -418,76 +409,6 @@ func costSummary(c *shard.CostsRows, stages int) (manifest.CostSummary, error) {
 	return out, nil
 }
 
-func (w *Writer) tempName(scenario int, entity string) string {
-	return path.Join(TempDir, fmt.Sprintf("%s.s%d.%s%s", w.name, scenario, strings.ReplaceAll(entity, "/", "-"), shard.TempSuffix))
-}
-
-// FinalPath returns the committed path of an entity table of a scenario,
-// relative to the output directory.
-func FinalPath(layout manifest.Layout, entity string, scenario int) string {
-	return path.Join(SimDir, entity, layout.PartitionDir(scenario), "data.parquet")
-}
-
-// publish renames committed temp files into place. A final file that
-// already exists is left alone when it has the same bytes (a duplicate
-// attempt) and reported otherwise; it is never overwritten.
-func (w *Writer) publish(files []manifest.FileRecord) error {
-	return PublishFiles(w.out, files)
-}
-
-// PublishFiles moves the temp files of one commit to their final paths and
-// fsyncs the directories. It is idempotent, so the merge uses it to roll a
-// commit forward: files already in place with the committed checksum are
-// fine; an existing final file with other bytes is a *ConflictError and
-// is never replaced.
-func PublishFiles(out string, files []manifest.FileRecord) error {
-	for _, f := range files {
-		final := filepath.Join(out, f.Path)
-		tmp := filepath.Join(out, f.Temp)
-		if err := shard.MkdirAllSync(filepath.Dir(final)); err != nil {
-			return err
-		}
-		if err := faults.Hit(faults.Rename); err != nil {
-			return fmt.Errorf("renaming %s: %w", tmp, err)
-		}
-		err := shard.Publish(tmp, final)
-		if errors.Is(err, shard.ErrExists) {
-			info, herr := shard.HashFile(final)
-			if herr != nil {
-				return herr
-			}
-			if manifest.FormatXXH64(info.XXH64) != f.XXH64 || info.Bytes != f.Bytes {
-				return &ConflictError{Path: f.Path, Want: f.XXH64, Have: manifest.FormatXXH64(info.XXH64)}
-			}
-			// Same bytes are already in place: the temp copy is redundant.
-			if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-				return rerr
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := faults.Hit(faults.DirSync); err != nil {
-			return fmt.Errorf("fsync %s: %w", filepath.Dir(final), err)
-		}
-		if err := shard.SyncDir(filepath.Dir(final)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ConflictError reports a final file whose bytes differ from a commit's.
-type ConflictError struct {
-	Path       string
-	Want, Have string
-}
-
-func (e *ConflictError) Error() string {
-	return fmt.Sprintf("%s exists with xxh64 %s, the commit says %s (not overwritten)", e.Path, e.Have, e.Want)
-}
-
 // HandleSignals returns a context that is cancelled when the process gets
 // SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C). The scenarios
 // being encoded finish and commit; queued scenarios not started yet are
@@ -534,7 +455,7 @@ func (w *Writer) close(status, reason string) error {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
 	unreported := w.takeUnreported()
-	aerr, cerr := w.journal.close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
+	aerr, cerr := w.journal.Close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
 	if w.err != nil {
 		return w.err
 	}

@@ -12,11 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hydroshard/hydroshard/internal/faults"
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 func tinyCase(t testing.TB) *manifest.Case {
@@ -92,7 +94,7 @@ func TestWriterCommits(t *testing.T) {
 			t.Errorf("scenario %d entities %v, want %v", s, ents, c.Entities())
 		}
 	}
-	if left, _ := os.ReadDir(filepath.Join(out, rank.TempDir)); len(left) != 0 {
+	if left, _ := os.ReadDir(filepath.Join(out, layout.TempDir)); len(left) != 0 {
 		t.Errorf("%d files left in tmp after clean commits", len(left))
 	}
 }
@@ -113,7 +115,7 @@ func TestCostSummary(t *testing.T) {
 	}
 	w.Close()
 	var cost manifest.CostSummary
-	manifest.ReadJournalFile(w.JournalPath(), func(r *manifest.Record) error {
+	journal.ReadFile(vfs.OS(), w.JournalPath(), func(r *manifest.Record) error {
 		if r.Commit != nil {
 			cost = r.Commit.Cost
 		}
@@ -131,29 +133,39 @@ func TestCostSummary(t *testing.T) {
 	}
 }
 
-// TestFaultAtEachStep injects an I/O error at every step of the commit
-// protocol, checks what is left on disk, then resumes with a new attempt.
+// TestFaultAtEachStep injects an I/O error at every step of scenario 1's
+// commit, each chosen by operation and path (not by how many calls came
+// before), checks what is left on disk, then resumes with a new attempt.
+// The cases run in parallel: each writer has its own fault-injecting FS.
 func TestFaultAtEachStep(t *testing.T) {
 	c := tinyCase(t)
-	// Hit counts: the open record is journal append/fsync hit 1, so the
-	// commit of the second scenario is hit 3; temp files are per table.
-	points := map[string]int{
-		faults.TempWrite:     len(c.Entities()) + 2,
-		faults.TempSync:      len(c.Entities()) + 2,
-		faults.JournalAppend: 3,
-		faults.JournalSync:   3,
-		faults.Rename:        len(c.Entities()) + 2,
-		faults.DirSync:       len(c.Entities()) + 2,
+	const s1 = "_shards/tmp/*.s1.*" // scenario 1's temp files
+	cases := []struct {
+		name string
+		rule vfs.Rule
+		// committed: the commit record was durable before the fault, so
+		// scenario 1 is committed (the merge finishes its renames).
+		committed bool
+		// broken: the fault left the journal unable to take a close record.
+		broken bool
+	}{
+		{"temp create EROFS", vfs.Rule{Op: vfs.OpCreate, Path: s1, Nth: 2, Err: syscall.EROFS}, false, false},
+		{"temp short write ENOSPC", vfs.Rule{Op: vfs.OpWrite, Path: s1, Nth: 1, Short: true, Err: syscall.ENOSPC}, false, false},
+		{"temp fsync EIO", vfs.Rule{Op: vfs.OpSync, Path: s1, Nth: 2, Err: syscall.EIO}, false, false},
+		{"temp dir fsync EIO", vfs.Rule{Op: vfs.OpSyncDir, Path: "_shards/tmp", Nth: 2, Err: syscall.EIO}, false, false},
+		{"journal append ENOSPC", vfs.Rule{Op: vfs.OpWrite, Path: "_shards/journal/*", Nth: 3, Err: syscall.ENOSPC}, false, true},
+		{"journal fsync EIO", vfs.Rule{Op: vfs.OpSync, Path: "_shards/journal/*", Nth: 3, Err: syscall.EIO}, true, true},
+		{"partition mkdir EROFS", vfs.Rule{Op: vfs.OpMkdir, Path: "scenario_id=1", Nth: 2, Err: syscall.EROFS}, true, false},
+		{"rename EIO", vfs.Rule{Op: vfs.OpRenameNoReplace, Path: "scenario_id=1/data.parquet", Nth: 2, Err: syscall.EIO}, true, false},
+		{"partition dir fsync EIO", vfs.Rule{Op: vfs.OpSyncDir, Path: "*/scenario_id=1", Nth: 2, Err: syscall.EIO}, true, false},
 	}
-	for point, n := range points {
-		t.Run(point, func(t *testing.T) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			out := t.TempDir()
 			ctx := context.Background()
-			if err := faults.Set(point + ":error:" + itoa(n)); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { faults.Set("") })
-			w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 4, Workers: 1})
+			fsys := vfs.Inject(vfs.OS(), tc.rule)
+			w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 4, Workers: 1, FS: fsys})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,23 +180,25 @@ func TestFaultAtEachStep(t *testing.T) {
 			if failed == nil {
 				failed = w.Flush(ctx)
 			}
+			if !fsys.Fired(0) {
+				t.Fatalf("the fault never fired (%d matching operations)", fsys.Hits(0))
+			}
 			var se *rank.ScenarioError
 			if !errors.As(failed, &se) || se.Scenario != 1 {
 				t.Fatalf("write error %v, want a *ScenarioError for scenario 1", failed)
 			}
-			if !errors.Is(failed, faults.ErrInjected) {
-				t.Fatalf("write error %v, want the injected fault", failed)
+			if !errors.Is(failed, tc.rule.Err) {
+				t.Fatalf("write error %v, want the injected %v", failed, tc.rule.Err)
 			}
 			if err := w.WriteScenario(ctx, gen(t, c, 3)); err == nil {
 				t.Fatal("writer accepted a scenario after an I/O error")
 			}
-			if err := w.Close(); !errors.Is(err, faults.ErrInjected) {
+			if err := w.Close(); !errors.Is(err, tc.rule.Err) {
 				t.Fatalf("Close: %v, want the injected fault again", err)
 			}
-			faults.Set("")
 			committed := checkInvariants(t, out)
 			wantCommitted := []int{0}
-			if point == faults.JournalSync || point == faults.Rename || point == faults.DirSync {
+			if tc.committed {
 				wantCommitted = []int{0, 1} // the commit record was written
 			}
 			if !reflect.DeepEqual(committed, wantCommitted) {
@@ -213,7 +227,7 @@ func TestFaultAtEachStep(t *testing.T) {
 			// A failed journal fsync leaves the journal unusable (the line's
 			// durability is unknown): no close record follows it.
 			wantCloses := 2
-			if point == faults.JournalSync {
+			if tc.broken {
 				wantCloses = 1
 			}
 			if len(st.closes) != wantCloses {
@@ -294,7 +308,7 @@ func TestBadInput(t *testing.T) {
 	if got := checkInvariants(t, out); !reflect.DeepEqual(got, []int{1}) {
 		t.Fatalf("committed %v", got)
 	}
-	if left, _ := os.ReadDir(filepath.Join(out, rank.TempDir)); len(left) != 0 {
+	if left, _ := os.ReadDir(filepath.Join(out, layout.TempDir)); len(left) != 0 {
 		t.Errorf("bad input left %d temp files", len(left))
 	}
 }

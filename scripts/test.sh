@@ -17,13 +17,18 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
-# The launcher tests (internal/launch) start a private SLURM cluster in this
-# directory and stop it themselves; the trap stops it again should the test
-# binary be killed (go test's timeout kills it without running its cleanup).
-export HYDROSHARD_TEST_SLURM_DIR=${HYDROSHARD_TEST_SLURM_DIR:-/tmp/hydroshard-test-slurm}
-trap 'HYDROSHARD_SLURM_DIR=$HYDROSHARD_TEST_SLURM_DIR bash scripts/slurm/local-cluster.sh down >/dev/null 2>&1 || true' EXIT
+# The launcher tests (internal/launch) start a private SLURM cluster (on free
+# ports they choose) in this directory, fresh for this run so that another
+# run at the same time has its own, and stop it themselves; the trap stops
+# this run's cluster again should the test binary be killed (go test's
+# timeout kills it without running its cleanup), and removes the directory.
+HYDROSHARD_TEST_SLURM_DIR=$(mktemp -d /tmp/hydroshard-test-slurm.XXXXXX)
+export HYDROSHARD_TEST_SLURM_DIR
+trap 'HYDROSHARD_SLURM_DIR=$HYDROSHARD_TEST_SLURM_DIR bash scripts/slurm/local-cluster.sh down >/dev/null 2>&1 || true; rm -rf "$HYDROSHARD_TEST_SLURM_DIR"' EXIT
 echo "== go test"
 go test -count=1 -timeout 20m "$@" ./...
+echo "== the fault-injection hook, which only binaries built with -tags faultinject have"
+go test -count=1 -tags faultinject ./vfs
 echo "== race detector on the rank writer (concurrent WriteScenario, queue, workers)"
 go test -race -count=1 -timeout 10m ./rank
 echo "== benchmark, short run: it must run and write its JSON (figures are printed, not asserted)"
@@ -34,5 +39,5 @@ for key in writer_1w_mbps writer_2w_mbps raw_zstd_mbps parquet_go_mbps duckdb_1t
 done
 rm -f "$bench_json"
 echo "== fuzz the decoders (brief)"
-go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./manifest
+go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./journal
 go test -run XXX -fuzz FuzzReadStageCuts -fuzztime 10s ./policy

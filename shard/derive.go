@@ -18,7 +18,7 @@ type derivation struct {
 }
 
 // Params supplies the case data that derived columns need. Stage-level rows
-// (null block_id) count as one hour, as DESIGN.md specifies.
+// (null block_id) count as one hour, as docs/tables.md specifies.
 type Params interface {
 	// BlockHours returns the duration of a block of a stage.
 	BlockHours(stage, block int32) (float64, bool)

@@ -13,8 +13,6 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sys/unix"
-
-	"github.com/hydroshard/hydroshard/internal/faults"
 )
 
 // FileInfo is what a durable write reports about the file it made. It is
@@ -75,9 +73,6 @@ func (p *PendingFile) Sync() (err error) {
 			_ = os.Remove(p.path)
 		}
 	}()
-	if err = faults.Hit(faults.TempSync); err != nil {
-		return fmt.Errorf("fsync %s: %w", p.path, err)
-	}
 	if err = p.f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", p.path, err)
 	}
@@ -114,9 +109,6 @@ func WriteUnsynced(path string, write func(io.Writer) error) (info FileInfo, pf 
 	bw.Reset(f)
 	defer func() { bw.Reset(nil); bufPool.Put(bw) }()
 	hw := &hashingWriter{w: bw, h: xxhash.New()}
-	if err = faults.Hit(faults.TempWrite); err != nil {
-		return info, nil, fmt.Errorf("writing %s: %w", path, err)
-	}
 	if err = write(hw); err != nil {
 		return info, nil, fmt.Errorf("writing %s: %w", path, err)
 	}

@@ -56,7 +56,7 @@ var defaultEncOptions = encOptions{
 	// larger, and no faster).
 	split:  func(Column) bool { return true },
 	sparse: true,
-	// No dictionary encoding, not even on the id/code columns DESIGN.md
+	// No dictionary encoding, not even on the id/code columns docs/format.md
 	// names: under zstd their runs of equal values compress as well plain
 	// (+0.2% bytes on production hydros) and skipping the dictionary
 	// encoder makes the encoding ~10-13% faster (HYDROSHARD_EXPLORE,

@@ -16,8 +16,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/layout"
 )
 
 // needPrivilege stops a test that cannot get a capability it needs.
@@ -118,11 +117,11 @@ func fill(t *testing.T, p string) {
 // same manifest bytes, the same data, no _SUCCESS, no lock, no temp file.
 func checkUntouched(t *testing.T, out string, before map[string]string, manifestBefore []byte, allow ...string) {
 	t.Helper()
-	if b, _ := os.ReadFile(simPath(out, merge.ManifestName)); !bytes.Equal(b, manifestBefore) {
+	if b, _ := os.ReadFile(simPath(out, layout.ManifestName)); !bytes.Equal(b, manifestBefore) {
 		t.Fatalf("the previous manifest changed")
 	}
-	mustNotExist(t, simPath(out, merge.SuccessName))
-	mustNotExist(t, filepath.Join(out, merge.LockName))
+	mustNotExist(t, simPath(out, layout.SuccessName))
+	mustNotExist(t, filepath.Join(out, layout.LockFile))
 	sameSnapshot(t, "a failed merge", before, snapshot(t, out), allow...)
 }
 
@@ -130,7 +129,7 @@ func TestDiskFullWhileWritingManifest(t *testing.T) {
 	t.Parallel()
 	out := mountTmpfs(t, "4m")
 	partialThenRest(t, out)
-	manifestBefore, _ := os.ReadFile(simPath(out, merge.ManifestName))
+	manifestBefore, _ := os.ReadFile(simPath(out, layout.ManifestName))
 	// One page stays free: the merge lock fits, the new 80-row index
 	// (about 8 KiB) does not.
 	reserve := filepath.Join(out, "reserve")
@@ -145,7 +144,7 @@ func TestDiskFullWhileWritingManifest(t *testing.T) {
 	before := snapshot(t, out)
 	r := mergeShards(t, out)
 	wantExit(t, r, 1)
-	for _, want := range []string{"no space left on device", filepath.Join(out, rank.SimDir)} {
+	for _, want := range []string{"no space left on device", filepath.Join(out, layout.SimDir)} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r)
 		}
@@ -155,7 +154,7 @@ func TestDiskFullWhileWritingManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantExit(t, mergeShards(t, out), 0)
-	mustExist(t, simPath(out, merge.SuccessName))
+	mustExist(t, simPath(out, layout.SuccessName))
 	checkSummary(t, out)
 }
 
@@ -163,7 +162,7 @@ func TestReadOnlyOutput(t *testing.T) {
 	t.Parallel()
 	out := mountTmpfs(t, "4m")
 	partialThenRest(t, out)
-	manifestBefore, _ := os.ReadFile(simPath(out, merge.ManifestName))
+	manifestBefore, _ := os.ReadFile(simPath(out, layout.ManifestName))
 	before := snapshot(t, out)
 	remount(t, out, "ro")
 	t.Cleanup(func() { exec.Command("mount", "-o", "remount,rw", out).Run() })
@@ -179,7 +178,7 @@ func TestReadOnlyOutput(t *testing.T) {
 	wantExit(t, mergeShards(t, "report", out), 0)
 	remount(t, out, "rw")
 	wantExit(t, mergeShards(t, out), 0)
-	mustExist(t, simPath(out, merge.SuccessName))
+	mustExist(t, simPath(out, layout.SuccessName))
 }
 
 func TestPermissionDeniedWhileWritingManifest(t *testing.T) {
@@ -190,7 +189,7 @@ func TestPermissionDeniedWhileWritingManifest(t *testing.T) {
 	// The merging user owns _shards (lock, journals, temp) but may not
 	// write simulation/, which root owns with mode 0755.
 	const nobody = 65534
-	err := filepath.WalkDir(filepath.Join(out, rank.ShardsDir), func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(filepath.Join(out, layout.ShardsDir), func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -199,18 +198,18 @@ func TestPermissionDeniedWhileWritingManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	manifestBefore, _ := os.ReadFile(simPath(out, merge.ManifestName))
+	manifestBefore, _ := os.ReadFile(simPath(out, layout.ManifestName))
 	before := snapshot(t, out)
 	r := mergeShardsAs(t, &syscall.Credential{Uid: nobody, Gid: nobody}, out)
 	wantExit(t, r, 1)
-	for _, want := range []string{"permission denied", simPath(out, merge.IndexName)} {
+	for _, want := range []string{"permission denied", simPath(out, layout.IndexName)} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr does not say %q:\n%s", want, r)
 		}
 	}
 	checkUntouched(t, out, before, manifestBefore)
 	wantExit(t, mergeShards(t, out), 0)
-	mustExist(t, simPath(out, merge.SuccessName))
+	mustExist(t, simPath(out, layout.SuccessName))
 }
 
 // TestDiskFullAtEveryStep leaves 0, 1, 2, ... pages free before a merge,
@@ -236,7 +235,7 @@ func TestDiskFullAtEveryStep(t *testing.T) {
 		}
 		out := filepath.Join(mnt, "out")
 		copyTreeTo(t, prepared, out)
-		manifestBefore, _ := os.ReadFile(simPath(out, merge.ManifestName))
+		manifestBefore, _ := os.ReadFile(simPath(out, layout.ManifestName))
 		reserve := filepath.Join(mnt, "reserve")
 		if err := os.WriteFile(reserve, make([]byte, pages*4096), 0o644); err != nil {
 			t.Fatal(err)
@@ -250,7 +249,7 @@ func TestDiskFullAtEveryStep(t *testing.T) {
 		if r.code == 0 {
 			t.Logf("%d pages free: complete; earlier failures: %v", pages, failures)
 			joined := strings.Join(failures, "\n")
-			for _, step := range []string{merge.LockName, merge.IndexName} {
+			for _, step := range []string{layout.LockFile, layout.IndexName} {
 				if !strings.Contains(joined, step) {
 					t.Fatalf("no failure while writing %s was exercised: %v", step, failures)
 				}

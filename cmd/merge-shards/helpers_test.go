@@ -27,9 +27,10 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/hydroshard/hydroshard/internal/testtools"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 var (
@@ -60,10 +61,10 @@ func testMain(m *testing.M) (int, error) {
 	}
 	simrankBin = filepath.Join(binDir, "simrank")
 	mergeBin = filepath.Join(binDir, "merge-shards")
-	// Build both binaries at once: one go command shares the build cache
-	// work between them.
-	for _, b := range []struct{ out, pkg string }{{simrankBin, "../simrank"}, {mergeBin, "."}} {
-		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+	// Both are built with the faultinject tag: the tests arm
+	// HYDROSHARD_FAULT, which release builds never read.
+	for _, b := range []struct{ out, pkg, tags string }{{simrankBin, "../simrank", "faultinject"}, {mergeBin, ".", "faultinject"}} {
+		build := exec.Command("go", "build", "-tags", b.tags, "-o", b.out, b.pkg)
 		build.Stderr = os.Stderr
 		if err := build.Run(); err != nil {
 			return 0, fmt.Errorf("building %s: %w", b.pkg, err)
@@ -232,7 +233,7 @@ func readJSONFile(t *testing.T, p string) map[string]any {
 	return m
 }
 
-func simPath(out, name string) string { return filepath.Join(out, rank.SimDir, name) }
+func simPath(out, name string) string { return filepath.Join(out, layout.SimDir, name) }
 
 func exists(p string) bool {
 	_, err := os.Lstat(p)
@@ -360,19 +361,19 @@ func sameSnapshot(t *testing.T, what string, a, b map[string]string, allow ...st
 }
 
 // mergeOutputs are the merge's own files directly under simulation/.
-var mergeOutputs = map[string]bool{merge.ManifestName: true, merge.IndexName: true, merge.MetadataName: true, merge.SummaryName: true, merge.SuccessName: true}
+var mergeOutputs = map[string]bool{layout.ManifestName: true, layout.IndexName: true, layout.MetadataName: true, layout.SummaryName: true, layout.SuccessName: true}
 
 // dataHashes maps every data file under simulation/ (everything but the
 // merge's own outputs) to its size and XXH64.
 func dataHashes(t *testing.T, out string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
-	for rel, v := range snapshot(t, filepath.Join(out, rank.SimDir)) {
+	for rel, v := range snapshot(t, filepath.Join(out, layout.SimDir)) {
 		if v == "dir" || (filepath.Dir(rel) == "." && mergeOutputs[rel]) {
 			continue
 		}
 		content, _, _ := strings.Cut(v, " mtime ") // content only
-		m[filepath.ToSlash(filepath.Join(rank.SimDir, rel))] = content
+		m[filepath.ToSlash(filepath.Join(layout.SimDir, rel))] = content
 	}
 	return m
 }
@@ -462,7 +463,7 @@ type jstate struct {
 
 func journalPaths(t *testing.T, out string) []string {
 	t.Helper()
-	ps, err := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+rank.JournalSuffix))
+	ps, err := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -478,7 +479,7 @@ func readJournals(t *testing.T, out string) jstate {
 	for _, p := range journalPaths(t, out) {
 		base := filepath.Base(p)
 		var writer string
-		torn, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		torn, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			tm, err := time.Parse(time.RFC3339Nano, r.Time)
 			if err != nil {
 				return err
@@ -548,7 +549,7 @@ func (st jstate) commitsOf(t *testing.T, journalPart string) []jcommit {
 func readRecords(t *testing.T, p string) []*manifest.Record {
 	t.Helper()
 	var recs []*manifest.Record
-	torn, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+	torn, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 		recs = append(recs, r)
 		return nil
 	})
@@ -558,12 +559,12 @@ func readRecords(t *testing.T, p string) []*manifest.Record {
 	return recs
 }
 
-// writeRecords writes a journal by hand with manifest.EncodeRecord.
+// writeRecords writes a journal by hand with journal.Encode.
 func writeRecords(t *testing.T, p string, recs []*manifest.Record) {
 	t.Helper()
 	var b bytes.Buffer
 	for _, r := range recs {
-		line, err := manifest.EncodeRecord(r)
+		line, err := journal.Encode(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -743,7 +744,7 @@ func checkSummary(t *testing.T, out string) {
 			stages[i] = append(stages[i], v)
 		}
 	}
-	sum := readJSONFile(t, simPath(out, merge.SummaryName))
+	sum := readJSONFile(t, simPath(out, layout.SummaryName))
 	if got := int(sum["scenarios"].(float64)); got != len(ids) {
 		t.Errorf("summary.json scenarios %d, want %d", got, len(ids))
 	}
@@ -774,7 +775,7 @@ var entityCount = sync.OnceValue(func() int {
 // names contain part: a poll of the condition a test awaits, not a timing
 // guess.
 func countInJournals(out, part, needle string) int {
-	ps, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+part+"*"+rank.JournalSuffix))
+	ps, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+part+"*"+layout.JournalSuffix))
 	n := 0
 	for _, p := range ps {
 		f, err := os.Open(p)
@@ -786,4 +787,14 @@ func countInJournals(out, part, needle string) int {
 		n += bytes.Count(b, []byte(needle))
 	}
 	return n
+}
+
+// readFile returns a file's bytes or fails the test.
+func readFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/policy"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 const (
@@ -150,7 +151,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code >= 0 {
 		return code
 	}
-	v, err := merge.VerifyMerged(ctx, out, *full, *workers, progressTo(stderr))
+	v, err := merge.VerifyMerged(ctx, out, merge.Options{Verify: verifyLevel(*full), Workers: *workers, Progress: progressTo(stderr)})
 	if err != nil {
 		fmt.Fprintf(stderr, "merge-shards verify: %v\n", err)
 		return exitEnv
@@ -213,7 +214,7 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 	if op == "unpack" {
 		do = policy.Unpack
 	}
-	if err := do(dir); err != nil {
+	if err := do(vfs.OS(), dir); err != nil {
 		fmt.Fprintf(stderr, "merge-shards policy %s: %v\n", op, err)
 		if errors.Is(err, policy.ErrChecksum) {
 			return exitCorrupt
@@ -252,4 +253,12 @@ func print(w io.Writer, asJSON bool, v any, human string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// verifyLevel maps verify's --full onto the merge's verify levels.
+func verifyLevel(full bool) string {
+	if full {
+		return merge.VerifyFull
+	}
+	return merge.VerifySize
 }

@@ -24,9 +24,9 @@ import (
 	"time"
 
 	"github.com/hydroshard/hydroshard/internal/testtools"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
 )
 
 // TestKillNineRerunMerge kills real ranks with SIGKILL at random moments,
@@ -45,8 +45,8 @@ func TestKillNineRerunMerge(t *testing.T) {
 	if len(refData) != n*entityCount() {
 		t.Fatalf("uninterrupted run has %d data files, want %d", len(refData), n*entityCount())
 	}
-	refIndex, _ := os.ReadFile(simPath(ref, merge.IndexName))
-	refSummary, _ := os.ReadFile(simPath(ref, merge.SummaryName))
+	refIndex, _ := os.ReadFile(simPath(ref, layout.IndexName))
+	refSummary, _ := os.ReadFile(simPath(ref, layout.SummaryName))
 
 	rngSeed := uint64(time.Now().UnixNano())
 	t.Logf("random seed %d", rngSeed)
@@ -123,11 +123,11 @@ func TestKillNineRerunMerge(t *testing.T) {
 			wantExit(t, mergeShards(t, "report", out), wantCode)
 			sameSnapshot(t, "merge-shards report", before, snapshot(t, out))
 
-			temps, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*"))
+			temps, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*"))
 			list := filepath.Join(t.TempDir(), "rerun.txt")
 			rep := mergeJSON(t, wantCode, "--rerun-list", list, out)
 			t.Logf("%d temp files before the merge: %d rolled forward, %d removed", len(temps), num(t, rep, "rolled_forward"), num(t, rep, "temp_removed"))
-			if left, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*")); len(left) > 0 {
+			if left, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*")); len(left) > 0 {
 				t.Fatalf("temp files left after a merge: %v", left)
 			}
 			if got := ints(t, rep["missing"]); !reflect.DeepEqual(got, expected) {
@@ -137,7 +137,7 @@ func TestKillNineRerunMerge(t *testing.T) {
 				t.Fatalf("--rerun-list has %v, journals say %v", got, expected)
 			}
 			if wantCode == 3 {
-				mustNotExist(t, simPath(out, merge.SuccessName))
+				mustNotExist(t, simPath(out, layout.SuccessName))
 				if rep["status"] != "partial" {
 					t.Fatalf("status %v, want partial", rep["status"])
 				}
@@ -158,17 +158,17 @@ func TestKillNineRerunMerge(t *testing.T) {
 				}
 				wantExit(t, mergeShards(t, out), 0)
 			}
-			mustExist(t, simPath(out, merge.SuccessName))
+			mustExist(t, simPath(out, layout.SuccessName))
 			sameData(t, "interrupted+rerun vs uninterrupted run", refData, dataHashes(t, out))
-			if b, _ := os.ReadFile(simPath(out, merge.IndexName)); !bytes.Equal(b, refIndex) {
+			if b, _ := os.ReadFile(simPath(out, layout.IndexName)); !bytes.Equal(b, refIndex) {
 				t.Fatalf("_files.csv differs from the uninterrupted run's")
 			}
-			if b, _ := os.ReadFile(simPath(out, merge.SummaryName)); !bytes.Equal(b, refSummary) {
+			if b, _ := os.ReadFile(simPath(out, layout.SummaryName)); !bytes.Equal(b, refSummary) {
 				t.Fatalf("summary.json differs from the uninterrupted run's")
 			}
 			checkSummary(t, out)
 			wantExit(t, mergeShards(t, "verify", "--full", out), 0)
-			if left, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*")); len(left) > 0 {
+			if left, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*")); len(left) > 0 {
 				t.Fatalf("temp files left after a complete merge: %v", left)
 			}
 
@@ -176,7 +176,7 @@ func TestKillNineRerunMerge(t *testing.T) {
 			before = snapshot(t, out)
 			wantExit(t, mergeShards(t, out), 0)
 			sameSnapshot(t, "a second merge", before, snapshot(t, out))
-			mustNotExist(t, filepath.Join(out, merge.LockName))
+			mustNotExist(t, filepath.Join(out, layout.LockFile))
 		})
 	}
 }
@@ -229,7 +229,7 @@ func TestRollForwardInterruptedRenames(t *testing.T) {
 			mustNotExist(t, filepath.Join(out, f.Temp))
 		}
 	}
-	mustExist(t, simPath(out, merge.SuccessName))
+	mustExist(t, simPath(out, layout.SuccessName))
 	r := mergeShards(t, "verify", "--full", out)
 	wantExit(t, r, 0)
 	if !strings.Contains(r.stdout, "OK") {
@@ -277,7 +277,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 		if len(torn) != 1 || !strings.HasSuffix(fmt.Sprint(torn[0]), filepath.Base(j)) {
 			t.Fatalf("torn_tails %v, want the journal %s", rep["torn_tails"], filepath.Base(j))
 		}
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 		if num(t, rep, "committed") != 4 {
 			t.Fatalf("committed %v, want 4", rep["committed"])
 		}
@@ -286,7 +286,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 	t.Run("flipped byte in an earlier line", func(t *testing.T) {
 		out := copyTree(t, base)
 		wantExit(t, mergeShards(t, out), 0)
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 		j := journalPaths(t, out)[0]
 		b, _ := os.ReadFile(j)
 		line2 := lineBounds(b)[1] // scenario 0's commit; lines 3..6 follow it
@@ -303,7 +303,7 @@ func TestJournalTornTailAndDamage(t *testing.T) {
 				t.Errorf("output does not name %q:\n%s", want, r)
 			}
 		}
-		mustNotExist(t, simPath(out, merge.SuccessName))
+		mustNotExist(t, simPath(out, layout.SuccessName))
 		sameSnapshot(t, "a merge of a damaged journal", before, snapshot(t, out), "simulation/_SUCCESS")
 
 		rep := mergeJSON(t, 2, out)
@@ -372,7 +372,7 @@ func TestDamagedDataAfterMerge(t *testing.T) {
 				r = mergeShards(t, out)
 				wantExit(t, r, 2)
 				names(r)
-				mustNotExist(t, simPath(out, merge.SuccessName))
+				mustNotExist(t, simPath(out, layout.SuccessName))
 			} else {
 				// Documented limit: size-only verification reads no data,
 				// so a same-size alteration passes it (and a size-level
@@ -388,7 +388,7 @@ func TestDamagedDataAfterMerge(t *testing.T) {
 			r = mergeShards(t, "--verify", "full", out)
 			wantExit(t, r, 2)
 			names(r)
-			mustNotExist(t, simPath(out, merge.SuccessName))
+			mustNotExist(t, simPath(out, layout.SuccessName))
 			sameSnapshot(t, "a merge of damaged data", before, snapshot(t, out), "simulation/_SUCCESS")
 			r = mergeShards(t, "verify", "--full", out)
 			wantExit(t, r, 2)
@@ -408,7 +408,7 @@ func graft(t *testing.T, out, from string) jcommit {
 	if len(js) != 1 {
 		t.Fatalf("%s has %d journals, want 1", from, len(js))
 	}
-	copyFile(t, js[0], filepath.Join(out, rank.JournalDir, filepath.Base(js[0])))
+	copyFile(t, js[0], filepath.Join(out, layout.JournalDir, filepath.Base(js[0])))
 	cs := readJournals(t, from).commits
 	if len(cs) != 1 {
 		t.Fatalf("%s has %d commits, want 1", from, len(cs))
@@ -469,11 +469,11 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 		if got := num(t, rep, "temp_removed"); got != entityCount() {
 			t.Fatalf("temp_removed %d, want %d (the duplicate's redundant copies)", got, entityCount())
 		}
-		if left, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*")); len(left) > 0 {
+		if left, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*")); len(left) > 0 {
 			t.Fatalf("the duplicate's temp copies were not removed: %v", left)
 		}
 		sameData(t, "identical duplicate", data, dataHashes(t, out))
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 		wantExit(t, mergeShards(t, "verify", "--full", out), 0)
 	})
 
@@ -505,7 +505,7 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 			c := c.(map[string]any)
 			e := c["entity"].(string)
 			got[e] = true
-			kept := path.Join(merge.SupersededDir, loser.writer, rank.FinalPath(manifest.Layout{}, e, k))
+			kept := path.Join(layout.SupersededDir, loser.writer, layout.DataFile(e, manifest.Layout{}.ScenarioPad, k))
 			if int(c["scenario"].(float64)) != k || c["winner"] != winner.writer || c["loser"] != loser.writer || c["kept"] != kept {
 				t.Errorf("conflict %v, want scenario %d winner %s loser %s kept %s", c, k, winner.writer, loser.writer, kept)
 			}
@@ -522,19 +522,20 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 			if !want[f.Entity] {
 				continue
 			}
-			p := filepath.Join(out, merge.SupersededDir, loser.writer, f.Path)
+			p := filepath.Join(out, layout.SupersededDir, loser.writer, f.Path)
 			if size, h := fileHash(t, p); size != f.Bytes || h != f.XXH64 {
 				t.Errorf("preserved loser %s: %d bytes %s, it committed %d %s", p, size, h, f.Bytes, f.XXH64)
 			}
 		}
-		m, err := manifest.ReadSimManifest(simPath(out, merge.ManifestName))
+		mp := simPath(out, layout.ManifestName)
+		m, err := manifest.ReadSimManifest(mp, readFile(t, mp))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(m.Conflicts) != len(want) {
 			t.Fatalf("manifest lists %d conflicts, want %d", len(m.Conflicts), len(want))
 		}
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 		checkSummary(t, out) // the winner's cost counts
 		wantExit(t, mergeShards(t, "verify", "--full", out), 0)
 		before := snapshot(t, out)
@@ -553,7 +554,7 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 				t.Errorf("--strict output does not say %q:\n%s", want, r)
 			}
 		}
-		mustNotExist(t, simPath(out, merge.SuccessName))
+		mustNotExist(t, simPath(out, layout.SuccessName))
 		sameSnapshot(t, "a --strict merge with a conflict", before, snapshot(t, out), "simulation/_SUCCESS")
 
 		rep := mergeJSON(t, 0, out)
@@ -590,8 +591,8 @@ func TestDuplicateAndConflictingCommits(t *testing.T) {
 		out := copyTree(t, base)
 		second := graft(t, out, diff)
 		T := second.time.Truncate(time.Second).Add(time.Second)
-		rewriteTime(t, filepath.Join(out, rank.JournalDir, first.journal), k, T)
-		rewriteTime(t, filepath.Join(out, rank.JournalDir, second.journal), k, T.Add(100*time.Millisecond))
+		rewriteTime(t, filepath.Join(out, layout.JournalDir, first.journal), k, T)
+		rewriteTime(t, filepath.Join(out, layout.JournalDir, second.journal), k, T.Add(100*time.Millisecond))
 		st := readJournals(t, out)
 		win := st.latest()[k]
 		if win.writer != second.writer {
@@ -621,7 +622,7 @@ func TestJournalOfAnotherCase(t *testing.T) {
 	runSimrank(t, nil, "--case", demoDir, "--out", other, "--scenarios", "3", "--rank", "0", "--world", "1", "--scenarios-from", list)
 	foreign := journalPaths(t, other)[0]
 	foreignHash := readJournals(t, other).opens[filepath.Base(foreign)].CaseHash
-	copyFile(t, foreign, filepath.Join(out, rank.JournalDir, filepath.Base(foreign)))
+	copyFile(t, foreign, filepath.Join(out, layout.JournalDir, filepath.Base(foreign)))
 	before := snapshot(t, out)
 	r := mergeShards(t, out)
 	wantExit(t, r, 2)
@@ -630,7 +631,7 @@ func TestJournalOfAnotherCase(t *testing.T) {
 			t.Errorf("output does not name %q:\n%s", want, r)
 		}
 	}
-	mustNotExist(t, simPath(out, merge.SuccessName))
+	mustNotExist(t, simPath(out, layout.SuccessName))
 	sameSnapshot(t, "a merge with a foreign journal", before, snapshot(t, out), "simulation/_SUCCESS")
 	rep := mergeJSON(t, 2, out)
 	probs, _ := rep["problems"].([]any)
@@ -645,7 +646,7 @@ func TestJournalOfAnotherCase(t *testing.T) {
 		one := t.TempDir()
 		runSimrank(t, nil, "--out", one, "--scenarios", "3", "--rank", "0", "--world", "1")
 		own := journalPaths(t, one)[0]
-		early := filepath.Join(one, rank.JournalDir, "job-0.foreign"+rank.JournalSuffix)
+		early := filepath.Join(one, layout.JournalDir, "job-0.foreign"+layout.JournalSuffix)
 		copyFile(t, foreign, early)
 		r := mergeShards(t, one)
 		wantExit(t, r, 2)
@@ -664,7 +665,7 @@ func TestMergeLock(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()
 	runSimrank(t, nil, "--out", out, "--scenarios", "2", "--rank", "0", "--world", "1")
-	lock := filepath.Join(out, merge.LockName)
+	lock := filepath.Join(out, layout.LockFile)
 	host, _ := os.Hostname()
 	writeLock := func(pid int, host string) []byte {
 		b, _ := json.Marshal(merge.LockInfo{PID: pid, Host: host, Started: time.Now().UTC().Format(time.RFC3339)})
@@ -691,7 +692,7 @@ func TestMergeLock(t *testing.T) {
 			if b, _ := os.ReadFile(lock); !bytes.Equal(b, body) {
 				t.Fatalf("the held lock was changed")
 			}
-			mustNotExist(t, simPath(out, merge.ManifestName))
+			mustNotExist(t, simPath(out, layout.ManifestName))
 		})
 	}
 	t.Run("stale lock of a dead process", func(t *testing.T) {
@@ -702,7 +703,7 @@ func TestMergeLock(t *testing.T) {
 		writeLock(dead.ProcessState.Pid(), host)
 		wantExit(t, mergeShards(t, out), 0)
 		mustNotExist(t, lock)
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 	})
 }
 
@@ -731,7 +732,7 @@ func TestMetadataKeySet(t *testing.T) {
 	check := func(t *testing.T, out string, n, world int, job string) {
 		t.Helper()
 		wantExit(t, mergeShards(t, out), 0)
-		b, err := os.ReadFile(simPath(out, merge.MetadataName))
+		b, err := os.ReadFile(simPath(out, layout.MetadataName))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -948,7 +949,7 @@ func TestMergeKilledMidWay(t *testing.T) {
 			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 				t.Fatalf("the merge was not killed at %s: %v\n%s", fault, err, stderr.String())
 			}
-			mustExist(t, filepath.Join(out, merge.LockName)) // left by the dead merge
+			mustExist(t, filepath.Join(out, layout.LockFile)) // left by the dead merge
 			wantExit(t, mergeShards(t, out), 0)
 			if d := diffSnapshots(want, contentOnly(snapshot(t, out))); len(d) > 0 {
 				t.Fatalf("after a merge killed at %s and a second merge, the directory differs from an uninterrupted merge:\n  %s", fault, strings.Join(d, "\n  "))
@@ -1032,7 +1033,7 @@ func TestConcurrentMergeRefused(t *testing.T) {
 			t.Fatal("never caught the first merge holding its lock")
 		}
 		out := copyTree(t, base)
-		lock := filepath.Join(out, merge.LockName)
+		lock := filepath.Join(out, layout.LockFile)
 		first := exec.CommandContext(testCtx(t), mergeBin, "--verify", "full", out)
 		first.Env = testtools.CleanEnv()
 		if err := first.Start(); err != nil {
@@ -1073,7 +1074,7 @@ func TestConcurrentMergeRefused(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("the first merge, resumed: %v", err)
 		}
-		mustExist(t, simPath(out, merge.SuccessName))
+		mustExist(t, simPath(out, layout.SuccessName))
 		mustNotExist(t, lock)
 		t.Logf("caught the first merge holding the lock on attempt %d", attempt+1)
 		return

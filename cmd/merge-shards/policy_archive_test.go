@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hydroshard/hydroshard/policy"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // mergedPolicy trains 2 ranks (4 iterations, checkpoints every 2), merges
@@ -79,10 +80,10 @@ func TestPolicyPackUnpack(t *testing.T) {
 		t.Fatalf("policy.Open after unpack: %v", err)
 	}
 	// Library API, same round trip.
-	if err := policy.Pack(dir); err != nil {
+	if err := policy.Pack(vfs.OS(), dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := policy.Unpack(dir); err != nil {
+	if err := policy.Unpack(vfs.OS(), dir); err != nil {
 		t.Fatal(err)
 	}
 	if after := snapshotHashes(t, dir); !reflect.DeepEqual(before, after) {
@@ -116,7 +117,7 @@ func TestPolicyUnpackCorrupt(t *testing.T) {
 	}
 	mustNotExist(t, filepath.Join(dir, "cuts", "stage_001.bin"))
 	// The library reports a typed error naming the file.
-	err = policy.Unpack(dir)
+	err = policy.Unpack(vfs.OS(), dir)
 	var ae *policy.ArchiveError
 	if !errors.As(err, &ae) || ae.File != "cuts/stage_001.bin.zst" || !errors.Is(err, policy.ErrChecksum) {
 		t.Fatalf("Unpack = %v, want *ArchiveError for cuts/stage_001.bin.zst wrapping ErrChecksum", err)

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/policy"
-	"github.com/hydroshard/hydroshard/rank"
 )
 
 // TestPolicyCheckpointKilled: rank 1 of 2 is killed while writing its
@@ -30,7 +30,7 @@ func TestPolicyCheckpointKilled(t *testing.T) {
 	if err := cmd.Run(); err == nil || !strings.Contains(err.Error(), "killed") {
 		t.Fatalf("rank 1 was not killed by the fault: %v", err)
 	}
-	tmps, _ := filepath.Glob(filepath.Join(out, rank.TempDir, "*rank-00001*.ckpt4.cuts_stage_*.tmp"))
+	tmps, _ := filepath.Glob(filepath.Join(out, layout.TempDir, "*rank-00001*.ckpt4.cuts_stage_*.tmp"))
 	if len(tmps) == 0 {
 		t.Fatal("the kill did not land in the iteration-4 checkpoint write (no ckpt4 temp of rank 1)")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/policy"
 )
 
@@ -36,7 +37,7 @@ func TestPolicyStatesEndToEnd(t *testing.T) {
 	}
 	dir := filepath.Join(out, "policy")
 	for s := range c.Stages {
-		if _, err := os.Stat(filepath.Join(dir, "states", policy.StageFileName(s))); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "states", layout.StageFileName(s))); err != nil {
 			t.Fatalf("stage %d: %v", s, err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // TestPolicyEndToEnd: real ranks write checkpoint fragments while they
@@ -72,7 +72,7 @@ func snapshotHashes(t *testing.T, dir string) map[string]string {
 	for _, sub := range []string{"cuts", "basis", "states"} {
 		files, _ := filepath.Glob(filepath.Join(dir, sub, "*.bin"))
 		for _, f := range files {
-			info, err := shard.HashFile(f)
+			info, err := vfs.HashFile(vfs.OS(), f)
 			if err != nil {
 				t.Fatal(err)
 			}

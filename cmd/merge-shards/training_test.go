@@ -36,9 +36,11 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/hydroshard/hydroshard/internal/testtools"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // The training runs of these tests: K iterations of F forward passes, W
@@ -61,7 +63,7 @@ func trainingFile(out, table string) string {
 }
 
 func trainingSuccess(out string) string {
-	return filepath.Join(out, merge.TrainingDir, merge.SuccessName)
+	return filepath.Join(out, layout.TrainingDir, layout.SuccessName)
 }
 
 // trainArgs are simrank's flags for a training run of k iterations.
@@ -120,7 +122,7 @@ func readTrainingJournals(t *testing.T, out string) []tjournal {
 	for _, p := range journalPaths(t, out) {
 		j := tjournal{base: filepath.Base(p)}
 		var open *manifest.OpenInfo
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			tm, err := time.Parse(time.RFC3339Nano, r.Time)
 			if err != nil {
 				return err
@@ -656,7 +658,7 @@ func TestTrainingTables(t *testing.T) {
 	launchJob(t, trainWorld, "3100", nil, trainArgs(out, trainK)...)
 	rep := mergeJSON(t, 0, out)
 	mustExist(t, trainingSuccess(out))
-	mustExist(t, simPath(out, merge.SuccessName))
+	mustExist(t, simPath(out, layout.SuccessName))
 	if tr, _ := rep["training"].(map[string]any); tr == nil || tr["status"] != merge.TrainingComplete || num(t, tr, "iterations") != trainK {
 		t.Fatalf("report training section %v, want status complete and %d iterations", rep["training"], trainK)
 	}
@@ -739,7 +741,7 @@ func TestTrainingRankKilledThenResumed(t *testing.T) {
 				t.Errorf("training status %v, want %s", tr["status"], merge.TrainingPartial)
 			}
 			mustNotExist(t, trainingSuccess(out))
-			mustNotExist(t, simPath(out, merge.SuccessName))
+			mustNotExist(t, simPath(out, layout.SuccessName))
 			checkTrainingFiles(t, out, rec) // what was recorded, nothing invented
 			if t.Failed() {
 				t.FailNow()
@@ -775,7 +777,7 @@ func TestTrainingRankKilledThenResumed(t *testing.T) {
 				t.Fatalf("training after the rerun: %v, want complete, %d iterations, nothing missing or duplicated", tr, trainK)
 			}
 			mustExist(t, trainingSuccess(out))
-			mustExist(t, simPath(out, merge.SuccessName))
+			mustExist(t, simPath(out, layout.SuccessName))
 
 			// Gap-free: each (rank, iteration) exactly once across the
 			// chosen rows, in both timing tables.
@@ -829,14 +831,14 @@ func TestTrainingOnlyDirectory(t *testing.T) {
 	if !strings.Contains(r.stdout, "none yet: the ranks have not simulated") {
 		t.Errorf("the merge does not say the simulation has not started:\n%s", r)
 	}
-	mustNotExist(t, simPath(out, merge.ManifestName))
-	mustNotExist(t, simPath(out, merge.SuccessName))
+	mustNotExist(t, simPath(out, layout.ManifestName))
+	mustNotExist(t, simPath(out, layout.SuccessName))
 	mustNotExist(t, trainingSuccess(out))
 	for _, tb := range trainingTables {
 		mustExist(t, trainingFile(out, tb))
 	}
 	checkTrainingFiles(t, out, rec)
-	md := readJSONFile(t, filepath.Join(out, merge.TrainingDir, "metadata.json"))
+	md := readJSONFile(t, filepath.Join(out, layout.TrainingDir, "metadata.json"))
 	if it := md["iterations"].(map[string]any); num(t, it, "completed") != root {
 		t.Errorf("metadata.json iterations.completed %v, want %d", it["completed"], root)
 	}
@@ -952,7 +954,7 @@ func absentKeys(v reflect.Value, prefix string) []string {
 // if a required key is absent.
 func readTrainingMetadata(t *testing.T, out string) (*cobreTrainingMetadata, []byte) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(out, merge.TrainingDir, "metadata.json"))
+	b, err := os.ReadFile(filepath.Join(out, layout.TrainingDir, "metadata.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1101,7 +1103,7 @@ func TestTrainingMetadata(t *testing.T) {
 		var rootJournal string
 		for _, j := range readTrainingJournals(t, out) {
 			if j.open.Rank == 0 {
-				rootJournal = filepath.Join(out, rank.JournalDir, j.base)
+				rootJournal = filepath.Join(out, layout.JournalDir, j.base)
 			}
 		}
 		recs := readRecords(t, rootJournal)

@@ -90,7 +90,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
 	fs.BoolVar(&c.exportStates, "export-states", false, "with --checkpoint-every: the root also writes the visited states (one per forward pass of every iteration so far) in each checkpoint")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests: HYDROSHARD_FAULT=point:action:n (see internal/faults).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests, in binaries built with -tags faultinject only: HYDROSHARD_FAULT=point:action:n (see package vfs).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

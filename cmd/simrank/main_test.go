@@ -11,9 +11,12 @@ import (
 	"testing"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // TestExampleCasesFromAnyDirectory: the example cases are embedded, so a
@@ -86,14 +89,14 @@ func TestTrainingPhase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*.training.*"+rank.JournalSuffix))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*.training.*"+layout.JournalSuffix))
 	if len(files) != 3 {
 		t.Fatalf("%d training journals, want 3", len(files))
 	}
 	var iters []int
 	var written []int
 	for _, p := range files {
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			switch {
 			case r.Open != nil:
 				want := manifest.TrainingConfig{Seed: 4, ForwardPasses: 5, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
@@ -151,12 +154,12 @@ func TestCheckpointEvery(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 		}
-		files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*training*"))
+		files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*training*"))
 		got := map[int][]int{}
 		cuts := map[int]int{} // iteration -> cut count over ranks, stage 0
 		for _, p := range files {
 			var r int
-			if _, err := manifest.ReadJournalFile(p, func(rec *manifest.Record) error {
+			if _, err := journal.ReadFile(vfs.OS(), p, func(rec *manifest.Record) error {
 				if rec.Open != nil {
 					r = rec.Open.Rank
 				}

@@ -6,13 +6,16 @@ package launch
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,12 +34,13 @@ const (
 	runTimeout    = 2 * time.Minute // one mpirun or simrank run
 )
 
-// The cluster's ports: not SLURM's defaults, so that a cluster a user
-// started with local-cluster.sh (6817/6818) is not disturbed.
 const (
-	ctldPort   = "6927"
-	slurmdPort = "6928"
 	clusterCPU = "12" // the node claims 12 CPUs on 2 cores (config_overrides)
+	// upAttempts bounds the starts of the cluster: a port found free may be
+	// taken by another process before the daemon binds it; local-cluster.sh
+	// up then exits portTaken, and the next attempt uses other ports.
+	upAttempts = 5
+	portTaken  = 75
 )
 
 var (
@@ -46,8 +50,20 @@ var (
 	simrankBin string
 	mergeBin   string
 
-	clusterDir string // HYDROSHARD_SLURM_DIR of the test cluster
-	slurmConf  string // its slurm.conf, once up
+	clusterDir  string // HYDROSHARD_SLURM_DIR of the test cluster
+	clusterName string // its ClusterName, unique per test process
+	// Its ports, free when chosen (freePorts): never fixed, so that two
+	// test runs on one host, or a cluster a user started with
+	// local-cluster.sh, do not collide.
+	ctldPort, slurmdPort string
+	slurmConf            string // its slurm.conf, once up
+
+	// clusterMu serializes starting and stopping the cluster, so that the
+	// signal handler's stop does not race a start (cancelUp ends the start
+	// first: every daemon it started is in the state file by then).
+	clusterMu sync.Mutex
+	upCtx     context.Context
+	cancelUp  context.CancelFunc
 	// clusterMissing is why the cluster cannot exist here (a loud skip,
 	// or a failure with CI=true); clusterErr is a failure to start it.
 	clusterMissing string
@@ -81,33 +97,54 @@ func testMain(m *testing.M) (int, error) {
 	mergeBin = filepath.Join(binDir, "merge-shards")
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
-	for _, b := range []struct{ out, pkg string }{{simrankBin, "./cmd/simrank"}, {mergeBin, "./cmd/merge-shards"}} {
-		build := exec.CommandContext(ctx, "go", "build", "-o", b.out, b.pkg)
+	// simrank with the faultinject tag: only such a binary obeys
+	// HYDROSHARD_FAULT (TestSubmitRankKilled kills a rank with it).
+	for _, b := range []struct {
+		out, pkg string
+		flags    []string
+	}{{simrankBin, "./cmd/simrank", []string{"-tags", "faultinject"}}, {mergeBin, "./cmd/merge-shards", nil}} {
+		args := append(append([]string{"build"}, b.flags...), "-o", b.out, b.pkg)
+		build := exec.CommandContext(ctx, "go", args...)
 		build.Dir = root
 		if out, err := build.CombinedOutput(); err != nil {
 			return 0, fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
 		}
 	}
 
+	// The cluster's directory: the one scripts/test.sh made for this run
+	// (mktemp -d; its EXIT trap stops the cluster there should this binary
+	// be killed), else one in workDir. Either way no other run uses it.
 	clusterDir = os.Getenv("HYDROSHARD_TEST_SLURM_DIR")
 	if clusterDir == "" {
 		clusterDir = filepath.Join(workDir, "slurm")
+	} else if err := os.Chmod(clusterDir, 0o755); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, err // mktemp -d makes it 0700: munged could not reach its socket
 	}
+	clusterName = fmt.Sprintf("hydroshard-test-%d", os.Getpid())
 	if clusterMissing = clusterPrerequisites(); clusterMissing == "" {
 		// Stop the daemons however this process ends: normally (below), or
 		// by SIGINT/SIGTERM (go test's own timeout kills without running
 		// deferred code; scripts/test.sh's trap covers that case).
+		upCtx, cancelUp = context.WithCancel(context.Background())
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 		go func() {
 			s := <-sigs
 			fmt.Fprintf(os.Stderr, "launch: %v: stopping the test cluster\n", s)
+			cancelUp()
+			clusterMu.Lock()
 			clusterDown()
 			os.RemoveAll(workDir)
 			os.Exit(1)
 		}()
-		defer clusterDown()
+		defer func() {
+			clusterMu.Lock()
+			defer clusterMu.Unlock()
+			clusterDown()
+		}()
+		clusterMu.Lock()
 		slurmConf, clusterErr = clusterUp()
+		clusterMu.Unlock()
 	}
 	return m.Run(), nil
 }
@@ -131,14 +168,50 @@ func clusterPrerequisites() string {
 // clusterEnv is the environment of local-cluster.sh for the test cluster.
 func clusterEnv() []string {
 	return append(cleanEnv(),
-		"HYDROSHARD_SLURM_DIR="+clusterDir,
+		"HYDROSHARD_SLURM_DIR="+clusterDir, "SLURM_CLUSTER_NAME="+clusterName,
 		"SLURMCTLD_PORT="+ctldPort, "SLURMD_PORT="+slurmdPort, "SLURM_CPUS="+clusterCPU)
+}
+
+// freePorts returns n distinct TCP ports that were free on 127.0.0.1 a
+// moment ago: the kernel's choice for port 0, the listeners held open
+// together so that the ports differ, then closed for the daemons to bind.
+func freePorts(n int) ([]string, error) {
+	var ports []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("choosing a free port: %w", err)
+		}
+		defer l.Close()
+		ports = append(ports, fmt.Sprint(l.Addr().(*net.TCPAddr).Port))
+	}
+	return ports, nil
 }
 
 var exportConf = regexp.MustCompile(`(?m)^export SLURM_CONF=(\S+)$`)
 
+// clusterUp starts the cluster on free ports, with other ports again
+// (after stopping what the failed start left) when a daemon found its
+// port taken, at most upAttempts times.
 func clusterUp() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), upTimeout)
+	for attempt := 1; ; attempt++ {
+		ports, err := freePorts(2)
+		if err != nil {
+			return "", err
+		}
+		ctldPort, slurmdPort = ports[0], ports[1]
+		conf, err := clusterUpOnce()
+		var ee *exec.ExitError
+		if err == nil || !errors.As(err, &ee) || ee.ExitCode() != portTaken || attempt == upAttempts || upCtx.Err() != nil {
+			return conf, err
+		}
+		fmt.Fprintf(os.Stderr, "launch: attempt %d: a port of %s/%s was taken before its daemon bound it; again with other ports\n", attempt, ctldPort, slurmdPort)
+		clusterDown()
+	}
+}
+
+func clusterUpOnce() (string, error) {
+	ctx, cancel := context.WithTimeout(upCtx, upTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "slurm", "local-cluster.sh"), "up")
 	cmd.Env = clusterEnv()
@@ -148,13 +221,13 @@ func clusterUp() (string, error) {
 	start := time.Now()
 	if err := cmd.Run(); err != nil {
 		logs, _ := exec.Command("sh", "-c", "tail -n 20 "+filepath.Join(clusterDir, "log")+"/*").CombinedOutput()
-		return "", fmt.Errorf("local-cluster.sh up: %v\n%s%s\nlogs:\n%s", err, stdout.String(), stderr.String(), logs)
+		return "", fmt.Errorf("local-cluster.sh up: %w\n%s%s\nlogs:\n%s", err, stdout.String(), stderr.String(), logs)
 	}
 	m := exportConf.FindStringSubmatch(stdout.String())
 	if m == nil {
 		return "", fmt.Errorf("local-cluster.sh up printed no SLURM_CONF:\n%s", stdout.String())
 	}
-	fmt.Fprintf(os.Stderr, "launch: test cluster up in %v (%s)\n", time.Since(start).Round(time.Millisecond), clusterDir)
+	fmt.Fprintf(os.Stderr, "launch: test cluster %s up in %v (%s, ports %s/%s)\n", clusterName, time.Since(start).Round(time.Millisecond), clusterDir, ctldPort, slurmdPort)
 	return m[1], nil
 }
 

@@ -17,10 +17,23 @@
 // The cluster needs root (its daemons run as root, munged as the munge
 // user). scripts/install-test-tools.sh installs slurm-wlm, munge and
 // openmpi-bin with apt-get when missing. Without them, or without root, the
-// tests skip loudly, except with CI=true, where that is a failure. The
-// cluster lives in $HYDROSHARD_TEST_SLURM_DIR (default a temp directory)
-// on its own ports (6927/6928), so a cluster a user started with
-// local-cluster.sh is left alone; TestMain stops it on exit and on
-// SIGINT/SIGTERM, and scripts/test.sh stops it again in a trap in case the
-// test binary itself was killed.
+// tests skip loudly, except with CI=true, where that is a failure.
+//
+// Each test run has a cluster of its own, so that two runs on one host at
+// once (two clones, two scripts/test.sh), or a cluster a user started with
+// local-cluster.sh, do not collide: it lives in $HYDROSHARD_TEST_SLURM_DIR
+// (scripts/test.sh makes a fresh one per run with mktemp -d; without it a
+// temp directory of the test binary), with its own munge key and socket,
+// ClusterName hydroshard-test-PID, and two TCP ports that were free on
+// 127.0.0.1 when chosen (the kernel's pick for port 0), passed to
+// local-cluster.sh as SLURMCTLD_PORT and SLURMD_PORT. Should another
+// process take a port before the daemon binds it, local-cluster.sh up
+// exits 75 and TestMain stops what was started and retries with new ports
+// (at most 5 attempts). TestMain stops the cluster on exit and on
+// SIGINT/SIGTERM, and scripts/test.sh's EXIT trap stops the cluster in the
+// directory it made, i.e. this run's, in case the test binary itself was
+// killed (go test's timeout).
+//
+// simrank is built with -tags faultinject: only such a binary obeys
+// HYDROSHARD_FAULT, with which TestSubmitRankKilled kills a rank.
 package launch

@@ -19,10 +19,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hydroshard/hydroshard/journal"
+
 	"github.com/hydroshard/hydroshard/internal/testtools"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // The study every test runs: the demo case, 16 scenarios, seed 42.
@@ -33,8 +35,8 @@ const (
 
 var studyArgs = []string{"--case", "demo", "--scenarios", strconv.Itoa(scenarios), "--seed", strconv.Itoa(seed), "--quiet"}
 
-// journal is one simulation journal: who opened it and what it committed.
-type journal struct {
+// journalSummary is one simulation journal: who opened it and what it committed.
+type journalSummary struct {
 	path    string
 	open    *manifest.OpenInfo
 	commits []int // scenario ids, in commit order
@@ -44,16 +46,16 @@ type journal struct {
 // readJournals reads every simulation journal under out (training
 // journals are skipped). A journal still being written may end in a torn
 // line; that is fine while ranks run.
-func readJournals(t *testing.T, out string) []journal {
+func readJournals(t *testing.T, out string) []journalSummary {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+rank.JournalSuffix))
+	files, err := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var js []journal
+	var js []journalSummary
 	for _, p := range files {
-		j := journal{path: p}
-		_, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		j := journalSummary{path: p}
+		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			switch r.Type {
 			case manifest.RecordOpen:
 				j.open = r.Open
@@ -79,7 +81,7 @@ func readJournals(t *testing.T, out string) []journal {
 }
 
 // committed is every scenario committed by the journals, with a count.
-func committed(js []journal) map[int]int {
+func committed(js []journalSummary) map[int]int {
 	m := map[int]int{}
 	for _, j := range js {
 		for _, s := range j.commits {
@@ -90,8 +92,8 @@ func committed(js []journal) map[int]int {
 }
 
 // ofJob is the journals written by one SLURM job.
-func ofJob(js []journal, jobID string) []journal {
-	var out []journal
+func ofJob(js []journalSummary, jobID string) []journalSummary {
+	var out []journalSummary
 	for _, j := range js {
 		if j.open.JobID == jobID {
 			out = append(out, j)
@@ -149,19 +151,19 @@ func mergeShards(t *testing.T, args ...string) mergeResult {
 // integrity index byte-identical to the uninterrupted reference run's.
 func wantComplete(t *testing.T, out string) {
 	t.Helper()
-	sim := filepath.Join(out, rank.SimDir)
-	if _, err := os.Stat(filepath.Join(sim, merge.SuccessName)); err != nil {
+	sim := filepath.Join(out, layout.SimDir)
+	if _, err := os.Stat(filepath.Join(sim, layout.SuccessName)); err != nil {
 		t.Errorf("%s: no _SUCCESS: %v", sim, err)
 	}
 	var man struct {
 		Status string `json:"status"`
 	}
-	b, err := os.ReadFile(filepath.Join(sim, merge.ManifestName))
+	b, err := os.ReadFile(filepath.Join(sim, layout.ManifestName))
 	if err == nil {
 		err = json.Unmarshal(b, &man)
 	}
 	if err != nil {
-		t.Fatalf("%s: %v", merge.ManifestName, err)
+		t.Fatalf("%s: %v", layout.ManifestName, err)
 	}
 	if man.Status != "complete" {
 		t.Errorf("_manifest.json status %q, want complete", man.Status)
@@ -169,12 +171,12 @@ func wantComplete(t *testing.T, out string) {
 	if r := mergeShards(t, "verify", "--full", out); r.code != 0 {
 		t.Errorf("merge-shards verify --full %s: exit %d\n%s", out, r.code, r.stderr)
 	}
-	got, err := os.ReadFile(filepath.Join(sim, merge.IndexName))
+	got, err := os.ReadFile(filepath.Join(sim, layout.IndexName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := reference(t); !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the uninterrupted single-process run's:\n got %d bytes\nwant %d bytes\n%s", merge.IndexName, len(got), len(want), firstDiff(got, want))
+		t.Errorf("%s differs from the uninterrupted single-process run's:\n got %d bytes\nwant %d bytes\n%s", layout.IndexName, len(got), len(want), firstDiff(got, want))
 	}
 }
 
@@ -221,7 +223,7 @@ func reference(t *testing.T) []byte {
 			refErr = fmt.Errorf("reference merge: %v\n%s", err, b)
 			return
 		}
-		refIndex, refErr = os.ReadFile(filepath.Join(out, rank.SimDir, merge.IndexName))
+		refIndex, refErr = os.ReadFile(filepath.Join(out, layout.SimDir, layout.IndexName))
 	})
 	if refErr != nil {
 		t.Fatal(refErr)
@@ -235,7 +237,7 @@ func duckCount(t *testing.T, out string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	glob := testtools.SQLQuote(filepath.Join(out, rank.SimDir, "hydros", "**", "*.parquet"))
+	glob := testtools.SQLQuote(filepath.Join(out, layout.SimDir, "hydros", "**", "*.parquet"))
 	res := testtools.DuckQuery(t, ctx, workDir,
 		"SELECT count(DISTINCT scenario_id), min(scenario_id), max(scenario_id), count(*) > 0 FROM read_parquet("+glob+", hive_partitioning=true)")
 	got := fmt.Sprint(res[0].Rows)

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/merge"
-	"github.com/hydroshard/hydroshard/rank"
-	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 var (
@@ -306,9 +306,9 @@ func TestPreemptionRequeue(t *testing.T) {
 func committedFiles(t *testing.T, out string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
-	files, _ := filepath.Glob(filepath.Join(out, rank.JournalDir, "*"+rank.JournalSuffix))
+	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
 	for _, p := range files {
-		if _, err := manifest.ReadJournalFile(p, func(r *manifest.Record) error {
+		if _, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 			if r.Commit == nil {
 				return nil
 			}
@@ -353,7 +353,7 @@ func readIDs(t *testing.T, p string) []int {
 
 // hashFile is a file's size and XXH64 as a journal writes them.
 func hashFile(p string) (string, error) {
-	fi, err := shard.HashFile(p)
+	fi, err := vfs.HashFile(vfs.OS(), p)
 	if err != nil {
 		return "", err
 	}
@@ -396,7 +396,7 @@ func TestSubmitArraySweep(t *testing.T) {
 				t.Errorf("%s: job %q world %d, want an array task's job id and world 2", j.path, j.open.JobID, j.open.World)
 			}
 		}
-		b, err := os.ReadFile(filepath.Join(out, rank.SimDir, merge.IndexName))
+		b, err := os.ReadFile(filepath.Join(out, layout.SimDir, layout.IndexName))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,18 +3,27 @@
 # apt) for trying the batch scripts in this directory on one machine.
 #   usage: scripts/slurm/local-cluster.sh up|down|status
 # up:     (root) installs slurm-wlm and munge with apt-get when missing, writes a
-#         private slurm.conf plus state/spool/log/pid dirs under $HYDROSHARD_SLURM_DIR
-#         (default /tmp/hydroshard-slurm), starts munged (as the munge user, on a
-#         private socket), slurmctld and slurmd in the foreground-detached way (no
-#         init system), records their PIDs in $DIR/state, waits until the node is
-#         idle, and prints `export SLURM_CONF=...`. Idempotent: a running cluster
-#         is left alone and its SLURM_CONF printed again.
+#         private slurm.conf plus state/spool/log/pid dirs and a private munge key
+#         under $HYDROSHARD_SLURM_DIR (default /tmp/hydroshard-slurm), starts munged
+#         (as the munge user, on a private socket), slurmctld and slurmd in the
+#         foreground-detached way (no init system), records their PIDs in $DIR/state,
+#         waits until the node is idle, and prints `export SLURM_CONF=...`.
+#         Idempotent: a running cluster is left alone and its SLURM_CONF printed
+#         again. Exits 75 when a daemon died because its port was taken (pick
+#         other ports, run down, and retry).
 # down:   cancels the cluster's jobs (bounded wait), stops exactly the recorded PIDs (TERM, then KILL after a bounded wait)
 #         and removes $DIR.
 # status: the recorded daemons (alive or not) and sinfo.
 # Env: HYDROSHARD_SLURM_DIR, SLURM_CPUS (default 8: the node claims more CPUs
 # than it has, SlurmdParameters=config_overrides, so 8-task jobs run on 2 cores),
-# SLURMCTLD_PORT (6817), SLURMD_PORT (6818), UP_TIMEOUT seconds (30).
+# SLURMCTLD_PORT (6817), SLURMD_PORT (6818), SLURM_CLUSTER_NAME (hydroshard),
+# UP_TIMEOUT seconds (30).
+# Several clusters may run on one host at once, each with its own DIR and
+# ports: everything a cluster writes (conf, munge key, socket and seed, state,
+# spool with slurmstepd's sockets, pid and log files) is under its DIR, nothing
+# under /etc/munge, /var or /run. They share the node name (the host's short
+# name): slurmd keeps no per-host state outside its spool dir, and each slurmd
+# talks only to its own controller, through its own ports.
 set -euo pipefail
 
 DIR=${HYDROSHARD_SLURM_DIR:-/tmp/hydroshard-slurm}
@@ -23,6 +32,7 @@ CONF=$DIR/etc/slurm.conf
 CPUS=${SLURM_CPUS:-8}
 CTLD_PORT=${SLURMCTLD_PORT:-6817}
 SLURMD_PORT=${SLURMD_PORT:-6818}
+CLUSTER_NAME=${SLURM_CLUSTER_NAME:-hydroshard}
 UP_TIMEOUT=${UP_TIMEOUT:-30}
 
 log() { echo "local-cluster: $*" >&2; }
@@ -44,11 +54,22 @@ wait_idle() {
   while [ $SECONDS -lt $deadline ]; do
     s=$(node_state || true)
     case "$s" in idle|mix|alloc) return 0 ;; esac
-    alive "$SLURMCTLD_PID" || die "slurmctld died; see $DIR/log/slurmctld.log"
-    alive "$SLURMD_PID" || die "slurmd died; see $DIR/log/slurmd.log"
+    alive "$SLURMCTLD_PID" || died slurmctld "$CTLD_PORT"
+    alive "$SLURMD_PID" || died slurmd "$SLURMD_PORT"
     sleep 0.2
   done
   die "node not idle after ${UP_TIMEOUT}s (state '${s}'); see $DIR/log/"
+}
+
+# A daemon died while starting: exit 75 when it could not bind its port
+# (taken by another process since the caller chose it), else 1.
+died() {
+  local name=$1 port=$2
+  if grep -qs 'Address already in use' "$DIR/log/$name.log" "$DIR/log/$name.out"; then
+    log "error: $name could not bind port $port (Address already in use); see $DIR/log/$name.log"
+    exit 75
+  fi
+  die "$name died; see $DIR/log/$name.log"
 }
 
 install_packages() {
@@ -59,16 +80,22 @@ install_packages() {
   [ "$(id -u)" = 0 ] || die "missing ${missing[*]}; installing needs root (apt-get install slurm-wlm munge)"
   log "installing ${missing[*]} with apt-get"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
+  # another cluster starting at the same time may be installing too: wait for the lock
+  apt-get -o DPkg::Lock::Timeout=300 update -qq
+  apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends slurm-wlm munge >/dev/null
 }
 
 ensure_hostname_resolves() {
   local host=$1
   getent hosts "$host" >/dev/null && return 0
   [ "$(id -u)" = 0 ] || die "hostname $host does not resolve; add it to /etc/hosts"
-  log "adding '127.0.1.1 $host' to /etc/hosts"
-  echo "127.0.1.1 $host" >>/etc/hosts
+  # locked and checked again: another cluster starting at the same time may add it too
+  (
+    flock 9
+    getent hosts "$host" >/dev/null && exit 0
+    log "adding '127.0.1.1 $host' to /etc/hosts"
+    echo "127.0.1.1 $host" >>/etc/hosts
+  ) 9>>/etc/hosts
 }
 
 # Stop one recorded pid: TERM, wait up to 10 s, then KILL.
@@ -104,17 +131,15 @@ cmd_up() {
 
   mkdir -p "$DIR"/{etc,ctld-state,spool,log,run,munge}
   chown munge:munge "$DIR/munge"; chmod 0755 "$DIR/munge"  # munged requires a socket dir that everyone may traverse
-  if [ ! -s /etc/munge/munge.key ]; then
-    log "creating /etc/munge/munge.key"
-    if command -v mungekey >/dev/null; then mungekey --create --keyfile=/etc/munge/munge.key
-    else dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none; fi
-    chown munge:munge /etc/munge/munge.key; chmod 0400 /etc/munge/munge.key
-  fi
-  local sock=$DIR/munge/munge.socket
+  # The cluster's own munge key (not /etc/munge/munge.key): credentials of
+  # another cluster on this host are rejected, not silently accepted.
+  local key=$DIR/munge/munge.key sock=$DIR/munge/munge.socket
+  (umask 077; dd if=/dev/urandom of="$key" bs=1024 count=1 status=none)
+  chown munge:munge "$key"; chmod 0400 "$key"
 
   cat >"$CONF" <<CONF
 # Private single-node cluster written by scripts/slurm/local-cluster.sh
-ClusterName=hydroshard
+ClusterName=$CLUSTER_NAME
 SlurmctldHost=$host
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
@@ -150,7 +175,7 @@ CONF
   # All three run in the foreground (-F / -D) as background children of a new
   # session, so $! is the daemon's own pid and it outlives this script.
   setsid setpriv --reuid=munge --regid=munge --init-groups \
-    /usr/sbin/munged -F --socket="$sock" --pid-file="$DIR/munge/munged.pid" \
+    /usr/sbin/munged -F --socket="$sock" --key-file="$key" --pid-file="$DIR/munge/munged.pid" \
       --log-file="$DIR/munge/munged.log" --seed-file="$DIR/munge/munged.seed" \
     </dev/null >"$DIR/log/munged.out" 2>&1 &
   MUNGED_PID=$!

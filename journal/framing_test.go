@@ -1,6 +1,9 @@
-package manifest
+package journal
 
 import (
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/vfs"
+
 	"bytes"
 	"errors"
 	"io"
@@ -13,15 +16,15 @@ import (
 func sampleJournal(t testing.TB, commits int) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	recs := []*Record{{Type: RecordOpen, Open: &OpenInfo{Version: JournalVersion, Writer: "w", World: 1, CaseName: "tiny", CaseHash: "00", Scenarios: 10}}}
+	recs := []*manifest.Record{{Type: manifest.RecordOpen, Open: &manifest.OpenInfo{Version: manifest.JournalVersion, Writer: "w", World: 1, CaseName: "tiny", CaseHash: "00", Scenarios: 10}}}
 	for i := range commits {
-		recs = append(recs, &Record{Type: RecordCommit, Commit: &CommitInfo{Scenario: i, Files: []FileRecord{{Entity: "costs", Path: "simulation/costs/scenario_id=0/data.parquet", Rows: 3, Bytes: 100, XXH64: "0123456789abcdef"}}, Cost: CostSummary{Total: 1.5, Stages: []float64{1, 0.5}}}})
+		recs = append(recs, &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: i, Files: []manifest.FileRecord{{Entity: "costs", Path: "simulation/costs/scenario_id=0/data.parquet", Rows: 3, Bytes: 100, XXH64: "0123456789abcdef"}}, Cost: manifest.CostSummary{Total: 1.5, Stages: []float64{1, 0.5}}}})
 	}
-	recs = append(recs, &Record{Type: RecordClose, Close: &CloseInfo{Status: StatusClean, Committed: commits}})
+	recs = append(recs, &manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: manifest.StatusClean, Committed: commits}})
 	for i, r := range recs {
 		r.Seq = int64(i)
 		r.Time = "2026-11-28T10:00:00Z"
-		b, err := EncodeRecord(r)
+		b, err := Encode(r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -30,9 +33,9 @@ func sampleJournal(t testing.TB, commits int) []byte {
 	return buf.Bytes()
 }
 
-func readAll(data []byte) ([]*Record, bool, error) {
-	jr := NewJournalReader(bytes.NewReader(data), "j.jsonl")
-	var out []*Record
+func readAll(data []byte) ([]*manifest.Record, bool, error) {
+	jr := NewReader(bytes.NewReader(data), "j.jsonl")
+	var out []*manifest.Record
 	for {
 		r, err := jr.Next()
 		if err == io.EOF {
@@ -50,7 +53,7 @@ func TestJournalRoundTrip(t *testing.T) {
 	if err != nil || torn {
 		t.Fatalf("err %v torn %v", err, torn)
 	}
-	if len(recs) != 5 || recs[0].Open.CaseName != "tiny" || recs[2].Commit.Scenario != 1 || recs[4].Close.Status != StatusClean {
+	if len(recs) != 5 || recs[0].Open.CaseName != "tiny" || recs[2].Commit.Scenario != 1 || recs[4].Close.Status != manifest.StatusClean {
 		t.Fatalf("records %+v", recs)
 	}
 }
@@ -88,9 +91,9 @@ func TestJournalDamage(t *testing.T) {
 			bad := append([]byte{}, data...)
 			bad[offset+pos] ^= 0x01
 			_, _, err := readAll(bad)
-			var je *JournalError
+			var je *Error
 			if !errors.As(err, &je) {
-				t.Fatalf("line %d byte %d flipped: err %v, want *JournalError", i+1, pos, err)
+				t.Fatalf("line %d byte %d flipped: err %v, want *Error", i+1, pos, err)
 			}
 			if je.Line != i+1 || !strings.Contains(err.Error(), "j.jsonl line") {
 				t.Fatalf("line %d byte %d flipped: %v", i+1, pos, err)
@@ -116,13 +119,13 @@ func TestJournalStructure(t *testing.T) {
 	}
 }
 
-func TestReadJournalFile(t *testing.T) {
+func TestReadFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "j.jsonl")
 	if err := os.WriteFile(p, sampleJournal(t, 4), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	torn, err := ReadJournalFile(p, func(r *Record) error {
+	torn, err := ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
 		if r.Commit != nil {
 			n++
 		}
@@ -140,4 +143,39 @@ func FuzzJournalReader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _, _ = readAll(b) // must not panic
 	})
+}
+
+// growingReader returns its chunks one Read at a time, with io.EOF between
+// them: a file that a writer appends to while it is being read.
+type growingReader struct{ chunks [][]byte }
+
+func (g *growingReader) Read(p []byte) (int, error) {
+	if len(g.chunks) == 0 {
+		return 0, io.EOF
+	}
+	c := g.chunks[0]
+	if len(c) == 0 {
+		g.chunks = g.chunks[1:]
+		return 0, io.EOF
+	}
+	n := copy(p, c)
+	g.chunks[0] = c[n:]
+	return n, nil
+}
+
+// TestJournalAppendedWhileRead: a line cut where the file ended when it
+// was read is a torn tail, even when the rest of it arrives before the
+// reader looks further (a rank resuming beside live ranks).
+func TestJournalAppendedWhileRead(t *testing.T) {
+	data := sampleJournal(t, 1)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	cut := len(lines[1]) / 2
+	g := &growingReader{chunks: [][]byte{append(append([]byte{}, lines[0]...), lines[1][:cut]...), lines[1][cut:]}}
+	jr := NewReader(g, "live.jsonl")
+	if r, err := jr.Next(); err != nil || r.Open == nil {
+		t.Fatalf("first record %+v, %v", r, err)
+	}
+	if r, err := jr.Next(); err != io.EOF || !jr.Torn() {
+		t.Fatalf("half-appended line: %+v, %v, torn %v; want a torn tail", r, err, jr.Torn())
+	}
 }
