@@ -110,17 +110,8 @@ func Resync(dirs *vfs.Dirs, out string, files []manifest.FileRecord) error {
 // never vouch for a commit that may vanish.
 func MakeDurable(fsys vfs.FS, out string, rels []string) error {
 	for _, rel := range rels {
-		p := layout.Join(out, rel)
-		f, err := fsys.Open(p)
-		if err != nil {
-			return fmt.Errorf("journal %s: %w", p, err)
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("fsync journal %s: %w", p, err)
+		if err := vfs.SyncFile(fsys, layout.Join(out, rel)); err != nil {
+			return fmt.Errorf("journal: %w", err)
 		}
 	}
 	return fsys.SyncDir(layout.Join(out, layout.JournalDir))

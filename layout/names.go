@@ -14,6 +14,10 @@ const TrainingTag = "training"
 // TokenLen is the number of hex digits of a writer id's random token.
 const TokenLen = 12
 
+// MaxJobLen is the longest job element of a writer id; SanitizeJob cuts a
+// longer job id (the random token keeps writer ids apart).
+const MaxJobLen = 64
+
 // WriterID names one writer: one rank's one phase of one attempt of a job.
 // Its string form, job-<job>.rank-<rrrrr>.attempt-<a>[.training].<token>,
 // is the journal's base name and prefixes the writer's temp files.
@@ -27,12 +31,13 @@ type WriterID struct {
 
 // SanitizeJob maps a launcher's job id to the job element of a writer id:
 // every byte outside letters, digits, '_' and '-' becomes '_' (SLURM array
-// jobs are 123_4 already), and an empty id is "local".
+// jobs are 123_4 already), an empty id is "local", and the result is cut
+// to MaxJobLen bytes.
 func SanitizeJob(job string) string {
 	if job == "" {
 		return "local"
 	}
-	b := []byte(job)
+	b := []byte(job[:min(len(job), MaxJobLen)])
 	for i, c := range b {
 		if !safeElem(string(c)) {
 			b[i] = '_'
@@ -64,7 +69,7 @@ func ParseWriterID(s string) (WriterID, error) {
 	}
 	var w WriterID
 	var ok bool
-	if w.Job, ok = strings.CutPrefix(parts[0], "job-"); !ok || !safeElem(w.Job) || len(w.Job) > 64 {
+	if w.Job, ok = strings.CutPrefix(parts[0], "job-"); !ok || !safeElem(w.Job) || len(w.Job) > MaxJobLen {
 		return bad("bad job element")
 	}
 	r, ok := strings.CutPrefix(parts[1], "rank-")

@@ -113,7 +113,7 @@ type conflictKey struct {
 	entity   string
 }
 
-func (s *state) problem(kind, p string, scenario *int, format string, args ...any) {
+func (s *state) problem(kind ProblemKind, p string, scenario *int, format string, args ...any) {
 	s.report.Problems = append(s.report.Problems, Problem{Kind: kind, Path: p, Scenario: scenario, Detail: fmt.Sprintf(format, args...)})
 }
 
@@ -190,7 +190,7 @@ func (s *state) readJournals(ctx context.Context) error {
 		if err != nil {
 			var je *journal.Error
 			if errors.As(err, &je) {
-				s.problem("journal", j.rel, nil, "line %d: %v", je.Line, je.Err)
+				s.problem(ProblemJournal, j.rel, nil, "line %d: %v", je.Line, je.Err)
 				continue
 			}
 			return fmt.Errorf("reading journal %s: %w", j.rel, err)
@@ -224,7 +224,7 @@ func (s *state) readJournals(ctx context.Context) error {
 			s.report.CaseName, s.report.CaseHash = j.open.CaseName, j.open.CaseHash
 		}
 		if j.open.CaseHash != s.caseRef.CaseHash {
-			s.problem("inconsistent", j.rel, nil, "%s journal written for case %q (hash %s), the run is for case hash %s: a journal from another case or run", j.open.Phase, j.open.CaseName, j.open.CaseHash, s.caseRef.CaseHash)
+			s.problem(ProblemInconsistent, j.rel, nil, "%s journal written for case %q (hash %s), the run is for case hash %s: a journal from another case or run", j.open.Phase, j.open.CaseName, j.open.CaseHash, s.caseRef.CaseHash)
 		}
 	}
 	for _, c := range commits {
@@ -267,13 +267,13 @@ func (s *state) checkConsistency() {
 		o := j.open
 		switch {
 		case tied > 1 && count[keyOf(o)] == bestN:
-			s.problem("inconsistent", j.rel, nil, "written for case %q (hash %s), %d scenarios, scenario padding %d; the journals describe %d different runs and none has a majority: remove the journals of the other run(s)", o.CaseName, o.CaseHash, o.Scenarios, o.Layout.ScenarioPad, len(count))
+			s.problem(ProblemInconsistent, j.rel, nil, "written for case %q (hash %s), %d scenarios, scenario padding %d; the journals describe %d different runs and none has a majority: remove the journals of the other run(s)", o.CaseName, o.CaseHash, o.Scenarios, o.Layout.ScenarioPad, len(count))
 		case o.CaseHash != best.hash:
-			s.problem("inconsistent", j.rel, nil, "written for case %q (hash %s), but %d other journal(s) are for case hash %s: a journal from another case or run", o.CaseName, o.CaseHash, bestN, best.hash)
+			s.problem(ProblemInconsistent, j.rel, nil, "written for case %q (hash %s), but %d other journal(s) are for case hash %s: a journal from another case or run", o.CaseName, o.CaseHash, bestN, best.hash)
 		case o.Scenarios != best.scenarios:
-			s.problem("inconsistent", j.rel, nil, "expects %d scenarios, %d other journal(s) expect %d", o.Scenarios, bestN, best.scenarios)
+			s.problem(ProblemInconsistent, j.rel, nil, "expects %d scenarios, %d other journal(s) expect %d", o.Scenarios, bestN, best.scenarios)
 		case o.Layout.ScenarioPad != best.pad:
-			s.problem("inconsistent", j.rel, nil, "uses scenario padding %d, %d other journal(s) use %d", o.Layout.ScenarioPad, bestN, best.pad)
+			s.problem(ProblemInconsistent, j.rel, nil, "uses scenario padding %d, %d other journal(s) use %d", o.Layout.ScenarioPad, bestN, best.pad)
 		case s.ref == nil:
 			s.ref = o
 		}
@@ -289,7 +289,7 @@ func (s *state) choose() {
 	for _, sc := range sortedKeys(s.byScenario) {
 		cs := s.byScenario[sc]
 		if sc < 0 || sc >= s.ref.Scenarios {
-			s.problem("journal", cs[0].j.rel, intp(sc), "commit of a scenario outside the run's 0..%d", s.ref.Scenarios-1)
+			s.problem(ProblemJournal, cs[0].j.rel, intp(sc), "commit of a scenario outside the run's 0..%d", s.ref.Scenarios-1)
 			continue
 		}
 		win := cs[0]
@@ -311,7 +311,7 @@ func (s *state) choose() {
 				s.report.Conflicts = append(s.report.Conflicts, manifest.Conflict{Scenario: sc, Entity: e, Winner: win.writer(), Loser: c.writer()})
 				s.conflicted[conflictKey{sc, e}] = true
 				if s.opts.Strict {
-					s.problem("conflict", win.files[0].Path, intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
+					s.problem(ProblemConflict, win.files[0].Path, intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
 				}
 			}
 		}

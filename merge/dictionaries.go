@@ -18,18 +18,18 @@ import (
 	"github.com/hydroshard/hydroshard/shard"
 )
 
-// CodesVersion is the "version" of codes.json.
-const CodesVersion = 1
+// codesVersion is the "version" of codes.json.
+const codesVersion = 1
 
-// EntitiesHeader is the header of entities.csv.
-var EntitiesHeader = []string{"entity_type_code", "entity_id", "name", "bus_id", "system_id"}
+// entitiesHeader is the header of entities.csv.
+var entitiesHeader = []string{"entity_type_code", "entity_id", "name", "bus_id", "system_id"}
 
-// VariablesHeader is the header of variables.csv.
-var VariablesHeader = []string{"schema", "column_name", "arrow_type", "nullable", "unit", "description"}
+// variablesHeader is the header of variables.csv.
+var variablesHeader = []string{"schema", "column_name", "arrow_type", "nullable", "unit", "description"}
 
-// DictFile is one dictionary file: its name relative to layout.DictDir
+// dictFile is one dictionary file: its name relative to layout.DictDir
 // and its complete contents.
-type DictFile struct {
+type dictFile struct {
 	Name string
 	Data []byte
 }
@@ -48,7 +48,7 @@ type DictFile struct {
 // through CSV readers (invalid UTF-8, a carriage return, a NUL byte); a
 // registry inconsistency (a column type with no variables.csv spelling, a
 // bound type with no case value).
-func buildDictionaries(c *manifest.Case, generatedAt string) ([]DictFile, error) {
+func buildDictionaries(c *manifest.Case, generatedAt string) ([]dictFile, error) {
 	if c == nil {
 		return nil, errors.New("dictionaries: no case")
 	}
@@ -78,7 +78,7 @@ func buildDictionaries(c *manifest.Case, generatedAt string) ([]DictFile, error)
 	if err != nil {
 		return nil, fmt.Errorf("dictionaries: %s: %w", layout.DictStateName, err)
 	}
-	return []DictFile{
+	return []dictFile{
 		{layout.DictCodesName, codes},
 		{layout.DictEntitiesName, entities},
 		{layout.DictVariablesName, variables},
@@ -102,7 +102,7 @@ func (d codesDoc) MarshalJSON() ([]byte, error) {
 		b.Write(v)
 	}
 	b.WriteString(`{"version":`)
-	b.WriteString(strconv.Itoa(CodesVersion))
+	b.WriteString(strconv.Itoa(codesVersion))
 	b.WriteString(`,"generated_at":`)
 	str(d.generatedAt)
 	for _, set := range shard.CodeSets {
@@ -246,7 +246,7 @@ func entitiesCSV(c *manifest.Case) ([]byte, error) {
 	}
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write(EntitiesHeader) // a bytes.Buffer never fails; Flush reports errors
+	_ = w.Write(entitiesHeader) // a bytes.Buffer never fails; Flush reports errors
 	for _, e := range ents {
 		_ = w.Write([]string{strconv.Itoa(int(e.typ)), strconv.FormatInt(int64(e.id), 10), e.name, e.bus, e.system})
 	}
@@ -274,7 +274,7 @@ var arrowTypeNames = map[arrow.Type]string{
 func variablesCSV() ([]byte, error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
-	_ = w.Write(VariablesHeader)
+	_ = w.Write(variablesHeader)
 	for _, t := range shard.AllTables {
 		for _, col := range t.Columns {
 			typ, ok := arrowTypeNames[col.Type.ID()]
@@ -391,51 +391,51 @@ func boundsParquet(c *manifest.Case) ([]byte, error) {
 // ---------------------------------------------------------------------------
 // state_dictionary.json
 
-// StorageState is one storage entry of state_dictionary.json.
-type StorageState struct {
+// storageState is one storage entry of state_dictionary.json.
+type storageState struct {
 	HydroID        int32  `json:"hydro_id"`
 	DimensionIndex int    `json:"dimension_index"`
 	Unit           string `json:"unit"`
 }
 
-// InflowLagState is one inflow-lag entry of state_dictionary.json.
-type InflowLagState struct {
+// inflowLagState is one inflow-lag entry of state_dictionary.json.
+type inflowLagState struct {
 	HydroID        int32  `json:"hydro_id"`
 	LagIndex       int    `json:"lag_index"`
 	DimensionIndex int    `json:"dimension_index"`
 	Unit           string `json:"unit"`
 }
 
-// StateDictionary is state_dictionary.json: which hydro quantity each
+// stateDictionaryDoc is state_dictionary.json: which hydro quantity each
 // dimension of the policy's state vector (the cut coefficients) is.
-type StateDictionary struct {
+type stateDictionaryDoc struct {
 	StateDimension  int              `json:"state_dimension"`
-	StorageStates   []StorageState   `json:"storage_states"`
-	InflowLagStates []InflowLagState `json:"inflow_lag_states"`
+	StorageStates   []storageState   `json:"storage_states"`
+	InflowLagStates []inflowLagState `json:"inflow_lag_states"`
 }
 
 // stateDictionary lays out the state vector: storages first (hydros in id
 // order, dimensions 0..H-1), then inflow lags hydro-major (hydros in id
 // order, lags 1..InflowLagOrder), dimensions H..N-1.
-func stateDictionary(c *manifest.Case) StateDictionary {
+func stateDictionary(c *manifest.Case) stateDictionaryDoc {
 	ids := make([]int32, len(c.Hydros))
 	for i, h := range c.Hydros {
 		ids[i] = h.ID
 	}
 	slices.Sort(ids)
-	d := StateDictionary{
+	d := stateDictionaryDoc{
 		StateDimension:  c.StateDimension(),
-		StorageStates:   make([]StorageState, 0, len(ids)),
-		InflowLagStates: make([]InflowLagState, 0, len(ids)*c.InflowLagOrder),
+		StorageStates:   make([]storageState, 0, len(ids)),
+		InflowLagStates: make([]inflowLagState, 0, len(ids)*c.InflowLagOrder),
 	}
 	dim := 0
 	for _, id := range ids {
-		d.StorageStates = append(d.StorageStates, StorageState{HydroID: id, DimensionIndex: dim, Unit: "hm3"})
+		d.StorageStates = append(d.StorageStates, storageState{HydroID: id, DimensionIndex: dim, Unit: "hm3"})
 		dim++
 	}
 	for _, id := range ids {
 		for lag := 1; lag <= c.InflowLagOrder; lag++ {
-			d.InflowLagStates = append(d.InflowLagStates, InflowLagState{HydroID: id, LagIndex: lag, DimensionIndex: dim, Unit: "m3s"})
+			d.InflowLagStates = append(d.InflowLagStates, inflowLagState{HydroID: id, LagIndex: lag, DimensionIndex: dim, Unit: "m3s"})
 			dim++
 		}
 	}

@@ -172,7 +172,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 				}
 			case exists:
 				if size != f.Bytes {
-					s.problem("size", f.Path, intp(sc), "%d bytes, the commit in %s says %d (truncated or altered after commit)", size, c.j.rel, f.Bytes)
+					s.problem(ProblemSize, f.Path, intp(sc), "%d bytes, the commit in %s says %d (truncated or altered after commit)", size, c.j.rel, f.Bytes)
 					continue
 				}
 				if s.opts.Verify == VerifyFull {
@@ -181,7 +181,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 				}
 			default:
 				if _, err := s.fsys.Lstat(layout.Join(s.out, f.Temp)); err != nil {
-					s.problem("lost", f.Path, intp(sc), "missing, and its temp file %s is gone too (committed in %s)", f.Temp, c.j.rel)
+					s.problem(ProblemLost, f.Path, intp(sc), "missing, and its temp file %s is gone too (committed in %s)", f.Temp, c.j.rel)
 					continue
 				}
 				fst.fromTemp = true
@@ -206,7 +206,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 		tempOK := p.temp != nil && matches(p.temp.got, f)
 		switch {
 		case p.fs.fromTemp && !tempOK:
-			s.problem("checksum", f.Temp, intp(sc), "temp file of an interrupted commit does not match its commit (%d bytes xxh64 %016x, want %d bytes %s)", p.temp.got.Bytes, p.temp.got.XXH64, f.Bytes, f.XXH64)
+			s.problem(ProblemChecksum, f.Temp, intp(sc), "temp file of an interrupted commit does not match its commit (%d bytes xxh64 %016x, want %d bytes %s)", p.temp.got.Bytes, p.temp.got.XXH64, f.Bytes, f.XXH64)
 		case p.fs.fromTemp:
 		case finOK:
 		case p.temp != nil && tempOK && s.loserOf(sc, f.Entity, p.fin.got) != "":
@@ -215,7 +215,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			p.fs.fromTemp = true
 			p.fs.displace = layout.Superseded(s.loserOf(sc, f.Entity, p.fin.got), f.Path)
 		default:
-			s.problem("checksum", f.Path, intp(sc), "xxh64 %016x (%d bytes), the commit says %s (%d bytes): altered after commit", p.fin.got.XXH64, p.fin.got.Bytes, f.XXH64, f.Bytes)
+			s.problem(ProblemChecksum, f.Path, intp(sc), "xxh64 %016x (%d bytes), the commit says %s (%d bytes): altered after commit", p.fin.got.XXH64, p.fin.got.Bytes, f.XXH64, f.Bytes)
 		}
 	}
 	// Files of losing commits: a loser's copy in place is moved aside by

@@ -87,13 +87,46 @@ func (o Outcome) String() string {
 	return [...]string{manifest.StatusComplete, manifest.StatusPartial, manifest.StatusCorrupt}[o]
 }
 
+// ProblemKind classifies a Problem. Every kind makes the outcome corrupt
+// (exit 2), except where a kind's doc says otherwise.
+type ProblemKind string
+
+// The problem kinds: the one list of them.
+const (
+	// ProblemJournal: a journal line other than its torn tail is damaged
+	// (checksum, JSON, sequence), or its open record is missing.
+	ProblemJournal ProblemKind = "journal"
+	// ProblemInconsistent: a journal was written for another case,
+	// scenario count or layout than the run's.
+	ProblemInconsistent ProblemKind = "inconsistent"
+	// ProblemLost: a committed file is gone, and so is its temp copy.
+	ProblemLost ProblemKind = "lost"
+	// ProblemSize: a committed file's size differs from its record.
+	ProblemSize ProblemKind = "size"
+	// ProblemChecksum: a committed file's XXH64 differs from its record.
+	ProblemChecksum ProblemKind = "checksum"
+	// ProblemDecode: a checkpoint fragment has its recorded bytes but is
+	// not a valid FlatBuffers stage.
+	ProblemDecode ProblemKind = "decode"
+	// ProblemConflict: two commits disagree: copies of one cut that
+	// differ, or (with --strict) one partition committed with different
+	// bytes.
+	ProblemConflict ProblemKind = "conflict"
+	// ProblemPolicy: a checkpoint does not fit together (stage counts,
+	// dimensions, stage ids, fragment kinds).
+	ProblemPolicy ProblemKind = "policy"
+	// ProblemIndex: (verify) simulation/_files.csv does not match its
+	// header or the manifest's dataset checksum.
+	ProblemIndex ProblemKind = "index"
+)
+
 // Problem is one thing wrong with the input, naming the file (and the
 // scenario or journal line when known).
 type Problem struct {
-	Kind     string `json:"kind"` // journal, inconsistent, lost, size, checksum, conflict
-	Path     string `json:"path"`
-	Scenario *int   `json:"scenario,omitempty"`
-	Detail   string `json:"detail"`
+	Kind     ProblemKind `json:"kind"`
+	Path     string      `json:"path"`
+	Scenario *int        `json:"scenario,omitempty"`
+	Detail   string      `json:"detail"`
 }
 
 func (p Problem) String() string {
@@ -266,7 +299,7 @@ func humanBytes(n int64) string {
 
 // ErrNoJournals reports input that cannot be merged at all: a directory
 // that is not a hydroshard output, or one where no rank ever started.
-var ErrNoJournals = errors.New("no journals: not a hydroshard output directory, or no rank ever started")
+var ErrNoJournals = errors.New("merge: no journals: not a hydroshard output directory, or no rank ever started")
 
 // Run merges the output directory out. It returns the report and a nil
 // error for complete, partial and corrupt outcomes alike (the report says

@@ -21,11 +21,11 @@ import (
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
-// IndexHeader is the header of simulation/_files.csv, the per-file
+// indexHeader is the header of simulation/_files.csv, the per-file
 // integrity index: a CSV so that DuckDB, Polars or a spreadsheet can query
 // it, named with a leading underscore and kept out of the entity
 // directories so that no table glob ever picks it up.
-var IndexHeader = []string{"path", "entity", "scenario_id", "rows", "bytes", "xxh64"}
+var indexHeader = []string{"path", "entity", "scenario_id", "rows", "bytes", "xxh64"}
 
 // writeOutputs writes the index, the manifest, metadata.json and
 // summary.json, each atomically, then _SUCCESS last when complete.
@@ -114,7 +114,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 	cw.Flush()
 	var index bytes.Buffer
 	hw := csv.NewWriter(&index)
-	hw.Write(IndexHeader)
+	hw.Write(indexHeader)
 	hw.Flush()
 	index.Write(rows.Bytes())
 
@@ -207,10 +207,20 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 	tmpReady := false
 	for i, f := range files {
 		final := layout.Join(s.out, f.name)
+		dir := filepath.Dir(final)
 		if old, rerr := vfs.ReadFile(s.fsys, final, int64(len(f.data))); rerr == nil && bytes.Equal(old, f.data) {
+			// Already in place, maybe by a merge that died before its
+			// fsyncs: make the file and its name durable before this
+			// merge vouches for it.
+			if err := vfs.SyncFile(s.fsys, final); err != nil {
+				return err
+			}
+			if err := s.dirs.Ensure(dir); err != nil {
+				return fmt.Errorf("writing %s: %w", final, err)
+			}
+			dirs[dir] = true
 			continue
 		}
-		dir := filepath.Dir(final)
 		if err := s.dirs.Ensure(dir); err != nil {
 			return fmt.Errorf("writing %s: %w", final, err)
 		}

@@ -72,28 +72,6 @@ type policyPlan struct {
 	fsys      vfs.FS
 }
 
-// policyMetadata is policy/metadata.json: Cobre's keys first, then this
-// project's integrity data.
-type policyMetadata struct {
-	CobreVersion        string                      `json:"cobre_version"`
-	CreatedAt           string                      `json:"created_at"`
-	CompletedIterations int                         `json:"completed_iterations"`
-	FinalLowerBound     float64                     `json:"final_lower_bound"`
-	BestUpperBound      *float64                    `json:"best_upper_bound"`
-	StateDimension      int                         `json:"state_dimension"`
-	NumStages           int                         `json:"num_stages"`
-	MaxIterations       int                         `json:"max_iterations"`
-	ForwardPasses       int                         `json:"forward_passes"`
-	WarmStartCuts       uint64                      `json:"warm_start_cuts"`
-	WarmStartCounts     []uint32                    `json:"warm_start_counts"`
-	RNGSeed             uint64                      `json:"rng_seed"`
-	TotalVisitedStates  int                         `json:"total_visited_states"`
-	Files               map[string]policy.FileEntry `json:"files"`
-	ConfigHash          string                      `json:"config_hash"`
-	SystemHash          string                      `json:"system_hash"`
-	RNGState            string                      `json:"rng_state,omitempty"`
-}
-
 // analyzePolicy picks the latest complete checkpoint, locates and
 // verifies its fragments and dry-runs the assembly of every stage, so that
 // a lost or corrupt fragment or a conflicting cut is a Problem before
@@ -171,7 +149,7 @@ func (s *state) analyzePolicy() {
 	root := chosen[0]
 	meta := root.info.Meta
 	if meta.NumStages <= 0 || meta.StateDimension < 0 || len(meta.Capacity) != meta.NumStages || len(meta.WarmStartCounts) != meta.NumStages {
-		s.problem("policy", root.rel, nil, "checkpoint of iteration %d: root metadata has %d stages, %d capacities, %d warm start counts, state dimension %d",
+		s.problem(ProblemPolicy, root.rel, nil, "checkpoint of iteration %d: root metadata has %d stages, %d capacities, %d warm start counts, state dimension %d",
 			pr.Iteration, meta.NumStages, len(meta.Capacity), len(meta.WarmStartCounts), meta.StateDimension)
 		return
 	}
@@ -191,7 +169,7 @@ func (s *state) analyzePolicy() {
 		for _, f := range chosen[r].info.Files {
 			fr := &policyFrag{rank: r, file: f}
 			if f.Stage < 0 || f.Stage >= meta.NumStages {
-				s.problem("policy", f.Path, nil, "rank %d: %s fragment of stage %d, the policy has stages 0..%d", r, f.Kind, f.Stage, meta.NumStages-1)
+				s.problem(ProblemPolicy, f.Path, nil, "rank %d: %s fragment of stage %d, the policy has stages 0..%d", r, f.Kind, f.Stage, meta.NumStages-1)
 				ok = false
 				continue
 			}
@@ -215,7 +193,7 @@ func (s *state) analyzePolicy() {
 				}
 				p.hasStates = true
 			default:
-				s.problem("policy", f.Path, nil, "rank %d: unknown fragment kind %q", r, f.Kind)
+				s.problem(ProblemPolicy, f.Path, nil, "rank %d: unknown fragment kind %q", r, f.Kind)
 				ok = false
 			}
 		}
@@ -227,7 +205,7 @@ func (s *state) analyzePolicy() {
 	for st := range meta.NumStages {
 		n, err := p.stageOutputs(s.out, w, st, func(f *policyFrag, err error) {
 			if f == nil {
-				s.problem("policy", path.Join(layout.PolicyDir, "cuts", layout.StageFileName(st)), nil, "stage %d: %v", st, err)
+				s.problem(ProblemPolicy, path.Join(layout.PolicyDir, "cuts", layout.StageFileName(st)), nil, "stage %d: %v", st, err)
 			} else {
 				s.policyProblem(f, err)
 			}
@@ -247,7 +225,7 @@ func (s *state) analyzePolicy() {
 	pr.Stages = meta.NumStages
 	md, err := p.buildMetadata()
 	if err != nil {
-		s.problem("policy", path.Join(layout.PolicyDir, layout.MetadataName), nil, "%v", err)
+		s.problem(ProblemPolicy, path.Join(layout.PolicyDir, layout.MetadataName), nil, "%v", err)
 		return
 	}
 	p.metadata = md
@@ -266,14 +244,14 @@ func createdAt(t string) string {
 
 // fragError is a defect of one fragment, turned into a Problem.
 type fragError struct {
-	kind string // lost, size, checksum, conflict, policy
+	kind ProblemKind
 	msg  string
 }
 
 func (e *fragError) Error() string { return e.msg }
 
 func (s *state) policyProblem(f *policyFrag, err error) {
-	kind, p := "policy", ""
+	kind, p := ProblemPolicy, ""
 	var fe *fragError
 	if errors.As(err, &fe) {
 		kind = fe.kind
@@ -294,11 +272,11 @@ func (s *state) locateFragment(f *policyFrag) bool {
 		}
 	}
 	if err != nil {
-		s.problem("lost", f.file.Path, nil, "rank %d: %s fragment of stage %d is neither at its path nor in %s: %v", f.rank, f.file.Kind, f.file.Stage, layout.TempDir, err)
+		s.problem(ProblemLost, f.file.Path, nil, "rank %d: %s fragment of stage %d is neither at its path nor in %s: %v", f.rank, f.file.Kind, f.file.Stage, layout.TempDir, err)
 		return false
 	}
 	if st.Size() != f.file.Bytes {
-		s.problem("size", f.src(), nil, "rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, st.Size(), f.file.Bytes)
+		s.problem(ProblemSize, f.src(), nil, "rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, st.Size(), f.file.Bytes)
 		return false
 	}
 	return true
@@ -309,16 +287,16 @@ func readFragment(fsys vfs.FS, out string, f *policyFrag) ([]byte, error) {
 	buf, err := vfs.ReadFile(fsys, layout.Join(out, f.src()), f.file.Bytes)
 	var tl *vfs.TooLargeError
 	if errors.As(err, &tl) {
-		return nil, &fragError{"size", fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, tl.Size, f.file.Bytes)}
+		return nil, &fragError{ProblemSize, fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, tl.Size, f.file.Bytes)}
 	}
 	if err != nil {
-		return nil, &fragError{"lost", fmt.Sprintf("rank %d: %s fragment of stage %d: %v", f.rank, f.file.Kind, f.file.Stage, err)}
+		return nil, &fragError{ProblemLost, fmt.Sprintf("rank %d: %s fragment of stage %d: %v", f.rank, f.file.Kind, f.file.Stage, err)}
 	}
 	if int64(len(buf)) != f.file.Bytes {
-		return nil, &fragError{"size", fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, len(buf), f.file.Bytes)}
+		return nil, &fragError{ProblemSize, fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, len(buf), f.file.Bytes)}
 	}
 	if got := manifest.FormatXXH64(xxhash.Sum64(buf)); got != f.file.XXH64 {
-		return nil, &fragError{"checksum", fmt.Sprintf("rank %d: %s fragment of stage %d has xxh64 %s, its checkpoint record says %s", f.rank, f.file.Kind, f.file.Stage, got, f.file.XXH64)}
+		return nil, &fragError{ProblemChecksum, fmt.Sprintf("rank %d: %s fragment of stage %d has xxh64 %s, its checkpoint record says %s", f.rank, f.file.Kind, f.file.Stage, got, f.file.XXH64)}
 	}
 	return buf, nil
 }
@@ -335,21 +313,21 @@ func (p *policyPlan) readCopy(out string, f *policyFrag, stage int) ([]byte, err
 	case manifest.FragmentBasis:
 		v, err := policy.ReadStageBasis(buf)
 		if err != nil {
-			return nil, &fragError{"checksum", fmt.Sprintf("rank %d: basis fragment of stage %d: %v", f.rank, stage, err)}
+			return nil, &fragError{ProblemDecode, fmt.Sprintf("rank %d: basis fragment of stage %d: %v", f.rank, stage, err)}
 		}
 		id = v.StageID
 	default:
 		v, err := policy.ReadStageStates(buf)
 		if err != nil {
-			return nil, &fragError{"checksum", fmt.Sprintf("rank %d: states fragment of stage %d: %v", f.rank, stage, err)}
+			return nil, &fragError{ProblemDecode, fmt.Sprintf("rank %d: states fragment of stage %d: %v", f.rank, stage, err)}
 		}
 		if v.Count > 0 && int(v.StateDimension) != p.meta.StateDimension {
-			return nil, &fragError{"policy", fmt.Sprintf("rank %d: states fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
+			return nil, &fragError{ProblemPolicy, fmt.Sprintf("rank %d: states fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
 		}
 		id = v.StageID
 	}
 	if int(id) != stage {
-		return nil, &fragError{"policy", fmt.Sprintf("rank %d: %s fragment recorded for stage %d holds stage_id %d", f.rank, f.file.Kind, stage, id)}
+		return nil, &fragError{ProblemPolicy, fmt.Sprintf("rank %d: %s fragment recorded for stage %d holds stage_id %d", f.rank, f.file.Kind, stage, id)}
 	}
 	return buf, nil
 }
@@ -374,24 +352,24 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 		}
 		v, err := policy.ReadStageCuts(buf)
 		if err != nil {
-			return nil, f, &fragError{"checksum", fmt.Sprintf("rank %d: cuts fragment of stage %d: %v", f.rank, stage, err)}
+			return nil, f, &fragError{ProblemDecode, fmt.Sprintf("rank %d: cuts fragment of stage %d: %v", f.rank, stage, err)}
 		}
 		if int(v.StageID) != stage {
-			return nil, f, &fragError{"policy", fmt.Sprintf("rank %d: cuts fragment recorded for stage %d holds stage_id %d", f.rank, stage, v.StageID)}
+			return nil, f, &fragError{ProblemPolicy, fmt.Sprintf("rank %d: cuts fragment recorded for stage %d holds stage_id %d", f.rank, stage, v.StageID)}
 		}
 		if int(v.StateDimension) != p.meta.StateDimension {
-			return nil, f, &fragError{"policy", fmt.Sprintf("rank %d: cuts fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
+			return nil, f, &fragError{ProblemPolicy, fmt.Sprintf("rank %d: cuts fragment of stage %d has state_dimension %d, the policy %d", f.rank, stage, v.StateDimension, p.meta.StateDimension)}
 		}
 		for i := range v.Cuts {
 			c := &v.Cuts[i]
 			if k, dup := byID[c.CutID]; dup {
 				if !sameCut(&sc.Cuts[k], c) {
-					return nil, f, &fragError{"conflict", fmt.Sprintf("stage %d cut_id %d: rank %d's copy differs from an earlier rank's (coefficients, intercept, slot or flags)", stage, c.CutID, f.rank)}
+					return nil, f, &fragError{ProblemConflict, fmt.Sprintf("stage %d cut_id %d: rank %d's copy differs from an earlier rank's (coefficients, intercept, slot or flags)", stage, c.CutID, f.rank)}
 				}
 				continue
 			}
 			if other, taken := bySlot[c.SlotIndex]; taken {
-				return nil, f, &fragError{"conflict", fmt.Sprintf("stage %d cut_id %d: rank %d puts it in slot %d, which holds cut_id %d", stage, c.CutID, f.rank, c.SlotIndex, other)}
+				return nil, f, &fragError{ProblemConflict, fmt.Sprintf("stage %d cut_id %d: rank %d puts it in slot %d, which holds cut_id %d", stage, c.CutID, f.rank, c.SlotIndex, other)}
 			}
 			byID[c.CutID] = len(sc.Cuts)
 			bySlot[c.SlotIndex] = c.CutID
@@ -489,14 +467,14 @@ func (p *policyPlan) buildMetadata() ([]byte, error) {
 	for _, c := range m.WarmStartCounts {
 		warm += uint64(c)
 	}
-	md := &policyMetadata{
+	md := &policy.Metadata{
 		CobreVersion:        manifest.Version,
 		CreatedAt:           p.created,
 		CompletedIterations: p.iteration,
 		FinalLowerBound:     m.LowerBound,
 		BestUpperBound:      m.BestUpperBound,
-		StateDimension:      m.StateDimension,
-		NumStages:           m.NumStages,
+		StateDimension:      &m.StateDimension,
+		NumStages:           &m.NumStages,
 		MaxIterations:       m.MaxIterations,
 		ForwardPasses:       m.ForwardPasses,
 		WarmStartCuts:       warm,
@@ -553,8 +531,12 @@ func (s *state) writePolicy() error {
 	old, err := vfs.ReadFile(s.fsys, mdPath, int64(len(p.metadata)))
 	if err == nil && bytes.Equal(old, p.metadata) {
 		// Already committed with exactly this content; check nothing stale
-		// was added since, then leave it alone.
-		return s.removeStalePolicy(dir, p)
+		// was added since, then leave it alone, but durable: the merge
+		// that wrote it may have died before its fsyncs.
+		if err := s.removeStalePolicy(dir, p); err != nil {
+			return err
+		}
+		return s.syncPolicy(dir, p)
 	}
 	if _, serr := s.fsys.Lstat(mdPath); serr == nil {
 		if err := s.fsys.Remove(mdPath); err != nil {
@@ -623,4 +605,23 @@ func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
 
 func fragRecord(f *policyFrag) manifest.FileRecord {
 	return manifest.FileRecord{Entity: "policy/" + f.file.Kind, Temp: f.file.Temp, Path: f.file.Path, Bytes: f.file.Bytes, XXH64: f.file.XXH64}
+}
+
+// syncPolicy fsyncs every file of an unchanged policy directory and the
+// directories that hold them.
+func (s *state) syncPolicy(dir string, p *policyPlan) error {
+	dirty := map[string]bool{dir: true}
+	for _, name := range append(sortedKeys(p.entries), layout.MetadataName) {
+		f := filepath.Join(dir, filepath.FromSlash(name))
+		if err := vfs.SyncFile(s.fsys, f); err != nil {
+			return err
+		}
+		dirty[filepath.Dir(f)] = true
+	}
+	for d := range dirty {
+		if err := s.dirs.Ensure(d); err != nil {
+			return err
+		}
+	}
+	return s.syncDirs(dirty)
 }

@@ -79,12 +79,12 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 		return nil, fmt.Errorf("reading the integrity index: %w", err)
 	}
 	header, rows, _ := strings.Cut(string(data), "\n")
-	if header != strings.Join(IndexHeader, ",") {
-		v.Problems = append(v.Problems, Problem{Kind: "index", Path: indexPath, Detail: fmt.Sprintf("header %q, want %q", header, strings.Join(IndexHeader, ","))})
+	if header != strings.Join(indexHeader, ",") {
+		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: indexPath, Detail: fmt.Sprintf("header %q, want %q", header, strings.Join(indexHeader, ","))})
 		return v, nil
 	}
 	if got := manifest.FormatXXH64(xxhash.Sum64String(rows)); got != m.DatasetXXH64 {
-		v.Problems = append(v.Problems, Problem{Kind: "index", Path: indexPath, Detail: fmt.Sprintf("dataset xxh64 %s, the manifest says %s: the index was altered", got, m.DatasetXXH64)})
+		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: indexPath, Detail: fmt.Sprintf("dataset xxh64 %s, the manifest says %s: the index was altered", got, m.DatasetXXH64)})
 	}
 	recs, err := csv.NewReader(strings.NewReader(rows)).ReadAll()
 	if err != nil {
@@ -93,8 +93,8 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 	listed := map[string]bool{}
 	var jobs []*hashJob
 	for i, r := range recs {
-		if len(r) != len(IndexHeader) {
-			return nil, fmt.Errorf("%s line %d: %d fields, want %d", indexPath, i+2, len(r), len(IndexHeader))
+		if len(r) != len(indexHeader) {
+			return nil, fmt.Errorf("%s line %d: %d fields, want %d", indexPath, i+2, len(r), len(indexHeader))
 		}
 		size, err1 := strconv.ParseInt(r[4], 10, 64)
 		sc, err2 := strconv.Atoi(r[2])
@@ -108,11 +108,11 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 		st, err := fsys.Stat(layout.Join(out, rec.Path))
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			v.Problems = append(v.Problems, Problem{Kind: "lost", Path: rec.Path, Scenario: intp(sc), Detail: "missing"})
+			v.Problems = append(v.Problems, Problem{Kind: ProblemLost, Path: rec.Path, Scenario: intp(sc), Detail: "missing"})
 		case err != nil:
 			return nil, err
 		case st.Size() != size:
-			v.Problems = append(v.Problems, Problem{Kind: "size", Path: rec.Path, Scenario: intp(sc), Detail: fmt.Sprintf("%d bytes, the index says %d", st.Size(), size)})
+			v.Problems = append(v.Problems, Problem{Kind: ProblemSize, Path: rec.Path, Scenario: intp(sc), Detail: fmt.Sprintf("%d bytes, the index says %d", st.Size(), size)})
 		case full:
 			jobs = append(jobs, &hashJob{rel: rec.Path, want: rec})
 		}
@@ -125,7 +125,7 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 			return nil, fmt.Errorf("verifying %s: %w", j.rel, j.err)
 		}
 		if !matches(j.got, j.want) {
-			v.Problems = append(v.Problems, Problem{Kind: "checksum", Path: j.rel, Detail: fmt.Sprintf("xxh64 %016x, the index says %s", j.got.XXH64, j.want.XXH64)})
+			v.Problems = append(v.Problems, Problem{Kind: ProblemChecksum, Path: j.rel, Detail: fmt.Sprintf("xxh64 %016x, the index says %s", j.got.XXH64, j.want.XXH64)})
 		}
 	}
 	onDisk, err := walkData(fsys, out)

@@ -42,23 +42,32 @@ type FileEntry struct {
 	XXH64 string `json:"xxh64"` // 16 lowercase hex digits
 }
 
-// Metadata is metadata.json: Cobre's keys plus this project's "files".
-// Keys whose exact type Cobre has not pinned down are kept raw.
+// Metadata is policy/metadata.json, the one type the merge writes and
+// Open reads: Cobre's keys, then this project's integrity data ("files",
+// per stage file) and hashes.
 type Metadata struct {
-	CobreVersion        string               `json:"cobre_version"`
-	CreatedAt           string               `json:"created_at"`
-	CompletedIterations int64                `json:"completed_iterations"`
-	FinalLowerBound     float64              `json:"final_lower_bound"`
-	BestUpperBound      *float64             `json:"best_upper_bound"`
-	StateDimension      *int                 `json:"state_dimension"`
-	NumStages           *int                 `json:"num_stages"`
-	MaxIterations       int64                `json:"max_iterations"`
-	ForwardPasses       int64                `json:"forward_passes"`
-	WarmStartCuts       json.RawMessage      `json:"warm_start_cuts,omitempty"`
-	WarmStartCounts     []int64              `json:"warm_start_counts"`
-	RNGSeed             json.RawMessage      `json:"rng_seed,omitempty"`
-	TotalVisitedStates  int64                `json:"total_visited_states"`
-	Files               map[string]FileEntry `json:"files,omitempty"`
+	CobreVersion        string   `json:"cobre_version"`
+	CreatedAt           string   `json:"created_at"`
+	CompletedIterations int      `json:"completed_iterations"`
+	FinalLowerBound     float64  `json:"final_lower_bound"`
+	BestUpperBound      *float64 `json:"best_upper_bound"`
+	// StateDimension and NumStages are pointers so that a reader tells a
+	// missing key (refused) from a zero.
+	StateDimension     *int                 `json:"state_dimension"`
+	NumStages          *int                 `json:"num_stages"`
+	MaxIterations      int                  `json:"max_iterations"`
+	ForwardPasses      int                  `json:"forward_passes"`
+	WarmStartCuts      uint64               `json:"warm_start_cuts"`
+	WarmStartCounts    []uint32             `json:"warm_start_counts"`
+	RNGSeed            uint64               `json:"rng_seed"`
+	TotalVisitedStates int                  `json:"total_visited_states"`
+	Files              map[string]FileEntry `json:"files"`
+	// This project's keys, after Cobre's: SHA-256 of the training
+	// configuration and of the system (the case), and the RNG state when
+	// the solver gives one.
+	ConfigHash string `json:"config_hash"`
+	SystemHash string `json:"system_hash"`
+	RNGState   string `json:"rng_state,omitempty"`
 }
 
 // Expect is what the caller needs the policy to be. A zero field is not

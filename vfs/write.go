@@ -296,3 +296,20 @@ func walkDir(fsys FS, name string, d fs.DirEntry, fn fs.WalkDirFunc) error {
 }
 
 func byName(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) }
+
+// SyncFile fsyncs an existing file: for a reader that is about to vouch
+// for bytes some other process (perhaps one that died) wrote.
+func SyncFile(fsys FS, name string) error {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", name, err)
+	}
+	return nil
+}

@@ -369,3 +369,56 @@ func TestCrashTrainingAndCheckpoint(t *testing.T) {
 	n := st.crashEverywhere(t)
 	t.Logf("training iterations and a checkpoint: %d crash points enumerated, each as a kill, a power cut and a random power cut", n)
 }
+
+// TestCrashMergeApply crashes the merge itself after each of its
+// file-system operations, on the leftovers of a rank killed while it was
+// publishing a committed scenario: the merge has renames to finish, temp
+// files to remove, and every output to write. What each crash leaves is
+// merged again and checked like a crashed rank's.
+func TestCrashMergeApply(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := study{c: tinyCase(t), scenarios: 3}
+	ref := st.reference(t)
+	var base *vfs.Mem
+	for k := 1; base == nil; k++ {
+		m := vfs.NewMem()
+		m.CrashAfter(k)
+		if err := st.run(ctx, m, 0); err == nil {
+			t.Fatal("no crash point leaves a commit to roll forward")
+		}
+		c := m.Clone()
+		rep, err := merge.Analyze(ctx, out, merge.Options{FS: c, Workers: 1})
+		if err == nil && rep.RolledForward > 0 && rep.Committed >= 2 {
+			base = c
+		}
+	}
+	points := 0
+	for j := 0; ; j++ {
+		c := base.Clone()
+		c.CrashAfter(j)
+		_, _ = mergeRun(ctx, c)
+		if !c.Crashed() {
+			break
+		}
+		points++
+		for _, v := range []struct {
+			what string
+			m    *vfs.Mem
+		}{
+			{"killed", c.Clone()},
+			{"power cut", c.CrashClone(vfs.CrashOptions{})},
+			{"power cut, random unsynced operations kept", c.CrashClone(vfs.CrashOptions{Rand: rand.New(rand.NewPCG(uint64(j), 2))})},
+		} {
+			// The crashed merge's lock names this test's own pid, which is
+			// alive; a real one names a dead process and is taken over
+			// (merge's lock tests).
+			_ = v.m.Remove(layout.Join(out, layout.LockFile))
+			st.check(t, fmt.Sprintf("merge %s after operation %d", v.what, j), v.m, ref)
+		}
+	}
+	t.Logf("merge apply phase: %d crash points enumerated, each as a kill, a power cut and a random power cut", points)
+	if points < 20 {
+		t.Fatalf("only %d crash points", points)
+	}
+}
