@@ -4,6 +4,21 @@
 // commits, verifies the files, clears temp garbage and writes the final
 // manifests. A run with missing scenarios is reported as partial, with the
 // exact ids to rerun.
+//
+// Phases: take _shards/merge.lock; analyze (read-only: journals, files,
+// temps, training, policy); then, unless the output is corrupt, apply:
+// make the journals it read durable, preserve losing copies under
+// _shards/superseded, roll commits forward, fsync the directories of
+// every journal's unfinished last commit, remove temp garbage, and write
+// the outputs (each staged in _shards/tmp, fsynced, renamed into place),
+// the simulation manifest after the others and _SUCCESS last.
+//
+// Invariants: committed data is never deleted or overwritten; whatever
+// the merge reports committed is durable when it returns (a power cut
+// right after it changes nothing it vouched for); every step is
+// idempotent, so a merge killed half way is simply run again, and a
+// second merge changes no byte. internal/crashtest proves these on a
+// crash-simulating file system.
 package merge
 
 import (

@@ -1,7 +1,24 @@
 // Package rank is what a solver rank embeds: who the rank is, which
-// scenarios it owns, and the Writer that commits each scenario's tables as
-// Parquet files with a write-ahead journal, without coordinating with any
-// other rank.
+// scenarios it owns, and the writers that commit its results without
+// coordinating with any other rank: Writer for simulation scenarios,
+// TrainingWriter for training iterations and policy checkpoints.
+//
+// The commit protocol (docs/format.md has every step and why):
+//
+//  1. each table is encoded into a new temp file under _shards/tmp and
+//     fsynced; then _shards/tmp itself is fsynced, so the names survive;
+//  2. ONE commit record listing every file (path, temp, rows, bytes,
+//     XXH64) is appended to the writer's own journal and fsynced: the
+//     commit point;
+//  3. each temp file is renamed into simulation/<entity>/scenario_id=N/
+//     data.parquet, never replacing a file, and the directories are
+//     fsynced.
+//
+// Invariants: a crash before the commit point leaves only temp garbage;
+// after it, the merge finishes the renames (package journal). A scenario
+// is committed once: a resumed rank reads every journal at Open and skips
+// what any attempt committed. Committed data is never overwritten. All
+// file I/O goes through Options.FS (package vfs).
 package rank
 
 import (

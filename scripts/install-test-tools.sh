@@ -16,9 +16,13 @@ if [ "$need_npm" = 1 ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "== installing ${node_pkgs[*]} into $HYDROSHARD_NODE_DIR"
     mkdir -p "$HYDROSHARD_NODE_DIR"
-    [ -f "$HYDROSHARD_NODE_DIR/package.json" ] || echo '{"name":"hydroshard-test-tools","private":true}' > "$HYDROSHARD_NODE_DIR/package.json"
-    npm install --prefix "$HYDROSHARD_NODE_DIR" --no-audit --no-fund --loglevel=error "${node_pkgs[@]}" \
-      || echo "warning: npm install failed; interop tests will skip (or fail with CI=true)"
+    # Two test runs at once share the cache: one installs, the other waits.
+    (
+      flock -w 600 9 || echo "warning: waited 600 s for $HYDROSHARD_NODE_DIR/.install.lock"
+      [ -f "$HYDROSHARD_NODE_DIR/package.json" ] || echo '{"name":"hydroshard-test-tools","private":true}' > "$HYDROSHARD_NODE_DIR/package.json"
+      npm install --prefix "$HYDROSHARD_NODE_DIR" --no-audit --no-fund --loglevel=error "${node_pkgs[@]}" \
+        || echo "warning: npm install failed; interop tests will skip (or fail with CI=true)"
+    ) 9>"$HYDROSHARD_NODE_DIR/.install.lock"
   else
     echo "warning: npm not found; interop tests will skip (or fail with CI=true)"
   fi
@@ -38,7 +42,8 @@ command -v mpirun >/dev/null 2>&1 || apt_missing+=(openmpi-bin)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${apt_missing[*]} with apt-get"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null; } \
+    # -o DPkg::Lock::Timeout: a second test run installing at the same time waits.
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null; } \
       || echo "warning: apt-get install ${apt_missing[*]} failed; the tests that need them will skip (or fail with CI=true)"
   else
     echo "warning: ${apt_missing[*]} missing and not root; the tests that need them will skip (or fail with CI=true)"

@@ -73,7 +73,7 @@ func ParseOp(s string) (Op, error) {
 // ErrInjected is the default error of a Rule, and every error an Injector
 // makes up matches it, so a test can tell an injected fault from a real
 // one.
-var ErrInjected = errors.New("injected fault")
+var ErrInjected = errors.New("vfs: injected fault")
 
 // InjectedError is the error of an operation a Rule failed. It matches
 // both the rule's Err and ErrInjected.
