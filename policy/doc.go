@@ -6,8 +6,9 @@
 // Writing: a Writer owns one reused, pre-sized flatbuffers.Builder and
 // encodes one stage at a time; float vectors are copied in bulk and cuts are
 // serialised in reverse index order so that reading them in index order
-// walks memory forward. WriteStageFile makes an encoded buffer durable with
-// shard.WriteDurable (streaming XXH64 + fsync).
+// walks memory forward. The rank writer makes an encoded buffer durable with
+// vfs.WriteNewSync (streaming XXH64 + fsync); this package writes no file
+// except in Pack and Unpack, through a vfs.FS.
 //
 // Reading: ReadStageCuts, ReadStageBasis and ReadStageStates verify every
 // offset, vtable and vector length against the buffer before touching it

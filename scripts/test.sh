@@ -31,6 +31,8 @@ echo "== the fault-injection hook, which only binaries built with -tags faultinj
 go test -count=1 -tags faultinject ./vfs
 echo "== race detector on the rank writer (concurrent WriteScenario, queue, workers)"
 go test -race -count=1 -timeout 10m ./rank
+echo "== the benchmark's parquet-go contestant (a module of its own: go vet/test ./... above skip it)"
+(cd cmd/shardbench/parquetgo && go vet ./... && go test -count=1 ./...)
 echo "== benchmark, short run: it must run and write its JSON (figures are printed, not asserted)"
 bench_json=$(mktemp /tmp/shardbench.XXXXXX)
 go run ./cmd/shardbench --quick --json "$bench_json"

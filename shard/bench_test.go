@@ -2,6 +2,7 @@ package shard_test
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // BenchmarkHydrosWriterVsRawZstd writes production-scale hydros scenarios
@@ -60,7 +62,8 @@ func BenchmarkHydrosWriterVsRawZstd(b *testing.B) {
 		k := i % len(scenarios)
 		p := filepath.Join(dir, "f.tmp")
 		t0 := time.Now()
-		info, err := enc.WriteTemp(p, shard.TableRows{Table: shard.Hydros, Rows: scenarios[k].Hydros}, c)
+		tr := shard.TableRows{Table: shard.Hydros, Rows: scenarios[k].Hydros}
+		info, err := vfs.WriteNewSync(vfs.OS(), p, func(w io.Writer) error { _, err := enc.Encode(w, tr, c); return err })
 		tWriter += time.Since(t0)
 		if err != nil {
 			b.Fatal(err)

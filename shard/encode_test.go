@@ -3,10 +3,7 @@ package shard
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -14,7 +11,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
-	"github.com/cespare/xxhash/v2"
 )
 
 type testParams struct{}
@@ -271,61 +267,5 @@ func TestParquetSettings(t *testing.T) {
 		if cc.HasDictionaryPage() {
 			t.Errorf("%s: has a dictionary page; the writer uses no dictionary encoding", c.Name)
 		}
-	}
-}
-
-func TestWriteTemp(t *testing.T) {
-	dir := t.TempDir()
-	h := &HydrosRows{}
-	fillHydros(h, 100)
-	p := filepath.Join(dir, "x.tmp")
-	info, err := NewEncoder().WriteTemp(p, TableRows{Hydros, h}, testParams{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.Rows != 100 || info.Bytes != int64(len(b)) || info.XXH64 != xxhash.Sum64(b) {
-		t.Errorf("info %+v, file has %d bytes xxh64 %x", info, len(b), xxhash.Sum64(b))
-	}
-	// The temp path is never reused: a second write to it fails, and
-	// leaves the first file intact.
-	if _, err := NewEncoder().WriteTemp(p, TableRows{Hydros, h}, testParams{}); !errors.Is(err, os.ErrExist) {
-		t.Errorf("second write: %v, want ErrExist", err)
-	}
-	if again, _ := HashFile(p); again.XXH64 != info.XXH64 {
-		t.Error("existing temp file changed")
-	}
-	if _, err := WriteDurable(filepath.Join(dir, "y.parquet"), nil); err == nil {
-		t.Error("temp name ending in .parquet accepted")
-	}
-	// A failing encode removes its partial file.
-	bad := &HydrosRows{}
-	fillHydros(bad, 10)
-	bad.HydroID = bad.HydroID[:3]
-	q := filepath.Join(dir, "z.tmp")
-	if _, err := NewEncoder().WriteTemp(q, TableRows{Hydros, bad}, testParams{}); err == nil {
-		t.Fatal("bad rows accepted")
-	}
-	if _, err := os.Stat(q); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("partial temp file left behind: %v", err)
-	}
-}
-
-func TestPublishNeverOverwrites(t *testing.T) {
-	dir := t.TempDir()
-	a, b, final := filepath.Join(dir, "a.tmp"), filepath.Join(dir, "b.tmp"), filepath.Join(dir, "data.parquet")
-	os.WriteFile(a, []byte("first"), 0o644)
-	os.WriteFile(b, []byte("second"), 0o644)
-	if err := Publish(a, final); err != nil {
-		t.Fatal(err)
-	}
-	if err := Publish(b, final); !errors.Is(err, ErrExists) {
-		t.Fatalf("second publish: %v, want ErrExists", err)
-	}
-	if got, _ := os.ReadFile(final); string(got) != "first" {
-		t.Fatalf("final file now %q", got)
 	}
 }

@@ -1,7 +1,8 @@
 // Package shard owns the Parquet side of hydroshard: the Arrow schema of
 // every table, the documentation and unit of every column, the derived
-// columns the writer computes, the Parquet encoding settings, and the
-// durable temp-file write that hashes while it streams.
+// columns the writer computes, and the Parquet encoding settings. It
+// encodes to an io.Writer and does no file I/O of its own: durable files
+// are package vfs's (internal/archtest checks).
 package shard
 
 import (

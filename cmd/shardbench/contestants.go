@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // sample is one contestant's run of one round: every contestant processes
@@ -53,7 +56,7 @@ func roundDir(dir, name string, round int) (string, error) {
 // throughput is total input / wall time. With overlap, each file's fsync
 // runs on one syncer goroutine while the workers encode the next file, as
 // rank.Writer does (the round's time ends when every file is durable);
-// without it, the worker fsyncs each file itself (WriteTemp), exactly
+// without it, the worker fsyncs each file itself (vfs.WriteNew then Sync), exactly
 // what BenchmarkHydrosWriterVsRawZstd times. With one worker the encoding
 // runs in the calling goroutine.
 func writerContestant(d *dataset, dir string, workers int, overlap bool) func(context.Context, int) (sample, error) {
@@ -73,24 +76,26 @@ func writerContestant(d *dataset, dir string, workers int, overlap bool) func(co
 		defer os.RemoveAll(sub)
 		outs := make([]int64, workers)
 		errs := make([]error, workers+1) // the last one is the syncer's
-		syncs := make(chan *shard.PendingFile, 2*workers)
+		syncs := make(chan *vfs.Pending, 2*workers)
 		synced := make(chan struct{})
 		work := func(w int) {
 			for i := w; i < len(d.scen); i += workers {
 				if errs[w] = ctx.Err(); errs[w] != nil {
 					return
 				}
-				p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, shard.TempSuffix))
+				p := filepath.Join(sub, fmt.Sprintf("s%d%s", i, layout.TempSuffix))
 				tr := shard.TableRows{Table: shard.Hydros, Rows: d.scen[i].Hydros}
-				var info shard.FileInfo
-				var err error
-				if overlap {
-					var pf *shard.PendingFile
-					if info, pf, err = encs[w].WriteTempUnsynced(p, tr, d.cas); err == nil {
+				// Exactly the rank writer's path: vfs.WriteNew streams the
+				// encoding through the XXH64, then the fsync runs in line
+				// or, overlapped, on the syncer.
+				encode := func(out io.Writer) error { _, err := encs[w].Encode(out, tr, d.cas); return err }
+				info, pf, err := vfs.WriteNew(vfs.OS(), p, encode)
+				if err == nil {
+					if overlap {
 						syncs <- pf
+					} else {
+						err = pf.Sync()
 					}
-				} else {
-					info, err = encs[w].WriteTemp(p, tr, d.cas)
 				}
 				if err != nil {
 					errs[w] = fmt.Errorf("%s: %w", name, err)
@@ -198,7 +203,7 @@ func rankContestant(d *dataset, dir string, workers, callers int) func(context.C
 		if err := errors.Join(append(errs, ferr, w.Close())...); err != nil {
 			return sample{}, fmt.Errorf("%s: %w", name, err)
 		}
-		bytes, err := parquetBytes(filepath.Join(out, rank.SimDir))
+		bytes, err := parquetBytes(filepath.Join(out, layout.SimDir))
 		if err != nil {
 			return sample{}, fmt.Errorf("%s: %w", name, err)
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // dataset is everything one scale's contestants consume, prepared before
@@ -30,8 +32,11 @@ type dataset struct {
 	// rank path.
 	fullIn []int64
 	rows   int // hydros rows per scenario
-	// pgRows are the hydros rows in parquet-go's row form.
-	pgRows [][]hydroRow
+	// pgInputs are the hydros columns, one file per scenario, that the
+	// parquet-go contestant (a child process) loads, and pgSums their
+	// checksums, which it must report back (writeColumns).
+	pgInputs []string
+	pgSums   []uint64
 	// parquetFiles are the hydros files this project's writer produced, one
 	// per scenario: DuckDB loads them, so it gets the very same values.
 	parquetFiles []string
@@ -60,7 +65,7 @@ func inputBytes(rec arrow.RecordBatch) int64 {
 
 // prepare generates n scenarios of c (seed 1, ids 0..n-1) and derives every
 // contestant's input from them. dir receives the writer's hydros files for
-// DuckDB.
+// DuckDB and the hydros columns for parquet-go.
 func prepare(scale string, c *manifest.Case, n int, dir string) (*dataset, error) {
 	d := &dataset{scale: scale, cas: c}
 	enc := shard.NewEncoder()
@@ -86,14 +91,16 @@ func prepare(scale string, c *manifest.Case, n int, dir string) (*dataset, error
 				for _, b := range cols {
 					in += int64(len(b))
 				}
-				rows, err := toHydroRows(rec)
+				pg := filepath.Join(dir, fmt.Sprintf("%s-hydros-s%d.cols", scale, i))
+				sum, err := writeColumns(pg, rec)
 				if err != nil {
 					rec.Release()
-					return nil, fmt.Errorf("%s scenario %d: parquet-go rows: %w", scale, i, err)
+					return nil, fmt.Errorf("%s scenario %d: parquet-go's input: %w", scale, i, err)
 				}
 				d.hydrosCols = append(d.hydrosCols, cols)
 				d.hydrosIn = append(d.hydrosIn, in)
-				d.pgRows = append(d.pgRows, rows)
+				d.pgInputs = append(d.pgInputs, pg)
+				d.pgSums = append(d.pgSums, sum)
 				d.rows = int(rec.NumRows())
 			}
 			rec.Release()
@@ -103,14 +110,10 @@ func prepare(scale string, c *manifest.Case, n int, dir string) (*dataset, error
 		}
 		d.fullIn = append(d.fullIn, full)
 
-		// WriteTemp refuses a .parquet temp path (a glob could pick it up);
-		// DuckDB is happier with the extension, so rename once written.
-		tmp := filepath.Join(dir, fmt.Sprintf("%s-hydros-s%d%s", scale, i, shard.TempSuffix))
-		if _, err := enc.WriteTemp(tmp, shard.TableRows{Table: shard.Hydros, Rows: sc.Hydros}, c); err != nil {
-			return nil, fmt.Errorf("writing DuckDB's input: %w", err)
-		}
+		// DuckDB's input: this writer's file of the scenario, written once.
 		final := filepath.Join(dir, fmt.Sprintf("%s-hydros-s%d.parquet", scale, i))
-		if err := os.Rename(tmp, final); err != nil {
+		tr := shard.TableRows{Table: shard.Hydros, Rows: sc.Hydros}
+		if _, err := vfs.WriteNewSync(vfs.OS(), final, func(w io.Writer) error { _, err := enc.Encode(w, tr, c); return err }); err != nil {
 			return nil, fmt.Errorf("writing DuckDB's input: %w", err)
 		}
 		d.parquetFiles = append(d.parquetFiles, final)

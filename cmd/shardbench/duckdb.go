@@ -1,16 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"time"
 )
 
@@ -57,14 +52,8 @@ func findDuckTools() duckTools {
 // one per thread count: switching DuckDB's thread count between COPYs
 // makes the next COPY 2-4x slower, a cost a real DuckDB user does not pay.
 type duck struct {
-	cmd     *exec.Cmd
-	cancel  context.CancelFunc
-	stdin   io.WriteCloser
-	lines   chan []byte
-	stderr  *tailBuffer
-	timeout time.Duration
+	*child
 	version string
-	dead    error // set once a request timed out: later replies cannot be matched
 }
 
 // startDuck copies the script next to a node_modules symlink (node
@@ -88,77 +77,11 @@ func startDuck(ctx context.Context, t duckTools, root, scratch string, life, tim
 			return nil, fmt.Errorf("duckdb: %w", err)
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, life)
-	cmd := exec.CommandContext(cctx, t.node, script)
-	cmd.Dir = dir
-	cmd.WaitDelay = 5 * time.Second
-	d := &duck{cmd: cmd, cancel: cancel, lines: make(chan []byte, 1), stderr: &tailBuffer{max: 8 << 10}, timeout: timeout}
-	cmd.Stderr = d.stderr
-	var err error
-	if d.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		return nil, fmt.Errorf("duckdb: %w", err)
-	}
-	stdout, err := cmd.StdoutPipe()
+	c, err := startChild(ctx, "duckdb", "node", dir, life, timeout, t.node, script)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("duckdb: %w", err)
+		return nil, err
 	}
-	if err = cmd.Start(); err != nil {
-		cancel()
-		return nil, fmt.Errorf("duckdb: starting node: %w", err)
-	}
-	go func() {
-		defer close(d.lines)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			select {
-			case d.lines <- append([]byte(nil), sc.Bytes()...):
-			case <-cctx.Done():
-				return
-			}
-		}
-	}()
-	return d, nil
-}
-
-// request sends one command and decodes its one-line reply into resp.
-func (d *duck) request(req, resp any) error {
-	if d.dead != nil {
-		return d.dead
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return err
-	}
-	if _, err := d.stdin.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("duckdb: writing to node: %w%s", err, d.stderr.suffix())
-	}
-	select {
-	case line, ok := <-d.lines:
-		if !ok {
-			return fmt.Errorf("duckdb: node exited%s", d.stderr.suffix())
-		}
-		var status struct {
-			OK    bool   `json:"ok"`
-			Error string `json:"error"`
-		}
-		if err := json.Unmarshal(line, &status); err != nil {
-			return fmt.Errorf("duckdb: reply %q: %w", line, err)
-		}
-		if !status.OK {
-			return fmt.Errorf("duckdb: %s", status.Error)
-		}
-		if err := json.Unmarshal(line, resp); err != nil {
-			return fmt.Errorf("duckdb: reply %q: %w", line, err)
-		}
-		return nil
-	case <-time.After(d.timeout):
-		d.cancel()
-		d.dead = fmt.Errorf("duckdb: no reply within %v (node killed)%s", d.timeout, d.stderr.suffix())
-		return d.dead
-	}
+	return &duck{child: c}, nil
 }
 
 // load (re)creates tables t0..tk-1, table k from files[k].
@@ -209,55 +132,4 @@ func duckContestant(d *duck, ds *dataset, dir string, threads int) func(context.
 		}
 		return sample{sec: resp.MS / 1e3, in: sum(ds.hydrosIn), out: resp.Bytes, scen: len(paths)}, ctx.Err()
 	}
-}
-
-// close ends node by closing its stdin (the script exits on EOF).
-func (d *duck) close() error {
-	defer d.cancel()
-	_ = d.stdin.Close()
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("duckdb: node: %w%s", err, d.stderr.suffix())
-		}
-		return nil
-	case <-time.After(10 * time.Second):
-		d.cancel()
-		<-done
-		return errors.New("duckdb: node did not exit after its stdin closed; killed")
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it: enough of a child's
-// stderr to explain a failure without holding an unbounded log.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-// suffix renders the captured stderr for an error message.
-func (t *tailBuffer) suffix() string {
-	if s := t.String(); s != "" {
-		return "\nstderr:\n" + s
-	}
-	return ""
 }

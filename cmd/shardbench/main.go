@@ -12,6 +12,10 @@
 //
 //	go run ./cmd/shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR]
 //
+// The parquet-go contestant is a module of its own (cmd/shardbench/parquetgo,
+// so that this module does not require parquet-go), built at start with the
+// go command and run as a long-lived child that times its own writes.
+//
 // A MISS against a target is a measurement, not a failure: the exit status
 // is 1 only when something could not run. DuckDB (node and @duckdb/node-api,
 // installed by scripts/install-test-tools.sh) is optional, except with
@@ -209,15 +213,19 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// The compiler runs while the data is generated (neither is timed) and
 	// must be done before the first timed round; waiting for it on every
 	// return keeps it from writing into a scratch directory being removed.
-	fmt.Fprintln(stderr, "shardbench: building cmd/simrank and rsswrap")
-	var simrank, wrap string
+	fmt.Fprintln(stderr, "shardbench: building cmd/simrank, rsswrap and the parquet-go contestant")
+	var bins builtTools
 	var buildErr error
 	built := make(chan struct{})
 	go func() {
 		defer close(built)
-		simrank, wrap, buildErr = buildTools(ctx, root, filepath.Join(scratch, "bin"))
+		bins, buildErr = buildTools(ctx, root, filepath.Join(scratch, "bin"))
 	}()
 	defer func() { <-built }()
+	life := 2 * time.Hour // of the contestants' child processes
+	if cfg.quick {
+		life = 10 * time.Minute
+	}
 
 	// DuckDB processes by thread count: 1 and W.
 	var dks map[int]*duck
@@ -231,10 +239,6 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	defer closeDucks()
 	if tools.missing == "" {
-		life := 2 * time.Hour
-		if cfg.quick {
-			life = 10 * time.Minute
-		}
 		dks = map[int]*duck{}
 		for _, th := range []int{1, cfg.workers} {
 			dk, err := startDuck(ctx, tools, root, scratch, life, 5*time.Minute)
@@ -261,12 +265,26 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if buildErr != nil {
 		return buildErr
 	}
+	pg, err := startParquetGo(ctx, bins.parquetGo, scratch, life, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	closePG := func() error {
+		if pg == nil {
+			return nil
+		}
+		err := pg.close()
+		pg = nil
+		return err
+	}
+	defer closePG()
+	rp.parquetGoVersion = pg.version
 	for i := range data {
 		prefix := ""
 		if i > 0 {
 			prefix = data[i].scale + "_"
 		}
-		s, err := measureScale(ctx, cfg, data[i], prefix, dks, scratch, stderr)
+		s, err := measureScale(ctx, cfg, data[i], prefix, pg, dks, scratch, stderr)
 		if err != nil {
 			return err
 		}
@@ -277,11 +295,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if dk := dks[1]; dk != nil {
 		rp.duckVersion = dk.version
 	}
-	if err := closeDucks(); err != nil {
+	if err := errors.Join(closeDucks(), closePG()); err != nil {
 		return err
 	}
 
-	rss, err := measureRSS(ctx, cfg, wrap, simrank, scratch, stderr)
+	rss, err := measureRSS(ctx, cfg, bins.wrap, bins.simrank, scratch, stderr)
 	if err != nil {
 		return err
 	}
@@ -297,7 +315,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 }
 
 // measureScale runs one scale's interleaved rounds.
-func measureScale(ctx context.Context, cfg config, d *dataset, prefix string, dks map[int]*duck, scratch string, progress io.Writer) (*scaleResult, error) {
+func measureScale(ctx context.Context, cfg config, d *dataset, prefix string, pg *parquetGo, dks map[int]*duck, scratch string, progress io.Writer) (*scaleResult, error) {
 	name := d.scale
 	dir := filepath.Join(scratch, "runs")
 	w := cfg.workers
@@ -305,12 +323,15 @@ func measureScale(ctx context.Context, cfg config, d *dataset, prefix string, dk
 	if err != nil {
 		return nil, err
 	}
+	if err := pg.load(d); err != nil {
+		return nil, err
+	}
 	cs := []contestant{
-		{key: "writer_1w", label: "this writer, 1 worker (WriteTemp: encode+hash+fsync)", run: writerContestant(d, dir, 1, false)},
+		{key: "writer_1w", label: "this writer, 1 worker (encode+hash+fsync in line)", run: writerContestant(d, dir, 1, false)},
 		{key: "writer_1w_overlap", label: "this writer, 1 worker, fsync overlapped (as rank.Writer)", run: writerContestant(d, dir, 1, true)},
 		{key: fmt.Sprintf("writer_%dw", w), label: fmt.Sprintf("this writer, %d workers, fsync overlapped (as rank.Writer)", w), run: writerContestant(d, dir, w, true)},
 		{key: "raw_zstd", label: "raw klauspost zstd-3, 1 MiB chunks (the limit)", run: raw},
-		{key: "parquet_go", label: "parquet-go GenericWriter, zstd-3, fsync", run: parquetGoContestant(d, dir)},
+		{key: "parquet_go", label: "parquet-go GenericWriter, zstd-3, fsync", run: parquetGoContestant(pg, d, dir)},
 	}
 	for _, th := range []int{1, w} {
 		dk := dks[th]

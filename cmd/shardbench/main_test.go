@@ -39,7 +39,7 @@ func TestQuickRunJSON(t *testing.T) {
 	if doc["quick"] != true || doc["scale"] != "production" || doc["xl_scale"] != "xl" || doc["rss_case"] != "tiny" {
 		t.Errorf("quick=%v scale=%v xl_scale=%v rss_case=%v, want true, production, xl, tiny", doc["quick"], doc["scale"], doc["xl_scale"], doc["rss_case"])
 	}
-	for _, k := range []string{"go_version"} {
+	for _, k := range []string{"go_version", "parquet_go_version"} {
 		if s, _ := doc[k].(string); s == "" {
 			t.Errorf("%s = %v, want a non-empty string", k, doc[k])
 		}

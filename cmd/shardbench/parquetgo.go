@@ -1,206 +1,264 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
-	"io"
+	"hash/crc64"
+	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"reflect"
-	"strings"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/klauspost/compress/zstd"
-	"github.com/parquet-go/parquet-go"
-	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/hydroshard/hydroshard/shard"
 )
 
-// hydroRow is one hydros row in parquet-go's idiomatic form (a struct per
-// row for GenericWriter), columns in the writer's on-disk order. Nullable
-// columns are pointers: parquet-go's "optional" on a plain field would
-// turn every 0.0 into a null, which is not the same data. toHydroRows
-// checks this type against the registry, so a schema change fails loudly
-// instead of comparing different tables.
-type hydroRow struct {
-	StageID                        int32    `parquet:"stage_id"`
-	BlockID                        *int32   `parquet:"block_id,optional"`
-	HydroID                        int32    `parquet:"hydro_id"`
-	TurbinedM3s                    float64  `parquet:"turbined_m3s"`
-	SpillageM3s                    float64  `parquet:"spillage_m3s"`
-	OutflowM3s                     float64  `parquet:"outflow_m3s"`
-	EvaporationM3s                 *float64 `parquet:"evaporation_m3s,optional"`
-	DivertedInflowM3s              *float64 `parquet:"diverted_inflow_m3s,optional"`
-	DivertedOutflowM3s             *float64 `parquet:"diverted_outflow_m3s,optional"`
-	IncrementalInflowM3s           float64  `parquet:"incremental_inflow_m3s"`
-	InflowM3s                      float64  `parquet:"inflow_m3s"`
-	StorageInitialHm3              float64  `parquet:"storage_initial_hm3"`
-	StorageFinalHm3                float64  `parquet:"storage_final_hm3"`
-	GenerationMW                   float64  `parquet:"generation_mw"`
-	GenerationMWh                  float64  `parquet:"generation_mwh"`
-	ProductivityMWPerM3s           *float64 `parquet:"productivity_mw_per_m3s,optional"`
-	SpillageCost                   float64  `parquet:"spillage_cost"`
-	WaterValuePerHm3               float64  `parquet:"water_value_per_hm3"`
-	StorageBindingCode             int8     `parquet:"storage_binding_code"`
-	OperativeStateCode             int8     `parquet:"operative_state_code"`
-	TurbinedSlackM3s               float64  `parquet:"turbined_slack_m3s"`
-	OutflowSlackBelowM3s           float64  `parquet:"outflow_slack_below_m3s"`
-	OutflowSlackAboveM3s           float64  `parquet:"outflow_slack_above_m3s"`
-	GenerationSlackMW              float64  `parquet:"generation_slack_mw"`
-	StorageViolationBelowHm3       float64  `parquet:"storage_violation_below_hm3"`
-	FillingTargetViolationHm3      float64  `parquet:"filling_target_violation_hm3"`
-	EvaporationViolationPosM3s     float64  `parquet:"evaporation_violation_pos_m3s"`
-	EvaporationViolationNegM3s     float64  `parquet:"evaporation_violation_neg_m3s"`
-	InflowNonnegativitySlackM3s    float64  `parquet:"inflow_nonnegativity_slack_m3s"`
-	WaterWithdrawalViolationPosM3s float64  `parquet:"water_withdrawal_violation_pos_m3s"`
-	WaterWithdrawalViolationNegM3s float64  `parquet:"water_withdrawal_violation_neg_m3s"`
+// parquetGoDir is the parquet-go contestant, relative to the module root:
+// a module of its own (its own go.mod), so that this module does not
+// require parquet-go. shardbench builds it and runs it as a long-lived
+// child, as it runs DuckDB: the child times its writes itself. Its doc
+// has the protocol, its cols.go the input format (written by
+// writeColumns below).
+const parquetGoDir = "cmd/shardbench/parquetgo"
+
+// buildParquetGo builds the contestant into dir. GOWORK=off: the module
+// is not in any workspace, and needs none.
+func buildParquetGo(ctx context.Context, goBin, root, dir string) (string, error) {
+	bin := filepath.Join(dir, "parquetgo")
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, goBin, "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join(root, parquetGoDir)
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build in %s: %w\n%s", parquetGoDir, err, out)
+	}
+	return bin, nil
 }
 
-// toHydroRows converts a hydros record (derived columns included) into
-// rows. It runs before any timing, so it favours checks over speed.
-// Nullable values point into one backing array per column, so the heap
-// holds a few large objects instead of one small object per value (which
-// would slow every contestant's garbage collections alike).
-func toHydroRows(rec arrow.RecordBatch) ([]hydroRow, error) {
-	typ := reflect.TypeFor[hydroRow]()
-	sch := rec.Schema()
-	if typ.NumField() != sch.NumFields() {
-		return nil, fmt.Errorf("hydroRow has %d fields, %s has %d columns", typ.NumField(), shard.Hydros.Name, sch.NumFields())
-	}
-	n := int(rec.NumRows())
-	rows := make([]hydroRow, n)
-	rv := reflect.ValueOf(rows)
-	for f := range typ.NumField() {
-		sf := typ.Field(f)
-		name := strings.Split(sf.Tag.Get("parquet"), ",")[0]
-		af := sch.Field(f)
-		if af.Name != name {
-			return nil, fmt.Errorf("column %d is %s, hydroRow field %s is %s", f, af.Name, sf.Name, name)
-		}
-		if ptr := sf.Type.Kind() == reflect.Pointer; ptr != af.Nullable {
-			return nil, fmt.Errorf("column %s: nullable %v, hydroRow field %s is %s", name, af.Nullable, sf.Name, sf.Type)
-		}
-		col := rec.Column(f)
-		set := func(i int, v reflect.Value) { rv.Index(i).Field(f).Set(v) }
-		switch a := col.(type) {
-		case *array.Float64:
-			if af.Nullable {
-				if sf.Type != reflect.TypeFor[*float64]() {
-					return nil, fmt.Errorf("column %s: field %s is %s, want *float64", name, sf.Name, sf.Type)
-				}
-				vals := append([]float64(nil), a.Float64Values()...)
-				for i := range n {
-					if a.IsValid(i) {
-						set(i, reflect.ValueOf(&vals[i]))
-					}
-				}
-				continue
-			}
-			if sf.Type.Kind() != reflect.Float64 {
-				return nil, fmt.Errorf("column %s: field %s is %s, want float64", name, sf.Name, sf.Type)
-			}
-			for i, v := range a.Float64Values() {
-				rv.Index(i).Field(f).SetFloat(v)
-			}
-		case *array.Int32:
-			if af.Nullable {
-				if sf.Type != reflect.TypeFor[*int32]() {
-					return nil, fmt.Errorf("column %s: field %s is %s, want *int32", name, sf.Name, sf.Type)
-				}
-				vals := append([]int32(nil), a.Int32Values()...)
-				for i := range n {
-					if a.IsValid(i) {
-						set(i, reflect.ValueOf(&vals[i]))
-					}
-				}
-				continue
-			}
-			if sf.Type.Kind() != reflect.Int32 {
-				return nil, fmt.Errorf("column %s: field %s is %s, want int32", name, sf.Name, sf.Type)
-			}
-			for i, v := range a.Int32Values() {
-				rv.Index(i).Field(f).SetInt(int64(v))
-			}
-		case *array.Int8:
-			if af.Nullable || sf.Type.Kind() != reflect.Int8 {
-				return nil, fmt.Errorf("column %s: field %s is %s, want int8", name, sf.Name, sf.Type)
-			}
-			for i, v := range a.Int8Values() {
-				rv.Index(i).Field(f).SetInt(int64(v))
-			}
-		default:
-			return nil, fmt.Errorf("column %s: Arrow type %s has no conversion", name, col.DataType())
-		}
-	}
-	return rows, nil
+// parquetGo is the running contestant.
+type parquetGo struct {
+	*child
+	version string // parquet-go's
 }
 
-// parquetGoCodec is parquet-go's own zstd codec at SpeedDefault, which is
-// what klauspost maps zstd level 3 to (the level the writer uses), so both
-// compress with the same klauspost encoder settings.
-func parquetGoCodec() *pqzstd.Codec {
-	return &pqzstd.Codec{Level: zstd.EncoderLevelFromZstd(shard.ZstdLevel)}
+// startParquetGo starts the contestant and checks that it runs on the
+// same Go and the same klauspost/compress (the zstd encoder) as this
+// process, i.e. as the writer: otherwise the comparison would not be fair.
+func startParquetGo(ctx context.Context, bin, dir string, life, timeout time.Duration) (*parquetGo, error) {
+	c, err := startChild(ctx, "parquet-go", "parquetgo", dir, life, timeout, bin)
+	if err != nil {
+		return nil, err
+	}
+	var info struct {
+		Go        string `json:"go"`
+		ParquetGo string `json:"parquet_go"`
+		Compress  string `json:"compress"`
+	}
+	if err := c.request(map[string]any{"cmd": "info"}, &info); err != nil {
+		return nil, failClose(err, c)
+	}
+	if info.Go != runtime.Version() {
+		return nil, failClose(fmt.Errorf("parquet-go: the contestant was built with %s, shardbench runs on %s", info.Go, runtime.Version()), c)
+	}
+	const compress = "github.com/klauspost/compress"
+	if mine := moduleVersion(compress); mine != "" && info.Compress != mine {
+		return nil, failClose(fmt.Errorf("parquet-go: the contestant links %s %s, the writer %s: run (cd %s && go get %s@%s && go mod tidy)",
+			compress, info.Compress, mine, parquetGoDir, compress, mine), c)
+	}
+	return &parquetGo{child: c, version: info.ParquetGo}, nil
+}
+
+// failClose ends c after err, which it returns.
+func failClose(err error, c *child) error {
+	if cerr := c.close(); cerr != nil {
+		return fmt.Errorf("%w (and %v)", err, cerr)
+	}
+	return err
+}
+
+// moduleVersion is the version of a module linked into this binary, ""
+// when the binary has no build information.
+func moduleVersion(path string) string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	for _, m := range bi.Deps {
+		if m.Path == path {
+			if m.Replace != nil {
+				return m.Replace.Version
+			}
+			return m.Version
+		}
+	}
+	return ""
+}
+
+// load hands the child the scale's inputs, with the writer's zstd level
+// and row-group cap, and checks that it holds exactly the rows and values
+// the other contestants get (its checksums against writeColumns').
+func (p *parquetGo) load(d *dataset) error {
+	var resp struct {
+		Rows []int    `json:"rows"`
+		Sums []string `json:"sums"`
+	}
+	req := map[string]any{"cmd": "load", "zstd_level": shard.ZstdLevel, "max_rows_per_row_group": shard.MaxRowGroupRows, "inputs": d.pgInputs}
+	if err := p.request(req, &resp); err != nil {
+		return err
+	}
+	if len(resp.Rows) != len(d.pgInputs) || len(resp.Sums) != len(d.pgInputs) {
+		return fmt.Errorf("parquet-go: loaded %d inputs (%d sums), want %d", len(resp.Rows), len(resp.Sums), len(d.pgInputs))
+	}
+	for i := range d.pgInputs {
+		if want := fmt.Sprintf("%016x", d.pgSums[i]); resp.Rows[i] != d.rows || resp.Sums[i] != want {
+			return fmt.Errorf("parquet-go: %s: %d rows, checksum %s; want %d rows, %s", d.pgInputs[i], resp.Rows[i], resp.Sums[i], d.rows, want)
+		}
+	}
+	return nil
 }
 
 // parquetGoContestant writes each scenario's hydros rows with one
 // long-lived GenericWriter (Reset per file: parquet-go's cheapest way to
 // write many files), zstd level 3, no dictionary (parquet-go only builds
 // dictionaries for fields tagged "dict"), at most 100k rows per row group,
-// then fsyncs, as the writer does.
-func parquetGoContestant(d *dataset, dir string) func(context.Context, int) (sample, error) {
-	w := parquet.NewGenericWriter[hydroRow](io.Discard,
-		parquet.Compression(parquetGoCodec()),
-		parquet.MaxRowsPerRowGroup(shard.MaxRowGroupRows),
-		parquet.CreatedBy("shardbench", "", ""),
-	)
+// then fsyncs, as the writer does. The time is measured inside the child,
+// from opening the first file to the last fsync. The child gets the GC
+// headroom this process has (runRounds has just collected): the Go
+// contestants in here run next to the benchmark's data, hundreds of MB,
+// so their garbage seldom triggers a collection, and neither does the
+// child's (as when parquet-go ran in here).
+func parquetGoContestant(p *parquetGo, d *dataset, dir string) func(context.Context, int) (sample, error) {
 	return func(ctx context.Context, round int) (sample, error) {
 		sub, err := roundDir(dir, "parquet-go", round)
 		if err != nil {
 			return sample{}, err
 		}
 		defer os.RemoveAll(sub)
-		var out int64
-		t0 := time.Now()
-		for i, rows := range d.pgRows {
-			if err := ctx.Err(); err != nil {
-				return sample{}, err
-			}
-			n, err := writeParquetGo(w, filepath.Join(sub, fmt.Sprintf("s%d.parquet", i)), rows)
-			if err != nil {
-				return sample{}, err
-			}
-			out += n
+		paths := make([]string, len(d.pgInputs))
+		for i := range paths {
+			paths[i] = filepath.Join(sub, fmt.Sprintf("s%d.parquet", i))
 		}
-		return sample{sec: time.Since(t0).Seconds(), in: sum(d.hydrosIn), out: out, scen: len(d.pgRows)}, nil
+		var resp struct {
+			Sec   float64 `json:"sec"`
+			Bytes int64   `json:"bytes"`
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		headroom := max(int64(ms.NextGC)-int64(ms.HeapAlloc), 0)
+		if err := p.request(map[string]any{"cmd": "write", "paths": paths, "gc_headroom": headroom}, &resp); err != nil {
+			return sample{}, err
+		}
+		if resp.Sec <= 0 {
+			return sample{}, fmt.Errorf("parquet-go: writing took %v s", resp.Sec)
+		}
+		return sample{sec: resp.Sec, in: sum(d.hydrosIn), out: resp.Bytes, scen: len(paths)}, ctx.Err()
 	}
 }
 
-func writeParquetGo(w *parquet.GenericWriter[hydroRow], path string, rows []hydroRow) (n int64, err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// colsMagic and the column types are the parquet-go contestant's input
+// format (cmd/shardbench/parquetgo/cols.go has its definition).
+const colsMagic = "SBCOLS01"
+
+const (
+	colInt8    = 1
+	colInt32   = 2
+	colFloat64 = 3
+)
+
+var colsCRC = crc64.MakeTable(crc64.ECMA)
+
+// writeColumns writes rec's columns to path in that format, before any
+// timing, and returns their checksum (defined in cols.go too): CRC-64/ECMA
+// of, column by column and row by row, 0 for a null, else 1 and the value
+// as 8 bytes little-endian (integers sign-extended, float64 by its bits).
+func writeColumns(path string, rec arrow.RecordBatch) (sum uint64, err error) {
+	f, err := os.Create(path)
 	if err != nil {
-		return 0, fmt.Errorf("parquet-go: %w", err)
+		return 0, err
 	}
 	defer func() {
 		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("parquet-go: closing %s: %w", path, cerr)
+			err = cerr
 		}
 	}()
-	w.Reset(f)
-	if _, err := w.Write(rows); err != nil {
-		return 0, fmt.Errorf("parquet-go: writing %s: %w", path, err)
+	w := bufio.NewWriterSize(f, 1<<20)
+	n := int(rec.NumRows())
+	sch := rec.Schema()
+	var b []byte
+	b = append(b, colsMagic...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	b = binary.LittleEndian.AppendUint32(b, uint32(sch.NumFields()))
+	var crc []byte
+	for c, col := range rec.Columns() {
+		af := sch.Field(c)
+		var typ byte
+		switch col.(type) {
+		case *array.Int8:
+			typ = colInt8
+		case *array.Int32:
+			typ = colInt32
+		case *array.Float64:
+			typ = colFloat64
+		default:
+			return 0, fmt.Errorf("column %s: Arrow type %s has no conversion", af.Name, col.DataType())
+		}
+		nullable := byte(0)
+		if af.Nullable {
+			nullable = 1
+		}
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(af.Name)))
+		b = append(append(b, af.Name...), typ, nullable)
+		null := func(i int) bool { return af.Nullable && !col.IsValid(i) }
+		if af.Nullable {
+			valid := make([]byte, (n+7)/8)
+			for i := range n {
+				if !null(i) {
+					valid[i/8] |= 1 << (i % 8)
+				}
+			}
+			b = append(b, valid...)
+		}
+		crc = crc[:0]
+		put := func(i int, x uint64) {
+			if null(i) {
+				crc = append(crc, 0)
+			} else {
+				crc = binary.LittleEndian.AppendUint64(append(crc, 1), x)
+			}
+		}
+		switch a := col.(type) {
+		case *array.Int8:
+			for i, v := range a.Int8Values() {
+				b = append(b, byte(v))
+				put(i, uint64(int64(v)))
+			}
+		case *array.Int32:
+			for i, v := range a.Int32Values() {
+				b = binary.LittleEndian.AppendUint32(b, uint32(v))
+				put(i, uint64(int64(v)))
+			}
+		case *array.Float64:
+			for i, v := range a.Float64Values() {
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+				put(i, math.Float64bits(v))
+			}
+		}
+		sum = crc64.Update(sum, colsCRC, crc)
+		if _, err := w.Write(b); err != nil {
+			return 0, err
+		}
+		b = b[:0]
 	}
-	if err := w.Close(); err != nil {
-		return 0, fmt.Errorf("parquet-go: closing writer of %s: %w", path, err)
+	if _, err := w.Write(b); err != nil {
+		return 0, err
 	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("parquet-go: fsync %s: %w", path, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		return 0, fmt.Errorf("parquet-go: %w", err)
-	}
-	return st.Size(), nil
+	return sum, w.Flush()
 }

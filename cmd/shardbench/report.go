@@ -50,7 +50,9 @@ type report struct {
 	rss         *rssResult
 	duckVersion string
 	duckMissing string
-	elapsed     time.Duration
+	// parquetGoVersion is parquet-go's version in the contestant's module
+	parquetGoVersion string
+	elapsed          time.Duration
 }
 
 // target is one goal of the writer, checked as a ratio of two figures
@@ -153,6 +155,9 @@ func passWord(ok bool) string {
 func (rp *report) print(w io.Writer) {
 	fmt.Fprintf(w, "shardbench: %s, GOMAXPROCS %d, %d workers, %d measured rounds (+%d warm-up), interleaved; quick=%v\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), rp.cfg.workers, rp.cfg.reps, rp.cfg.warmup, rp.cfg.quick)
+	if rp.parquetGoVersion != "" {
+		fmt.Fprintf(w, "parquet-go %s (module %s, run as a child process)\n", rp.parquetGoVersion, parquetGoDir)
+	}
 	if rp.duckVersion != "" {
 		fmt.Fprintf(w, "DuckDB %s (@duckdb/node-api); DuckDB does not fsync its files, the Go contestants do: this favours DuckDB.\n", rp.duckVersion)
 	} else {
@@ -204,6 +209,9 @@ func (rp *report) doc() map[string]any {
 		"go_version": runtime.Version(),
 		"gomaxprocs": runtime.GOMAXPROCS(0),
 		"note":       "MB/s of uncompressed input (column bytes); DuckDB does not fsync its files, the Go contestants do",
+	}
+	if rp.parquetGoVersion != "" {
+		m["parquet_go_version"] = rp.parquetGoVersion
 	}
 	if rp.duckVersion != "" {
 		m["duckdb_version"] = rp.duckVersion

@@ -14,16 +14,24 @@ import (
 	"time"
 )
 
-// buildTools builds cmd/simrank and rsswrap into dir. A child process is
-// the only honest way to read a rank's peak RSS (inside this process the
-// benchmark's own data would dominate it), and rsswrap is what keeps this
-// process's RSS out of the child's figure (see rsswrap's doc).
-func buildTools(ctx context.Context, root, dir string) (simrank, wrap string, err error) {
+// builtTools are the programs shardbench builds before the first timed round.
+type builtTools struct {
+	simrank, wrap string // cmd/simrank and rsswrap
+	parquetGo     string // the parquet-go contestant (parquetgo.go)
+}
+
+// buildTools builds cmd/simrank, rsswrap and the parquet-go contestant
+// into dir. A child process is the only honest way to read a rank's peak
+// RSS (inside this process the benchmark's own data would dominate it),
+// and rsswrap is what keeps this process's RSS out of the child's figure
+// (see rsswrap's doc). The parquet-go contestant is a module of its own,
+// hence a build of its own.
+func buildTools(ctx context.Context, root, dir string) (builtTools, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 		if _, serr := os.Stat(goBin); serr != nil {
-			return "", "", fmt.Errorf("building simrank: no go command on PATH or in GOROOT: %w", err)
+			return builtTools{}, fmt.Errorf("building simrank: no go command on PATH or in GOROOT: %w", err)
 		}
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
@@ -31,9 +39,13 @@ func buildTools(ctx context.Context, root, dir string) (simrank, wrap string, er
 	cmd := exec.CommandContext(cctx, goBin, "build", "-o", dir+string(filepath.Separator), "./cmd/simrank", "./cmd/shardbench/rsswrap")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build ./cmd/simrank ./cmd/shardbench/rsswrap: %w\n%s", err, out)
+		return builtTools{}, fmt.Errorf("go build ./cmd/simrank ./cmd/shardbench/rsswrap: %w\n%s", err, out)
 	}
-	return filepath.Join(dir, "simrank"), filepath.Join(dir, "rsswrap"), nil
+	pg, err := buildParquetGo(ctx, goBin, root, dir)
+	if err != nil {
+		return builtTools{}, err
+	}
+	return builtTools{simrank: filepath.Join(dir, "simrank"), wrap: filepath.Join(dir, "rsswrap"), parquetGo: pg}, nil
 }
 
 // childEnv is the environment minus what would make simrank misbehave on
