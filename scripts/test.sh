@@ -26,7 +26,11 @@ HYDROSHARD_TEST_SLURM_DIR=$(mktemp -d /tmp/hydroshard-test-slurm.XXXXXX)
 export HYDROSHARD_TEST_SLURM_DIR
 trap 'HYDROSHARD_SLURM_DIR=$HYDROSHARD_TEST_SLURM_DIR bash scripts/slurm/local-cluster.sh down >/dev/null 2>&1 || true; rm -rf "$HYDROSHARD_TEST_SLURM_DIR"' EXIT
 echo "== go test"
-go test -count=1 -timeout 20m "$@" ./...
+# Every package but the crash points, which run next with their counts shown.
+go test -count=1 -timeout 20m "$@" $(go list ./... | grep -v /internal/crashtest)
+echo "== crash points: a rank and the merge crashed after every file-system operation"
+go test -count=1 -timeout 20m -v "$@" ./internal/crashtest | grep -E "crash points|^(--- |ok|FAIL|panic)|_test.go" \
+  || { echo "crash tests failed"; exit 1; }
 echo "== the fault-injection hook, which only binaries built with -tags faultinject have"
 go test -count=1 -tags faultinject ./vfs
 echo "== race detector on the rank writer (concurrent WriteScenario, queue, workers)"
@@ -42,4 +46,6 @@ done
 rm -f "$bench_json"
 echo "== fuzz the decoders (brief)"
 go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./journal
+go test -run XXX -fuzz FuzzParseDataFile -fuzztime 5s ./layout
+go test -run XXX -fuzz FuzzParseWriterID -fuzztime 5s ./layout
 go test -run XXX -fuzz FuzzReadStageCuts -fuzztime 10s ./policy
