@@ -1,6 +1,11 @@
-// Package manifest owns every JSON document hydroshard reads or writes: the
-// study case, journal records, final manifests and metadata. Decoding is
-// strict (unknown fields are errors) and every document carries a version.
+// Package manifest holds the types of the JSON documents hydroshard reads
+// and writes, each beside its version constant: the study case
+// (CaseVersion), the journal records (JournalVersion; their line framing,
+// reading and writing are package journal's), the simulation and training
+// manifests (ManifestVersion), metadata and summaries. It touches no file
+// under OUT (callers read bytes through a vfs.FS and decode them here); its
+// one file read is LoadCase, of the solver's own case file. Decoding is
+// strict: unknown fields are errors.
 package manifest
 
 import (
