@@ -327,6 +327,12 @@ func TestSignalInterrupts(t *testing.T) {
 	if err := w.WriteScenario(ctx, gen(t, c, 0)); err != nil {
 		t.Fatal(err)
 	}
+	// Scenario 0 is committed before the signal: a scenario still queued
+	// when SIGTERM arrives is dropped by design, and on a loaded machine
+	// the signal could otherwise overtake the dispatcher.
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	select {
 	case <-ctx.Done():
