@@ -99,14 +99,14 @@ func decodeLine(b []byte) (*manifest.Record, error) {
 
 func validate(r *manifest.Record) error {
 	set := 0
-	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Iteration != nil, r.Checkpoint != nil, r.Close != nil} {
+	for _, ok := range []bool{r.Open != nil, r.Commit != nil, r.Iteration != nil, r.Checkpoint != nil, r.Close != nil, r.Revoke != nil} {
 		if ok {
 			set++
 		}
 	}
 	ok := set == 1 && ((r.Type == manifest.RecordOpen && r.Open != nil) || (r.Type == manifest.RecordCommit && r.Commit != nil) ||
 		(r.Type == manifest.RecordIteration && r.Iteration != nil) || (r.Type == manifest.RecordCheckpoint && r.Checkpoint != nil) ||
-		(r.Type == manifest.RecordClose && r.Close != nil))
+		(r.Type == manifest.RecordClose && r.Close != nil) || (r.Type == manifest.RecordRevoke && r.Revoke != nil))
 	if !ok {
 		return fmt.Errorf("record type %q does not match its body", r.Type)
 	}

@@ -46,7 +46,9 @@ func (e *ConflictError) Error() string {
 // bytes is fine (its temp copy is removed, and its directory is fsynced
 // again: the process that renamed it may have died before its own fsync);
 // an existing final file with other bytes is a *ConflictError and is never
-// replaced.
+// replaced. Publishing is race-free between a rank and a merge: whichever
+// renames a file first, the other finds it in place, checks its bytes and
+// counts it as published.
 func Publish(dirs *vfs.Dirs, out string, files []manifest.FileRecord) error {
 	fsys := dirs.FS()
 	for _, f := range files {
@@ -56,10 +58,15 @@ func Publish(dirs *vfs.Dirs, out string, files []manifest.FileRecord) error {
 		if err == nil {
 			continue
 		}
-		if !errors.Is(err, fs.ErrExist) {
+		// The final name is taken, or the temp is gone (renamed by
+		// another publisher): either way the final file decides.
+		if !errors.Is(err, fs.ErrExist) && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 		info, herr := vfs.HashFile(fsys, final)
+		if errors.Is(herr, fs.ErrNotExist) {
+			return err // neither name holds the file
+		}
 		if herr != nil {
 			return herr
 		}

@@ -286,3 +286,32 @@ func Superseded(writer, final string) string { return path.Join(SupersededDir, w
 // StageKinds are the subdirectories of PolicyDir (and the kinds of
 // checkpoint fragments): Benders cuts, LP bases, visited states.
 var StageKinds = [...]string{"cuts", "basis", "states"}
+
+// LeaseDir holds one lease file per open writer (see package lease).
+const LeaseDir = "_shards/lease"
+
+// LeaseSuffix ends every lease file name.
+const LeaseSuffix = ".lease"
+
+// Lease returns the path of a writer's lease.
+func Lease(writer string) string { return path.Join(LeaseDir, writer+LeaseSuffix) }
+
+// LeaseTemp is where a writer prepares its next lease before renaming it
+// over the lease: a dot name, so no reader takes it for a lease.
+func LeaseTemp(writer string) string { return path.Join(LeaseDir, "."+writer+LeaseSuffix+TempSuffix) }
+
+// ParseLeaseName parses a lease's base name into its writer id.
+func ParseLeaseName(name string) (WriterID, error) {
+	id, ok := strings.CutSuffix(name, LeaseSuffix)
+	if !ok {
+		return WriterID{}, nameErr("lease", name, "want <writer>%s", LeaseSuffix)
+	}
+	return ParseWriterID(id)
+}
+
+// ClockProbe is a file a reader creates, stats and removes to learn the
+// file system's clock: leases are judged against it, never against the
+// clocks of two hosts. pid and token keep concurrent readers apart.
+func ClockProbe(pid int, token string) string {
+	return path.Join(ShardsDir, fmt.Sprintf(".clock.%d.%s", pid, token))
+}

@@ -11,6 +11,9 @@ import (
 // the simulation and training phases of one attempt never share a file.
 const TrainingTag = "training"
 
+// MergeTag marks the writer id of a merge's own journal (revocations).
+const MergeTag = "merge"
+
 // TokenLen is the number of hex digits of a writer id's random token.
 const TokenLen = 12
 
@@ -81,7 +84,7 @@ func ParseWriterID(s string) (WriterID, error) {
 		return bad("bad attempt element")
 	}
 	if len(parts) == 5 {
-		if parts[3] != TrainingTag {
+		if parts[3] != TrainingTag && parts[3] != MergeTag {
 			return bad("unknown tag")
 		}
 		w.Tag = parts[3]

@@ -15,6 +15,9 @@ const (
 	StatusComplete = "complete"
 	StatusPartial  = "partial"
 	StatusCorrupt  = "corrupt"
+	// StatusRunning is a report's status (never a manifest's) while
+	// writers hold live leases.
+	StatusRunning = "running"
 )
 
 // SimManifest is simulation/_manifest.json: what the merge found and

@@ -39,6 +39,9 @@ type Record struct {
 	// Checkpoint is a rank's policy checkpoint fragments (training journals).
 	Checkpoint *CheckpointInfo `json:"checkpoint,omitempty"`
 	Close      *CloseInfo      `json:"close,omitempty"`
+	// Revoke voids commits whose files were lost or damaged (a merge's
+	// journal only).
+	Revoke *RevokeInfo `json:"revoke,omitempty"`
 }
 
 // OpenInfo says who wrote a journal and for what run.

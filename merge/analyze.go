@@ -10,6 +10,7 @@ import (
 
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -26,6 +27,9 @@ type journalState struct {
 	iterations []iterRec
 	// checkpoints are a training journal's policy checkpoint records.
 	checkpoints []ckptRec
+	// live: the journal has no close record and its writer's lease is
+	// live: its files, temps and commits are its own, in flux.
+	live bool
 	// tail is the files of the journal's last record when it is a commit
 	// or a checkpoint (or those followed only by a "failed" close): the
 	// writer may have died, or failed, between a rename and the fsync of
@@ -101,6 +105,8 @@ type state struct {
 	aside      []moveAside
 	garbage    []string // temp files to delete (relative paths)
 	onDisk     map[string]int64
+	// live is the writer ids with live leases and no close record.
+	live map[string]bool
 	// conflicted marks the (scenario, entity) pairs committed with
 	// different bytes, so per-file lookups stay O(1) however many there are.
 	conflicted map[conflictKey]bool
@@ -124,6 +130,9 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 	if err := s.readJournals(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.judgeLeases(ctx); err != nil {
+		return nil, err
+	}
 	if len(s.report.Problems) == 0 {
 		s.choose()
 		if err := s.checkFiles(ctx); err != nil {
@@ -133,7 +142,13 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 			return nil, err
 		}
 		s.analyzeTraining()
-		s.analyzePolicy()
+		// A live training writer may be publishing a checkpoint: the
+		// policy is assembled once it is done.
+		if !s.liveTraining() {
+			s.analyzePolicy()
+		} else if s.report.Training != nil {
+			s.report.Training.Status = TrainingRunning
+		}
 	}
 	s.conclude()
 	return s, nil
@@ -150,6 +165,7 @@ func (s *state) readJournals(ctx context.Context) error {
 		return fmt.Errorf("reading journals: %w", err)
 	}
 	var commits []*commit
+	revoked := map[manifest.CommitRef]bool{} // by merge-shards --requeue-lost
 	for _, rel := range rels {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -181,6 +197,10 @@ func (s *state) readJournals(ctx context.Context) error {
 				j.tail = nil
 				for _, f := range r.Checkpoint.Files {
 					j.tail = append(j.tail, manifest.FileRecord{Entity: f.Kind, Path: f.Path, Temp: f.Temp, Bytes: f.Bytes, XXH64: f.XXH64})
+				}
+			case r.Revoke != nil:
+				for _, c := range r.Revoke.Commits {
+					revoked[c] = true
 				}
 			case r.Close != nil:
 				j.close = r.Close
@@ -228,6 +248,10 @@ func (s *state) readJournals(ctx context.Context) error {
 		}
 	}
 	for _, c := range commits {
+		if revoked[manifest.CommitRef{Writer: c.writer(), Seq: c.seq}] {
+			s.report.RevokedCommits++
+			continue // its files were lost or damaged: the scenario is to be rewritten
+		}
 		s.byScenario[c.scenario] = append(s.byScenario[c.scenario], c)
 	}
 	return nil
@@ -382,8 +406,74 @@ func (s *state) conclude() {
 			r.RolledForward++
 		}
 	}
+	if len(r.Live) > 0 {
+		r.Outcome = Running
+	}
 	if len(r.Problems) > 0 {
 		r.Outcome = Corrupt
 	}
 	r.Status = r.Outcome.String()
+}
+
+// judgeLeases marks the writers that are live: a lease renewed within the
+// grace by the file system's clock (package lease), and no close record.
+// It runs after the journals are read: a writer creates its lease before
+// its journal, so every journal read belongs to a writer whose lease the
+// judgement sees, unless it has closed since. A live lease whose journal
+// was not read (a writer that started during the read) counts too. The
+// merge leaves everything of a live writer alone.
+func (s *state) judgeLeases(ctx context.Context) error {
+	now, _, err := lease.Now(ctx, s.fsys, s.out)
+	if err != nil {
+		return err
+	}
+	states, err := lease.Judge(s.fsys, s.out, now, s.opts.Lease)
+	if err != nil {
+		return err
+	}
+	closed := map[string]bool{}
+	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
+		if j.close != nil {
+			closed[j.open.Writer] = true
+			continue
+		}
+		if st, ok := states[j.open.Writer]; ok && st.Live {
+			j.live = true
+		}
+	}
+	s.live = map[string]bool{}
+	for _, w := range sortedKeys(states) {
+		if st := states[w]; st.Live && !closed[w] {
+			s.live[w] = true
+			s.report.Live = append(s.report.Live, st)
+		}
+	}
+	return nil
+}
+
+// liveTraining reports whether a training writer is live.
+func (s *state) liveTraining() bool {
+	for w := range s.live {
+		if id, err := layout.ParseWriterID(w); err == nil && id.Tag == layout.TrainingTag {
+			return true
+		}
+	}
+	return false
+}
+
+// liveWriter reports whether a temp file's name belongs to a live writer
+// (temp names begin with the writer id).
+func (s *state) liveWriter(name string) bool {
+	w, _, ok := strings.Cut(name, layout.TempSuffix)
+	for ok && w != "" {
+		if s.live[w] {
+			return true
+		}
+		i := strings.LastIndexByte(w, '.')
+		if i < 0 {
+			break
+		}
+		w = w[:i]
+	}
+	return false
 }

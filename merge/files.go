@@ -155,6 +155,13 @@ func (s *state) checkFiles(ctx context.Context) error {
 	var checks []pending
 	for _, sc := range sortedKeys(s.chosen) {
 		c := s.chosen[sc]
+		if c.j.live {
+			// The writer publishes its own commits; its files are in flux.
+			for _, f := range c.files {
+				claimed[f.Path] = true
+			}
+			continue
+		}
 		for _, f := range c.files {
 			fst := &fileState{rec: f, scenario: sc}
 			s.files = append(s.files, fst)
@@ -275,7 +282,7 @@ func (s *state) scanTemps() error {
 	}
 	for _, e := range entries {
 		rel := path.Join(layout.TempDir, e.Name())
-		if !keep[rel] && !e.IsDir() && layout.IsTempName(e.Name()) {
+		if !keep[rel] && !e.IsDir() && layout.IsTempName(e.Name()) && !s.liveWriter(e.Name()) {
 			s.garbage = append(s.garbage, rel)
 		}
 	}

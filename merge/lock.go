@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/hydroshard/hydroshard/layout"
@@ -107,11 +106,6 @@ func lock(fsys vfs.FS, out string, alive func(int) bool) (func(), error) {
 
 // maxLock bounds the lock file read back: it holds one small JSON object.
 const maxLock = 4 << 10
-
-// processAlive reports whether a process of this host runs with pid.
-func processAlive(pid int) bool {
-	return !errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
-}
 
 // staleLock reads a lock file and decides whether its owner is gone: a
 // process on this host that no longer exists. An owner on another host

@@ -31,8 +31,10 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -45,19 +47,26 @@ const (
 
 // Options tune a merge.
 type Options struct {
-	Verify  string // VerifySize (default) or VerifyFull
-	GC      bool   // delete data files that no commit claims
-	Strict  bool   // a conflict (one scenario committed with different bytes) is an error
-	Workers int    // parallel file verification (default GOMAXPROCS)
+	Verify string // VerifySize (default) or VerifyFull
+	GC     bool   // delete data files that no commit claims
+	// RequeueLost: when the only problems are committed data files that
+	// are missing, truncated or altered, revoke those scenarios (durably,
+	// in a journal of the merge's own), move the damaged copies aside and
+	// list the scenarios as missing, so that a rerun writes them again.
+	RequeueLost bool
+	Strict      bool // a conflict (one scenario committed with different bytes) is an error
+	Workers     int  // parallel file verification (default GOMAXPROCS)
 	// Progress receives a progress line during long verification; nil for
 	// none. The CLI passes stderr only when it is a terminal.
 	Progress io.Writer
 	// FS is the file system (default vfs.OS()); tests pass a
 	// fault-injecting or crash-simulating one.
 	FS vfs.FS
-	// alive reports whether the process that holds a lock on this host is
-	// still running (default: signal 0); crash tests replace it.
-	alive func(pid int) bool
+	// Lease judges the writers' leases (package lease): Grace, default
+	// 45 s, is how long after its last renewal a writer counts as live;
+	// Alive tells whether a pid of this host runs (default: signal 0),
+	// for leases and for a stale merge lock alike.
+	Lease lease.Options
 }
 
 // Bounds of the merge's own documents read back from OUT: whatever is on
@@ -81,8 +90,8 @@ func (o *Options) defaults() error {
 	if o.FS == nil {
 		o.FS = vfs.OS()
 	}
-	if o.alive == nil {
-		o.alive = processAlive
+	if o.Lease.Alive == nil {
+		o.Lease.Alive = lease.ProcessAlive
 	}
 	return nil
 }
@@ -96,10 +105,15 @@ const (
 	Complete Outcome = iota // every scenario committed and verified
 	Partial                 // some scenarios missing; everything present is fine
 	Corrupt                 // damaged or inconsistent input: nothing was changed
+	// Running: writers still hold live leases. The merge changed nothing
+	// (it never touches a live writer's files, and what it would write for
+	// the others a later merge writes anyway); run it again when they are
+	// done.
+	Running
 )
 
 func (o Outcome) String() string {
-	return [...]string{manifest.StatusComplete, manifest.StatusPartial, manifest.StatusCorrupt}[o]
+	return [...]string{manifest.StatusComplete, manifest.StatusPartial, manifest.StatusCorrupt, manifest.StatusRunning}[o]
 }
 
 // ProblemKind classifies a Problem. Every kind makes the outcome corrupt
@@ -176,7 +190,14 @@ type Report struct {
 	Problems      []Problem           `json:"problems,omitempty"`
 	Written       []string            `json:"written,omitempty"`
 	Training      *TrainingReport     `json:"training,omitempty"`
-	DryRun        bool                `json:"dry_run,omitempty"`
+	// Live lists the writers whose leases are live (Outcome Running).
+	Live []lease.State `json:"live,omitempty"`
+	// Revoked lists the scenarios this merge revoked (RequeueLost): their
+	// files were lost or damaged after commit; they are to be rerun.
+	Revoked []int `json:"revoked,omitempty"`
+	// RevokedCommits counts the commits that revocations void.
+	RevokedCommits int  `json:"revoked_commits,omitempty"`
+	DryRun         bool `json:"dry_run,omitempty"`
 }
 
 // ExitCode is merge-shards' exit code for the report.
@@ -186,6 +207,8 @@ func (r *Report) ExitCode() int {
 		return 0
 	case Partial:
 		return 3
+	case Running:
+		return 4
 	default:
 		return 2
 	}
@@ -236,8 +259,14 @@ func (r *Report) Human() string {
 		}
 		fmt.Fprintf(&b, "  unclaimed    %s %s\n", u, verb)
 	}
+	for _, l := range r.Live {
+		fmt.Fprintf(&b, "  LIVE         rank %d: %s on %s (pid %d), lease renewed %s ago\n", l.Rank, l.Writer, l.Host, l.PID, l.Age.Round(time.Second))
+	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "  PROBLEM      %s\n", p)
+	}
+	if len(r.Revoked) > 0 {
+		fmt.Fprintf(&b, "  REVOKED      scenarios %s: their files were lost or damaged after commit; rerun them\n", ranges(r.Revoked))
 	}
 	if t := r.Training; t != nil {
 		fmt.Fprintf(&b, "  training     %s: %d iterations", strings.ToUpper(t.Status), t.Iterations)
@@ -278,6 +307,11 @@ func (r *Report) Human() string {
 		fmt.Fprintf(&b, "  rerun the missing scenarios (merge-shards --rerun-list FILE writes them; simrank --scenarios-from FILE) and merge again\n")
 	case Corrupt:
 		fmt.Fprintf(&b, "  nothing was changed; no _SUCCESS\n")
+		if len(revocable(r.Problems)) > 0 {
+			fmt.Fprintf(&b, "  committed files were lost or damaged after commit: merge-shards --requeue-lost OUT revokes those scenarios, moves the damaged copies aside under _shards/superseded/ and lists them for a rerun\n")
+		}
+	case Running:
+		fmt.Fprintf(&b, "  RUNNING: %d writers hold live leases; nothing was changed; merge again when they are done (merge-shards status shows progress)\n", len(r.Live))
 	}
 	return b.String()
 }
@@ -329,7 +363,7 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	if _, err := opts.FS.Stat(layout.Join(out, layout.JournalDir)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", out, ErrNoJournals)
 	}
-	unlock, err := lock(opts.FS, out, opts.alive)
+	unlock, err := lock(opts.FS, out, opts.Lease.Alive)
 	if err != nil {
 		return nil, err
 	}
@@ -337,6 +371,21 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	st, err := analyze(ctx, out, opts)
 	if err != nil {
 		return nil, err
+	}
+	if st.report.Outcome == Corrupt && opts.RequeueLost {
+		revoked, err := st.requeueLost()
+		if err != nil {
+			return st.report, err
+		}
+		if len(revoked) > 0 {
+			if st, err = analyze(ctx, out, opts); err != nil {
+				return nil, err
+			}
+			st.report.Revoked = revoked
+		}
+	}
+	if st.report.Outcome == Running {
+		return st.report, nil // a live writer's files are its own
 	}
 	if st.report.Outcome == Corrupt {
 		// Keep everything for inspection; a stale _SUCCESS must not vouch

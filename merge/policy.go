@@ -231,6 +231,50 @@ func (s *state) analyzePolicy() {
 	p.metadata = md
 	p.sha[layout.MetadataName] = sha256hex(md)
 	s.policy = p
+	s.checkPolicyInPlace(p)
+}
+
+// checkPolicyInPlace: when policy/metadata.json already holds exactly the
+// bytes this merge would write, the policy in place is this one, and
+// writePolicy will change none of its stage files. Each file metadata.json
+// lists must then be there, plain (stage_NNN.bin) or packed by `policy
+// pack` (stage_NNN.bin.zst: metadata.json is unchanged by packing, its
+// entries are of the uncompressed bytes), and every form present must
+// hold the listed bytes: a .zst is decompressed into at most the listed
+// size. A form that does not is a problem naming it (nothing is replaced:
+// the damage is reported, as for a data file altered after its commit);
+// removing policy/metadata.json makes the next merge rebuild the policy
+// from the checkpoint fragments.
+func (s *state) checkPolicyInPlace(p *policyPlan) {
+	dir := layout.Join(s.out, layout.PolicyDir)
+	old, err := vfs.ReadFile(s.fsys, layout.Join(s.out, layout.PolicyMetadataFile), int64(len(p.metadata)))
+	if err != nil || !bytes.Equal(old, p.metadata) {
+		return // absent or another policy: writePolicy replaces it
+	}
+	const remedy = "(remove policy/metadata.json and merge again to rebuild the policy from the checkpoint fragments)"
+	for _, rel := range sortedKeys(p.entries) {
+		forms, err := policy.CheckStageFile(s.fsys, dir, rel, p.entries[rel], true)
+		if err != nil {
+			s.problem(ProblemLost, path.Join(layout.PolicyDir, rel), nil, "policy file listed in metadata.json: %v", err)
+			continue
+		}
+		if len(forms) == 0 {
+			s.problem(ProblemLost, path.Join(layout.PolicyDir, rel), nil, "listed in policy/metadata.json, but neither it nor its packed %s is there %s", policy.PackedExt, remedy)
+		}
+		for _, f := range forms {
+			if f.Err != nil {
+				s.problem(stageProblemKind(f.Err), path.Join(layout.PolicyDir, f.File), nil, "%v %s", f.Err, remedy)
+			}
+		}
+	}
+}
+
+// stageProblemKind maps a policy.CheckStageFile verdict to a ProblemKind.
+func stageProblemKind(err error) ProblemKind {
+	if errors.Is(err, policy.ErrSize) {
+		return ProblemSize
+	}
+	return ProblemChecksum
 }
 
 // createdAt renders a journal time at second precision, RFC 3339 UTC 'Z'.
@@ -530,10 +574,12 @@ func (s *state) writePolicy() error {
 	mdPath := layout.Join(s.out, layout.PolicyMetadataFile)
 	old, err := vfs.ReadFile(s.fsys, mdPath, int64(len(p.metadata)))
 	if err == nil && bytes.Equal(old, p.metadata) {
-		// Already committed with exactly this content; check nothing stale
-		// was added since, then leave it alone, but durable: the merge
-		// that wrote it may have died before its fsyncs.
-		if err := s.removeStalePolicy(dir, p); err != nil {
+		// Already committed with exactly this content, and every listed
+		// file verified by the analysis (checkPolicyInPlace), plain or
+		// packed: leave them all as they are, but durable (the merge that
+		// wrote them may have died before its fsyncs). Only files that
+		// are neither a listed stage file nor its .zst are removed.
+		if err := s.removeStalePolicy(dir, p, true); err != nil {
 			return err
 		}
 		return s.syncPolicy(dir, p)
@@ -550,9 +596,6 @@ func (s *state) writePolicy() error {
 		if err := s.dirs.Ensure(filepath.Join(dir, sub)); err != nil {
 			return err
 		}
-	}
-	if err := s.removeStalePolicy(dir, p); err != nil {
-		return err
 	}
 	w := policy.NewWriter(1 << 16)
 	for st := range p.meta.NumStages {
@@ -574,13 +617,22 @@ func (s *state) writePolicy() error {
 			return err
 		}
 	}
+	// Every new stage file is durable (replaceAll fsynced it and its
+	// directory): only now do the old policy's files go, packed ones
+	// included (a stage_NNN.bin.zst beside the new stage_NNN.bin is the
+	// old policy's), and only then is the new policy committed.
+	if err := s.removeStalePolicy(dir, p, false); err != nil {
+		return err
+	}
 	return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, layout.MetadataName), p.metadata}})
 }
 
 // removeStalePolicy deletes files under policy/cuts, basis and states
-// that the new policy does not have (left by an earlier merge), which
-// policy.Open would reject.
-func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
+// that the new policy does not have (left by an earlier merge, or
+// temp files of an interrupted `policy pack`), which policy.Open would
+// reject. With keepPacked, a listed file's packed form (stage_NNN.bin.zst)
+// is the policy's own and stays.
+func (s *state) removeStalePolicy(dir string, p *policyPlan, keepPacked bool) error {
 	dirty := map[string]bool{}
 	for _, sub := range []string{"cuts", "basis", "states"} {
 		ents, err := s.fsys.ReadDir(filepath.Join(dir, sub))
@@ -591,7 +643,11 @@ func (s *state) removeStalePolicy(dir string, p *policyPlan) error {
 			return err
 		}
 		for _, e := range ents {
-			if _, ok := p.entries[path.Join(sub, e.Name())]; ok || !e.Type().IsRegular() {
+			rel := path.Join(sub, e.Name())
+			if _, ok := p.entries[rel]; ok || !e.Type().IsRegular() {
+				continue
+			}
+			if _, ok := p.entries[strings.TrimSuffix(rel, policy.PackedExt)]; ok && keepPacked && strings.HasSuffix(rel, policy.PackedExt) {
 				continue
 			}
 			if err := s.fsys.Remove(filepath.Join(dir, sub, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -607,14 +663,30 @@ func fragRecord(f *policyFrag) manifest.FileRecord {
 	return manifest.FileRecord{Entity: "policy/" + f.file.Kind, Temp: f.file.Temp, Path: f.file.Path, Bytes: f.file.Bytes, XXH64: f.file.XXH64}
 }
 
-// syncPolicy fsyncs every file of an unchanged policy directory and the
-// directories that hold them.
+// syncPolicy fsyncs every file of an unchanged policy directory, in
+// each form present (plain, packed or both), and the directories that
+// hold them.
 func (s *state) syncPolicy(dir string, p *policyPlan) error {
 	dirty := map[string]bool{dir: true}
 	for _, name := range append(sortedKeys(p.entries), layout.MetadataName) {
 		f := filepath.Join(dir, filepath.FromSlash(name))
-		if err := vfs.SyncFile(s.fsys, f); err != nil {
-			return err
+		found := false
+		for _, form := range []string{f, f + policy.PackedExt} {
+			if name == layout.MetadataName && form != f {
+				continue
+			}
+			err := vfs.SyncFile(s.fsys, form)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = true
+		}
+		if !found {
+			// The analysis found it: it vanished since.
+			return fmt.Errorf("policy file %s (or its %s) disappeared during the merge", f, policy.PackedExt)
 		}
 		dirty[filepath.Dir(f)] = true
 	}

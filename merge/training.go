@@ -23,6 +23,7 @@ const (
 	TrainingConverged   = "converged"   // complete, and stopped because the gap closed
 	TrainingInterrupted = "interrupted" // the root stopped on a signal; what is there is gap-free
 	TrainingPartial     = "partial"     // ranks or iterations are missing
+	TrainingRunning     = "running"     // a training writer holds a live lease (reports only)
 )
 
 // iterRec is one durable iteration record of one journal.

@@ -3,17 +3,21 @@ package merge
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
@@ -53,8 +57,13 @@ func (v *VerifyReport) Human() string {
 
 // VerifyMerged checks every file listed in simulation/_files.csv: that it
 // exists with the listed size and, with full, the listed XXH64; and that
-// the index itself matches the manifest's dataset checksum. It changes
-// nothing.
+// the index itself matches the manifest's dataset checksum. It checks the
+// policy and training outputs the same way: every stage file
+// policy/metadata.json lists (plain, or packed as stage_NNN.bin.zst:
+// sizes, and with full the decompressed bytes' XXH64), and every table
+// training/_manifest.json lists (always hashed: the manifest records no
+// sizes). A study without policy/ or training/_manifest.json has nothing
+// checked there. Each problem names the file. It changes nothing.
 // opts.Verify selects the level (VerifyFull hashes every file); GC and
 // Strict are ignored.
 func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport, error) {
@@ -140,6 +149,169 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 	// An extra data file is no damage to the dataset, and the merge that
 	// wrote the index reported it and kept it (--gc removes it): a warning
 	// here too, so that merge and verify agree on what is OK.
+	if err := v.verifyPolicy(ctx, fsys, out, full, opts.Workers); err != nil {
+		return nil, err
+	}
+	if err := v.verifyTraining(ctx, fsys, out); err != nil {
+		return nil, err
+	}
 	v.OK = len(v.Problems) == 0
 	return v, nil
+}
+
+func (v *VerifyReport) add(kind ProblemKind, rel, format string, args ...any) {
+	v.Problems = append(v.Problems, Problem{Kind: kind, Path: rel, Detail: fmt.Sprintf(format, args...)})
+}
+
+// verifyPolicy checks every stage file policy/metadata.json lists
+// ("files"), plain or packed (policy.CheckStageFile: sizes; with full the
+// bytes, a .zst decompressed into at most the listed size), and
+// metadata.json itself against the SHA-256 training/metadata.json
+// recorded for it. No policy/ directory: nothing to check.
+func (v *VerifyReport) verifyPolicy(ctx context.Context, fsys vfs.FS, out string, full bool, workers int) error {
+	dir := layout.Join(out, layout.PolicyDir)
+	if _, err := fsys.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.PolicyMetadataFile), maxDocument)
+	if errors.Is(err, fs.ErrNotExist) {
+		v.add(ProblemLost, layout.PolicyMetadataFile, "missing: policy/ holds no committed policy (a merge was interrupted while replacing it: merge again)")
+		return nil
+	}
+	if err != nil {
+		var tl *vfs.TooLargeError
+		if errors.As(err, &tl) {
+			v.add(ProblemIndex, layout.PolicyMetadataFile, "%v", err)
+			return nil
+		}
+		return err
+	}
+	var md policy.Metadata
+	if err := json.Unmarshal(raw, &md); err != nil {
+		v.add(ProblemIndex, layout.PolicyMetadataFile, "not valid JSON: %v", err)
+		return nil
+	}
+	if len(md.Files) == 0 {
+		v.add(ProblemIndex, layout.PolicyMetadataFile, "no \"files\" checksums to verify the stage files against")
+		return nil
+	}
+	if want := trainingPolicySHA(fsys, out); want != "" {
+		if got := sha256hex(raw); got != want {
+			v.add(ProblemChecksum, layout.PolicyMetadataFile, "sha256 %s, training/metadata.json data_integrity.policy_sha256 says %s", got, want)
+		}
+	}
+	rels := sortedKeys(md.Files)
+	type result struct {
+		forms []policy.StageCheck
+		err   error
+	}
+	res := make([]result, len(rels))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(workers, len(rels))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(rels) || ctx.Err() != nil {
+					return
+				}
+				res[i].forms, res[i].err = policy.CheckStageFile(fsys, dir, rels[i], md.Files[rels[i]], full)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, rel := range rels {
+		name := path.Join(layout.PolicyDir, rel)
+		r := res[i]
+		if errors.Is(r.err, policy.ErrMetadata) {
+			v.add(ProblemIndex, layout.PolicyMetadataFile, "%v", r.err)
+			continue
+		}
+		if r.err != nil {
+			return fmt.Errorf("verifying %s: %w", name, r.err)
+		}
+		v.Files++
+		v.Bytes += md.Files[rel].Bytes
+		if len(r.forms) == 0 {
+			v.add(ProblemLost, name, "missing (neither it nor its packed %s), listed in policy/metadata.json", policy.PackedExt)
+		}
+		for _, f := range r.forms {
+			if f.Err != nil {
+				v.add(stageProblemKind(f.Err), path.Join(layout.PolicyDir, f.File), "%v", f.Err)
+			}
+		}
+	}
+	return nil
+}
+
+// trainingPolicySHA is the SHA-256 training/metadata.json recorded for
+// policy/metadata.json, "" when it recorded none (or is unreadable: the
+// training outputs are checked against training/_manifest.json).
+func trainingPolicySHA(fsys vfs.FS, out string) string {
+	raw, err := vfs.ReadFile(fsys, layout.Join(out, path.Join(layout.TrainingDir, layout.MetadataName)), maxDocument)
+	if err != nil {
+		return ""
+	}
+	var md manifest.TrainingMetadata
+	if json.Unmarshal(raw, &md) != nil {
+		return ""
+	}
+	return md.DataIntegrity.PolicySHA256[layout.MetadataName]
+}
+
+// verifyTraining checks the training tables training/_manifest.json lists
+// ("files_xxh64") against their XXH64. The manifest records no sizes, so
+// the tables (a row per iteration, or per rank and iteration) are hashed
+// at every level: a truncated table is caught by its checksum. No
+// training/_manifest.json (a study without training): nothing to check.
+func (v *VerifyReport) verifyTraining(ctx context.Context, fsys vfs.FS, out string) error {
+	mrel := path.Join(layout.TrainingDir, layout.ManifestName)
+	raw, err := vfs.ReadFile(fsys, layout.Join(out, mrel), maxDocument)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		var tl *vfs.TooLargeError
+		if errors.As(err, &tl) {
+			v.add(ProblemIndex, mrel, "%v", err)
+			return nil
+		}
+		return err
+	}
+	var tm manifest.TrainingManifest
+	if err := json.Unmarshal(raw, &tm); err != nil {
+		v.add(ProblemIndex, mrel, "not valid JSON: %v", err)
+		return nil
+	}
+	for _, k := range sortedKeys(tm.Files) {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel := path.Join(layout.TrainingDir, k)
+		if layout.Check(k) != nil || layout.Check(rel) != nil {
+			v.add(ProblemIndex, mrel, "files_xxh64 key %q is not a clean path under %s/", k, layout.TrainingDir)
+			continue
+		}
+		v.Files++
+		got, err := vfs.HashFile(fsys, layout.Join(out, rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			v.add(ProblemLost, rel, "missing, listed in %s", mrel)
+			continue
+		case err != nil:
+			return fmt.Errorf("verifying %s: %w", rel, err)
+		}
+		v.Bytes += got.Bytes
+		if g := manifest.FormatXXH64(got.XXH64); g != tm.Files[k] {
+			v.add(ProblemChecksum, rel, "xxh64 %s (%d bytes), %s says %s", g, got.Bytes, mrel, tm.Files[k])
+		}
+	}
+	return nil
 }

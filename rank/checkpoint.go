@@ -199,7 +199,7 @@ func (w *TrainingWriter) WriteCheckpoint(ctx context.Context, iteration int, cut
 		w.err = cerr(-1, err)
 		return w.err
 	}
-	if err := w.journal.Append(&manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info}); err != nil {
+	if err := appendRecord(w.journal, w.lease, &manifest.Record{Type: manifest.RecordCheckpoint, Checkpoint: info}); err != nil {
 		// The line may be half written (or durable): the temps stay for
 		// the merge to judge against the journal.
 		w.err = cerr(-1, err)

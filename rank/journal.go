@@ -3,14 +3,17 @@ package rank
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -53,6 +56,43 @@ func writerName(id Identity, tag string) (string, error) {
 		return "", fmt.Errorf("rank: random token: %w", err)
 	}
 	return layout.NewWriterID(id.JobID, id.Rank, id.Attempt, tag, tok).String(), nil
+}
+
+// startJournal takes the writer's lease, then creates its journal with
+// the open record: a reader that finds the journal always finds a lease
+// (or the lease's expiry) beside it.
+func startJournal(dirs *vfs.Dirs, out, name string, rank int, now func() time.Time, interval time.Duration, open *manifest.OpenInfo) (*journal.Writer, *lease.Lease, error) {
+	l, err := lease.Acquire(dirs, out, name, rank, interval)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rank: %w", err)
+	}
+	j, err := journal.Create(dirs, out, name, now, open)
+	if err != nil {
+		_ = l.Release()
+		return nil, nil, err
+	}
+	return j, l, nil
+}
+
+// appendRecord appends a record that commits something (a scenario, an
+// iteration, a checkpoint) only while the writer's lease is fresh: a
+// writer that may already be judged dead must not commit what a merge
+// could be recovering at the same time.
+func appendRecord(j *journal.Writer, l *lease.Lease, r *manifest.Record) error {
+	if err := l.Fresh(); err != nil {
+		return fmt.Errorf("rank: not committing: %w", err)
+	}
+	return j.Append(r)
+}
+
+// endJournal appends the close record, closes the journal and releases
+// the lease, in that order.
+func endJournal(j *journal.Writer, l *lease.Lease, info *manifest.CloseInfo) (appendErr, closeErr error) {
+	appendErr, closeErr = j.Close(info)
+	if err := l.Release(); err != nil {
+		closeErr = errors.Join(closeErr, fmt.Errorf("rank: releasing the lease: %w", err))
+	}
+	return appendErr, closeErr
 }
 
 // openInfo returns the open record fields every journal carries; the

@@ -215,7 +215,7 @@ func (w *Writer) commit(j *job) {
 		return
 	}
 	rec := &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: id, Files: j.files, Cost: j.cost}}
-	if err := w.journal.Append(rec); err != nil {
+	if err := appendRecord(w.journal, w.lease, rec); err != nil {
 		// The line may be half written: the journal can take no more.
 		w.finish(id, false, err)
 		return

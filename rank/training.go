@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"time"
 
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -36,6 +38,9 @@ type TrainingOptions struct {
 	Now func() time.Time
 	// FS is the file system the writer uses (default vfs.OS()).
 	FS vfs.FS
+	// LeaseInterval is how often the writer renews its lease (default
+	// lease.DefaultInterval; see Options.LeaseInterval).
+	LeaseInterval time.Duration
 }
 
 // ErrIterationOrder is wrapped by an *IterationError for an iteration that
@@ -82,6 +87,7 @@ type TrainingWriter struct {
 
 	writerState
 	journal *journal.Writer
+	lease   *lease.Lease
 	last    int // last durable iteration of this rank, any attempt
 	resumed int // last at Open
 	mine    int
@@ -97,7 +103,12 @@ type TrainingWriter struct {
 // *CaseMismatchError, and so is a training journal written with another
 // world size, or with another seed or forward-pass count when both record
 // a configuration (a resumed training must be the same training; the
-// iteration limit may change). This rank's earlier iterations must run
+// iteration limit may change). The world size is refused even when this
+// rank's own iterations are all there: a new rank count would restart the
+// iterations, so an unfinished training resumes only with its own world
+// size. A finished one need not be opened at all: ask TrainingDone first
+// (a rerun of simulation scenarios on another rank count must, or it
+// fails here). This rank's earlier iterations must run
 // 1..LastIteration without a gap (a gap means a journal was removed), and
 // LastIteration must not exceed Config.MaxIterations when that is set.
 func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case, opts TrainingOptions) (*TrainingWriter, error) {
@@ -134,11 +145,11 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 		cfg := opts.Config
 		open.Training = &cfg
 	}
-	j, err := journal.Create(w.dirs, out, name, opts.Now, open)
+	j, l, err := startJournal(w.dirs, out, name, id.Rank, opts.Now, opts.LeaseInterval, open)
 	if err != nil {
 		return nil, err
 	}
-	w.name, w.journal = name, j
+	w.name, w.journal, w.lease = name, j, l
 	return w, nil
 }
 
@@ -257,7 +268,7 @@ func (w *TrainingWriter) WriteIteration(ctx context.Context, info manifest.Itera
 	if err := checkIteration(&info, w.id.Rank); err != nil {
 		return ierr(err)
 	}
-	if err := w.journal.Append(&manifest.Record{Type: manifest.RecordIteration, Iteration: &info}); err != nil {
+	if err := appendRecord(w.journal, w.lease, &manifest.Record{Type: manifest.RecordIteration, Iteration: &info}); err != nil {
 		w.err = ierr(err)
 		return w.err
 	}
@@ -419,7 +430,7 @@ func (w *TrainingWriter) close(status, reason, termination string) error {
 	if w.err != nil {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
-	aerr, cerr := w.journal.Close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason, Termination: termination})
+	aerr, cerr := endJournal(w.journal, w.lease, &manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason, Termination: termination})
 	if w.err != nil {
 		return w.err
 	}
@@ -428,4 +439,191 @@ func (w *TrainingWriter) close(status, reason, termination string) error {
 		return aerr
 	}
 	return cerr
+}
+
+// TrainingState is what the training journals of an output directory
+// record, as TrainingDone reads them.
+type TrainingState struct {
+	// Done: the recorded training is finished and a later run of the same
+	// study should not open it again (see TrainingDone).
+	Done bool
+	// World is the world size of the recorded training (the largest any
+	// training journal names); 0 when no training journal exists.
+	World int
+	// Iterations the root rank recorded, gap-free from 1.
+	Iterations int
+	// Termination of the root's latest training journal ("" while it is
+	// open or when it has none).
+	Termination string
+	// Reason says why the training is not done ("" when Done).
+	Reason string
+}
+
+// TrainingDone reads the training journals in out, as OpenTraining's
+// resume does, and reports whether the training they record is finished:
+// a rank of a later run of the same study (a requeued job, or a rerun of
+// missing simulation scenarios on any number of ranks) should then skip
+// training rather than call OpenTraining. The rank's own identity plays
+// no part: a finished training needs no rank of any world size.
+//
+// The training is done when all of these hold:
+//
+//   - every rank 0..World-1 recorded every iteration up to the last one
+//     any rank recorded (nothing missing, as the merge counts it);
+//   - the root's latest training journal (rank 0, by open time) is closed
+//     with status clean, and says training is over: termination
+//     "converged" or another reason of the solver's, or, with termination
+//     "iteration_limit" or none, the root recorded at least the iteration
+//     limit (opts.Config.MaxIterations when set, else the recorded one), so
+//     a run that raises the limit continues the training instead;
+//   - every rank recorded the latest checkpoint any rank recorded (a rank
+//     killed between its last iteration and its checkpoint still owes it).
+//
+// Otherwise the training is not done and must be resumed with
+// OpenTraining, which refuses a different world size (a new rank count
+// would restart the iterations); State.World and State.Reason say which
+// world and why. A journal of another case, or a recorded training with
+// another seed or forward-pass count than opts.Config (when both are
+// given), is a *CaseMismatchError, as in OpenTraining. TrainingDone only
+// reads: nothing is created, and ranks still training are simply not done.
+func TrainingDone(ctx context.Context, out string, c *manifest.Case, opts TrainingOptions) (TrainingState, error) {
+	var st TrainingState
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	if c == nil {
+		return st, errors.New("rank: TrainingDone: nil case")
+	}
+	if err := checkTrainingConfig(opts.Config, -1); err != nil {
+		return st, err
+	}
+	fsys := opts.FS
+	if fsys == nil {
+		fsys = vfs.OS()
+	}
+	type journalOf struct {
+		path   string
+		open   *manifest.OpenInfo
+		opened time.Time
+		close  *manifest.CloseInfo
+	}
+	var (
+		js      []*journalOf
+		cur     *journalOf
+		iters   = map[[2]int]bool{} // (rank, iteration) recorded
+		horizon int
+		ckpts   = map[[2]int]bool{} // (rank, checkpoint iteration) recorded
+		lastCk  int
+		limit   int // the root's recorded max_iterations
+	)
+	if _, err := fsys.Stat(layout.Join(out, layout.JournalDir)); errors.Is(err, fs.ErrNotExist) {
+		st.Reason = "no training journal" // a first run: nothing written yet
+		return st, nil
+	}
+	cfg := opts.Config
+	err := scanJournals(fsys, out, c, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+		if o == nil || o.Phase != manifest.PhaseTraining {
+			return nil
+		}
+		switch {
+		case r.Open != nil:
+			opened, _ := time.Parse(time.RFC3339Nano, r.Time)
+			cur = &journalOf{path: p, open: o, opened: opened}
+			js = append(js, cur)
+			st.World = max(st.World, o.World)
+			if t := o.Training; t != nil && cfg.ForwardPasses > 0 && t.ForwardPasses > 0 {
+				if t.ForwardPasses != cfg.ForwardPasses {
+					return &CaseMismatchError{Journal: p, What: "training forward passes", Have: fmt.Sprint(t.ForwardPasses), Want: fmt.Sprint(cfg.ForwardPasses)}
+				}
+				if t.Seed != cfg.Seed {
+					return &CaseMismatchError{Journal: p, What: "training seed", Have: fmt.Sprint(t.Seed), Want: fmt.Sprint(cfg.Seed)}
+				}
+			}
+		case r.Iteration != nil:
+			iters[[2]int{o.Rank, r.Iteration.Iteration}] = true
+			horizon = max(horizon, r.Iteration.Iteration)
+		case r.Checkpoint != nil:
+			ckpts[[2]int{o.Rank, r.Checkpoint.Iteration}] = true
+			lastCk = max(lastCk, r.Checkpoint.Iteration)
+		case r.Close != nil && cur != nil && cur.path == p:
+			cur.close = r.Close
+		}
+		return nil
+	})
+	if err != nil {
+		return TrainingState{}, err
+	}
+	if len(js) == 0 {
+		st.Reason = "no training journal"
+		return st, nil
+	}
+	var root *journalOf
+	for _, j := range js {
+		if j.open.Rank != 0 {
+			continue
+		}
+		if root == nil || j.opened.After(root.opened) {
+			root = j // the latest, as the merge chooses it
+		}
+	}
+	for iters[[2]int{0, st.Iterations + 1}] {
+		st.Iterations++
+	}
+	if root != nil {
+		if root.close != nil {
+			st.Termination = root.close.Termination
+		}
+		if t := root.open.Training; t != nil {
+			limit = t.MaxIterations
+		}
+	}
+	if cfg.MaxIterations > 0 {
+		limit = cfg.MaxIterations
+	}
+	ranks := map[int]bool{}
+	for _, j := range js {
+		ranks[j.open.Rank] = true
+	}
+	for r := range st.World {
+		if !ranks[r] {
+			st.Reason = fmt.Sprintf("rank %d of %d has no training journal", r, st.World)
+			return st, nil
+		}
+		for it := 1; it <= horizon; it++ {
+			if !iters[[2]int{r, it}] {
+				st.Reason = fmt.Sprintf("rank %d of %d lacks iteration %d (iterations recorded up to %d)", r, st.World, it, horizon)
+				return st, nil
+			}
+		}
+	}
+	switch {
+	case root == nil:
+		st.Reason = "the root rank (rank 0) has no training journal"
+		return st, nil
+	case root.close == nil:
+		st.Reason = fmt.Sprintf("the root's latest training journal %s is not closed (running, or killed)", root.path)
+		return st, nil
+	case root.close.Status != manifest.StatusClean:
+		st.Reason = fmt.Sprintf("the root's latest training journal %s closed %s", root.path, root.close.Status)
+		return st, nil
+	}
+	switch term := st.Termination; {
+	case term == TerminationConverged:
+	case term != "" && term != TerminationIterationLimit:
+		// The solver stopped for a reason of its own.
+	case limit > 0 && st.Iterations < limit:
+		st.Reason = fmt.Sprintf("the root recorded %d iterations of max_iterations %d", st.Iterations, limit)
+		return st, nil
+	case limit == 0 && term == "":
+		st.Reason = "the root closed its training without a termination reason and no iteration limit is set"
+		return st, nil
+	}
+	for r := range st.World {
+		if lastCk > 0 && !ckpts[[2]int{r, lastCk}] {
+			st.Reason = fmt.Sprintf("rank %d of %d lacks the checkpoint of iteration %d", r, st.World, lastCk)
+			return st, nil
+		}
+	}
+	st.Done = true
+	return st, nil
 }

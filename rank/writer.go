@@ -32,6 +32,7 @@ import (
 
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
 	"github.com/hydroshard/hydroshard/vfs"
@@ -68,6 +69,10 @@ type Options struct {
 	// FS is the file system the writer uses (default vfs.OS()); tests
 	// pass a fault-injecting or crash-simulating one.
 	FS vfs.FS
+	// LeaseInterval is how often the writer renews its lease, which tells
+	// a merge that this writer is alive (default lease.DefaultInterval,
+	// 5 s; see package lease).
+	LeaseInterval time.Duration
 }
 
 // ErrCommitted is returned by WriteScenario for a scenario that an earlier
@@ -130,6 +135,7 @@ type Writer struct {
 
 	writerState
 	journal   *journal.Writer
+	lease     *lease.Lease
 	committed map[int]bool // by any attempt, including this one
 	mine      int
 	sig       *signalState
@@ -221,12 +227,21 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 
 // resume reads every existing journal: it collects committed scenarios and
 // refuses journals of another case or layout.
+// A scenario whose every commit a merge has revoked (its files were lost
+// or damaged after the commit: merge-shards --requeue-lost) is not
+// committed: this writer writes it again.
 func (w *Writer) resume() error {
-	return scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+	commits := map[manifest.CommitRef]int{} // -> scenario
+	revoked := map[manifest.CommitRef]bool{}
+	err := scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
 		switch {
+		case r.Revoke != nil && o.Phase == manifest.PhaseMerge:
+			for _, c := range r.Revoke.Commits {
+				revoked[c] = true
+			}
 		case r.Open != nil:
 			if o.Phase != manifest.PhaseSimulation {
-				return nil // a training journal: only the case must agree
+				return nil // a training or merge journal: only the case must agree
 			}
 			if o.Scenarios != w.opts.Scenarios {
 				return &CaseMismatchError{Journal: p, What: "scenario count", Have: fmt.Sprint(o.Scenarios), Want: fmt.Sprint(w.opts.Scenarios)}
@@ -235,10 +250,16 @@ func (w *Writer) resume() error {
 				return &CaseMismatchError{Journal: p, What: "scenario padding", Have: fmt.Sprint(o.Layout.ScenarioPad), Want: fmt.Sprint(w.layout.ScenarioPad)}
 			}
 		case r.Commit != nil:
-			w.committed[r.Commit.Scenario] = true
+			commits[manifest.CommitRef{Writer: o.Writer, Seq: r.Seq}] = r.Commit.Scenario
 		}
 		return nil
 	})
+	for c, s := range commits {
+		if !revoked[c] {
+			w.committed[s] = true
+		}
+	}
+	return err
 }
 
 func (w *Writer) startJournal() error {
@@ -249,11 +270,11 @@ func (w *Writer) startJournal() error {
 	open := openInfo(name, w.id, w.cas, w.opts.Solver, w.opts.Threads)
 	open.Scenarios = w.opts.Scenarios
 	open.Layout = w.layout
-	j, err := journal.Create(w.dirs, w.out, name, w.opts.Now, open)
+	j, l, err := startJournal(w.dirs, w.out, name, w.id.Rank, w.opts.Now, w.opts.LeaseInterval, open)
 	if err != nil {
 		return err
 	}
-	w.name, w.journal = name, j
+	w.name, w.journal, w.lease = name, j, l
 	return nil
 }
 
@@ -472,7 +493,7 @@ func (w *Writer) close(status, reason string) error {
 		status, reason = manifest.StatusFailed, w.err.Error()
 	}
 	unreported := w.takeUnreported()
-	aerr, cerr := w.journal.Close(&manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
+	aerr, cerr := endJournal(w.journal, w.lease, &manifest.CloseInfo{Status: status, Committed: w.mine, Reason: reason})
 	if w.err != nil {
 		return w.err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
@@ -375,5 +376,71 @@ func TestConcurrentWriteScenario(t *testing.T) {
 	}
 	if got := checkInvariants(t, out); len(got) != 12 {
 		t.Fatalf("committed %v", got)
+	}
+}
+
+// TestWriterLease: an open writer holds a lease, Close releases it, and a
+// writer that cannot renew its lease stops committing (a merge may
+// already judge it dead and be recovering its work).
+func TestWriterLease(t *testing.T) {
+	t.Parallel()
+	c := tinyCase(t)
+	ctx := context.Background()
+	const out = "/study/out"
+	m := vfs.NewMem()
+	interval := 20 * time.Millisecond
+	w, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 3, Workers: 1, FS: m, LeaseInterval: interval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := func() map[string]lease.State {
+		t.Helper()
+		st, err := lease.Judge(m, out, time.Now(), lease.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := leases(); len(st) != 1 {
+		t.Fatalf("leases of an open writer: %+v", st)
+	}
+	if err := w.WriteScenario(ctx, gen(t, c, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The lease directory vanishes: every renewal fails from now on.
+	for _, p := range m.Paths() {
+		if strings.Contains(p, "/"+layout.LeaseDir+"/") {
+			_ = m.Remove(p)
+		}
+	}
+	if err := m.Remove(layout.Join(out, layout.LeaseDir)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * lease.FreshIntervals * interval) // let the lease lapse: there is no event to wait for
+	if err := w.WriteScenario(ctx, gen(t, c, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); !errors.Is(err, lease.ErrExpired) {
+		t.Fatalf("commit with a lapsed lease: %v, want lease.ErrExpired", err)
+	}
+	if got := w.Committed(); !reflect.DeepEqual(got, []int{0}) {
+		t.Fatalf("committed %v, want only scenario 0", got)
+	}
+	_ = w.Close()
+
+	// A writer closed normally leaves no lease.
+	m2 := vfs.NewMem()
+	w2, err := rank.Open(ctx, out, explicit(t, 0, 1), c, rank.Options{Scenarios: 1, Workers: 1, FS: m2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := lease.Judge(m2, out, time.Now(), lease.Options{}); err != nil || len(st) != 0 {
+		t.Fatalf("leases after Close: %+v, %v", st, err)
 	}
 }

@@ -4,10 +4,12 @@
 //	merge-shards [flags] OUT          merge (idempotent; run it again any time)
 //	merge-shards verify [--full] OUT  check a merged directory against its index
 //	merge-shards report [--json] OUT  what a merge would find, changing nothing
+//	merge-shards status [--json] [--watch] OUT  a run's progress, beside live ranks
 //	merge-shards policy pack|unpack OUT/policy  zstd-compress or restore stage files
 //
-// Exit codes: 0 complete, 3 partial (missing scenarios), 2 corrupt or
-// inconsistent input, 1 usage or environment error.
+// Exit codes: 0 complete, 3 partial (missing scenarios), 4 running (writers
+// hold live leases; nothing changed), 2 corrupt or inconsistent input, 1
+// usage or environment error.
 package main
 
 import (
@@ -23,6 +25,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/vfs"
@@ -33,12 +36,14 @@ const (
 	exitEnv      = 1
 	exitCorrupt  = 2
 	exitPartial  = 3
+	exitRunning  = 4
 )
 
 const usage = `usage:
-  merge-shards [--verify size|full] [--gc] [--strict] [--json] [--rerun-list FILE] [--workers N] OUT
+  merge-shards [--verify size|full] [--gc] [--strict] [--json] [--rerun-list FILE] [--workers N] [--lease-grace D] [--requeue-lost] OUT
   merge-shards verify [--full] [--json] [--workers N] OUT
-  merge-shards report [--json] OUT
+  merge-shards report [--json] [--lease-grace D] OUT
+  merge-shards status [--json] [--watch [--interval D]] [--lease-grace D] OUT
   merge-shards policy pack|unpack OUT/policy
 
 merge-shards reads every rank journal under OUT/_shards/journal, checks they
@@ -47,10 +52,22 @@ whose renames were interrupted, verifies the files, removes temp garbage and
 writes OUT/simulation/_manifest.json, _files.csv (integrity index),
 metadata.json, summary.json and, only when every scenario is committed and
 verified, _SUCCESS. Running it again on a merged directory changes nothing.
+It is safe beside a running study: while any writer holds a live lease
+(renewed within --lease-grace by the file system's clock) it changes nothing
+and exits 4.
 
-  verify   checks a merged directory against _files.csv without the journals;
-           names every missing, truncated or altered file (exit 2 if any).
+  verify   checks a merged directory without the journals: every data file
+           against simulation/_files.csv, every policy stage file (packed or
+           not) against policy/metadata.json, every training table against
+           training/_manifest.json; names every missing, truncated or altered
+           file (exit 2 if any).
   report   prints what a merge would find and do, changing nothing.
+  status   the progress of a run, beside live ranks, changing nothing: one
+           line per rank (live, closed or dead; scenarios committed of those
+           it owns; commit rate; ETA; lease age; training iteration), totals,
+           and the training's bounds and gap. --watch refreshes every
+           --interval until every writer is closed or dead. Exit 0 whenever
+           OUT could be read (status is no verdict), 1 otherwise.
   policy pack    replaces each stage file under OUT/policy/{cuts,basis,states}
            by stage_NNN.bin.zst, each verified against metadata.json before
            the original is removed (policy readers refuse a packed directory).
@@ -61,7 +78,10 @@ Exit codes:
   0  complete: every scenario committed and verified
   3  partial: scenarios missing (listed; --rerun-list FILE writes them one per
      line for simrank --scenarios-from FILE); rerun them and merge again
-  2  corrupt or inconsistent input (damaged journal, file altered after commit,
+  4  running: writers hold live leases (listed); nothing changed; merge again
+     when they are done (a killed writer's lease expires after --lease-grace)
+  2  corrupt or inconsistent input (damaged journal, file lost or altered after commit
+     (--requeue-lost revokes such scenarios for a rerun instead),
      journal of another case, conflict with --strict): nothing changed
   1  usage or environment error (bad flags, unreadable directory, disk full,
      another merge running, or an internal error)
@@ -101,6 +121,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return runVerify(ctx, args[1:], stdout, stderr)
 		case "report":
 			return runReport(ctx, args[1:], stdout, stderr)
+		case "status":
+			return runStatus(ctx, args[1:], stdout, stderr)
 		case "policy":
 			return runPolicy(args[1:], stdout, stderr)
 		}
@@ -114,16 +136,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	rerun := fs.String("rerun-list", "", "write the missing scenario ids to FILE, one per line (empty file when complete)")
 	workers := fs.Int("workers", 0, "parallel verification workers (default: number of CPUs)")
+	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live: its files are left alone")
+	requeue := fs.Bool("requeue-lost", false, "when the only problems are committed data files lost, truncated or altered after commit: revoke those scenarios (durably), move the damaged copies aside and list them for a rerun (exit 3) instead of exit 2")
 	out, code := parse(fs, args)
 	if code >= 0 {
 		return code
 	}
-	rep, err := merge.Run(ctx, out, merge.Options{Verify: *verify, GC: *gc, Strict: *strict, Workers: *workers, Progress: progressTo(stderr)})
+	rep, err := merge.Run(ctx, out, merge.Options{Verify: *verify, GC: *gc, Strict: *strict, Workers: *workers, Progress: progressTo(stderr), Lease: lease.Options{Grace: *grace}, RequeueLost: *requeue})
 	if err != nil {
 		fmt.Fprintf(stderr, "merge-shards: %v\n", err)
 		return exitEnv
 	}
-	if *rerun != "" && rep.Outcome != merge.Corrupt {
+	if *rerun != "" && rep.Outcome != merge.Corrupt && rep.Outcome != merge.Running {
 		var b strings.Builder
 		for _, s := range rep.Missing {
 			fmt.Fprintln(&b, s)
@@ -170,11 +194,12 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
+	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live")
 	out, code := parse(fs, args)
 	if code >= 0 {
 		return code
 	}
-	rep, err := merge.Analyze(ctx, out, merge.Options{})
+	rep, err := merge.Analyze(ctx, out, merge.Options{Lease: lease.Options{Grace: *grace}})
 	if err != nil {
 		fmt.Fprintf(stderr, "merge-shards report: %v\n", err)
 		return exitEnv

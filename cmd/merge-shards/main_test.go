@@ -838,9 +838,10 @@ func TestHelpDocumentsFlagsAndExitCodes(t *testing.T) {
 		args  []string
 		flags []string
 	}{
-		{[]string{"--help"}, []string{"gc", "json", "rerun-list", "strict", "verify", "workers"}},
+		{[]string{"--help"}, []string{"gc", "json", "lease-grace", "requeue-lost", "rerun-list", "strict", "verify", "workers"}},
 		{[]string{"verify", "--help"}, []string{"full", "json", "workers"}},
-		{[]string{"report", "--help"}, []string{"json"}},
+		{[]string{"report", "--help"}, []string{"json", "lease-grace"}},
+		{[]string{"status", "--help"}, []string{"interval", "json", "lease-grace", "watch"}},
 	}
 	for _, c := range cases {
 		r := mergeShards(t, c.args...)
@@ -861,7 +862,7 @@ func TestHelpDocumentsFlagsAndExitCodes(t *testing.T) {
 		if !reflect.DeepEqual(got, c.flags) {
 			t.Errorf("%v: documented flags %v, want %v\n%s", c.args, got, c.flags, text)
 		}
-		for code, what := range map[int]string{0: "complete", 1: "usage", 2: "corrupt", 3: "partial"} {
+		for code, what := range map[int]string{0: "complete", 1: "usage", 2: "corrupt", 3: "partial", 4: "running"} {
 			if !regexp.MustCompile(fmt.Sprintf(`(?m)^\s+%d\s+%s`, code, what)).MatchString(synopsis) {
 				t.Errorf("%v: exit code %d (%s) is not documented:\n%s", c.args, code, what, synopsis)
 			}

@@ -12,7 +12,11 @@
 // continues after its last durable iteration), closes the training journal
 // with termination "iteration_limit", and then simulates. A SIGTERM during
 // training closes the training journal as interrupted and skips the
-// simulation.
+// simulation. A training that rank.TrainingDone finds finished in --out
+// (every rank of its world, every iteration and checkpoint, closed by the
+// root) is skipped, so a rerun of missing scenarios (--scenarios-from) may
+// use any number of ranks; an unfinished one resumes only with its own
+// world size (exit 1 otherwise, naming it).
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 
 	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
@@ -56,6 +61,7 @@ type config struct {
 	threads                        int
 	iterationDelay                 time.Duration
 	scenarioDelay                  time.Duration
+	leaseInterval                  time.Duration
 	queue                          int
 	checkpointEvery                int
 	allCuts                        bool
@@ -81,10 +87,11 @@ func run(args []string, stderr io.Writer) int {
 	// busy at a fraction of the memory of the writer's default 64.
 	fs.IntVar(&c.queue, "queue", 8, "scenarios the writer may hold before WriteScenario blocks (rank.Options.Queue)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
-	fs.IntVar(&c.iterations, "iterations", 0, "training iterations to run before the simulation (0: no training phase); a rerun continues after the last durable iteration")
+	fs.IntVar(&c.iterations, "iterations", 0, "training iterations to run before the simulation (0: no training phase); a rerun continues after the last durable iteration, or skips training once it is done in --out")
 	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
 	fs.IntVar(&c.threads, "threads", 1, "solver threads per rank: recorded in the journals; training writes one timing row per thread")
 	fs.DurationVar(&c.iterationDelay, "iteration-delay", 0, "sleep this long per training iteration, to emulate solve time (demos, preemption tests)")
+	fs.DurationVar(&c.leaseInterval, "lease-interval", lease.DefaultInterval, "how often the rank renews its lease, which tells a merge it is alive (rank.Options.LeaseInterval)")
 	fs.DurationVar(&c.scenarioDelay, "scenario-delay", 0, "sleep this long before each scenario, to emulate solve time (demos, preemption tests); a signal cuts the sleep short")
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", 0, "with --iterations: after every durable iteration that is a multiple of M (and the last), each rank writes its policy checkpoint fragments (0: none)")
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
@@ -130,6 +137,9 @@ func run(args []string, stderr io.Writer) int {
 	case c.queue < 1:
 		fmt.Fprintf(stderr, "simrank: --queue %d: want at least 1\n", c.queue)
 		return exitUsage
+	case c.leaseInterval <= 0:
+		fmt.Fprintf(stderr, "simrank: --lease-interval %v: want > 0\n", c.leaseInterval)
+		return exitUsage
 	case c.scenarioDelay < 0:
 		fmt.Fprintf(stderr, "simrank: --scenario-delay %v: want >= 0\n", c.scenarioDelay)
 		return exitUsage
@@ -164,7 +174,26 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	ctx := context.Background()
+	trainingDone := false
 	if c.iterations > 0 {
+		// A finished training (every rank of its world, every iteration,
+		// closed by the root) is not opened again: a rerun of missing
+		// scenarios may use any rank count. An unfinished one is resumed,
+		// and only with its own world size.
+		st, err := rank.TrainingDone(ctx, c.out, cs, trainingOptions(c))
+		if err != nil {
+			fmt.Fprintf(stderr, "simrank: %s: training: %v\n", id, err)
+			return exitError
+		}
+		trainingDone = st.Done
+		if st.Done {
+			fmt.Fprintf(stderr, "simrank %s: training: already done in %s (%d iterations on %d ranks, %s): skipped\n", id, c.out, st.Iterations, st.World, st.Termination)
+		} else if st.World > 0 && st.World != id.World {
+			fmt.Fprintf(stderr, "simrank: %s: training: the training in %s is not done (%s) and was run on %d ranks: resume it with %d ranks (a new rank count would restart its iterations)\n", id, c.out, st.Reason, st.World, st.World)
+			return exitError
+		}
+	}
+	if c.iterations > 0 && !trainingDone {
 		tctx, stop, code := train(ctx, c, id, cs, stderr)
 		defer stop()
 		if code >= 0 {
@@ -174,7 +203,7 @@ func run(args []string, stderr io.Writer) int {
 		// handler is not installed yet) still cancels ctx.
 		ctx = tctx
 	}
-	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Queue: c.queue, Solver: solverName, Threads: c.threads})
+	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Queue: c.queue, Solver: solverName, Threads: c.threads, LeaseInterval: c.leaseInterval})
 	if err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "simrank %s: interrupted by signal before the simulation\n", id)
@@ -243,8 +272,7 @@ const solverName = "hydroshard simrank (synthetic)"
 // on), its stop function, and an exit code, or -1 when the simulation
 // should follow.
 func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, stderr io.Writer) (context.Context, func(), int) {
-	cfg := manifest.TrainingConfig{Seed: c.seed, MaxIterations: c.iterations, ForwardPasses: c.forwardPasses, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
-	tw, err := rank.OpenTraining(ctx, c.out, id, cs, rank.TrainingOptions{Config: cfg, Solver: solverName, Threads: c.threads})
+	tw, err := rank.OpenTraining(ctx, c.out, id, cs, trainingOptions(c))
 	if err != nil {
 		fmt.Fprintf(stderr, "simrank: %s: training: %v\n", id, err)
 		return ctx, func() {}, exitError
@@ -317,6 +345,12 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 		return tctx, stop, exitOK
 	}
 	return tctx, stop, -1
+}
+
+// trainingOptions are the training writer's options for this run.
+func trainingOptions(c config) rank.TrainingOptions {
+	cfg := manifest.TrainingConfig{Seed: c.seed, MaxIterations: c.iterations, ForwardPasses: c.forwardPasses, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
+	return rank.TrainingOptions{Config: cfg, Solver: solverName, Threads: c.threads, LeaseInterval: c.leaseInterval}
 }
 
 // checkpointDue returns the last iteration <= it that takes a checkpoint

@@ -70,8 +70,8 @@ func TestUsageErrors(t *testing.T) {
 
 // TestTrainingPhase: --iterations K journals K iterations (the synthetic
 // history, with the configuration in the open record) before simulating;
-// a second run finds them durable and writes no iteration again, and a
-// larger K continues the history.
+// a second run finds the training done (rank.TrainingDone) and skips it,
+// opening no training journal, and a larger K continues the history.
 func TestTrainingPhase(t *testing.T) {
 	out := t.TempDir()
 	args := []string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", "0", "--world", "1", "--quiet", "--iterations", "3", "--forward-passes", "5", "--threads", "2", "--seed", "4"}
@@ -79,6 +79,9 @@ func TestTrainingPhase(t *testing.T) {
 		var stderr bytes.Buffer
 		if code := run(args, &stderr); code != exitOK {
 			t.Fatalf("run %d: exit %d: %s", i, code, stderr.String())
+		}
+		if skipped := strings.Contains(stderr.String(), "training: already done"); skipped != (i == 1) {
+			t.Errorf("run %d: training skipped %v, want %v:\n%s", i, skipped, i == 1, stderr.String())
 		}
 	}
 	var stderr bytes.Buffer
@@ -90,8 +93,8 @@ func TestTrainingPhase(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*.training.*"+layout.JournalSuffix))
-	if len(files) != 3 {
-		t.Fatalf("%d training journals, want 3", len(files))
+	if len(files) != 2 {
+		t.Fatalf("%d training journals, want 2 (K=3, then K=4)", len(files))
 	}
 	var iters []int
 	var written []int
@@ -123,8 +126,8 @@ func TestTrainingPhase(t *testing.T) {
 		}
 	}
 	sort.Ints(written)
-	if len(iters) != 4 || !reflect.DeepEqual(written, []int{0, 1, 3}) {
-		t.Fatalf("iterations %v, closes say %v written: want 1..4 once each, written 3, then 0, then 1", iters, written)
+	if len(iters) != 4 || !reflect.DeepEqual(written, []int{1, 3}) {
+		t.Fatalf("iterations %v, closes say %v written: want 1..4 once each, written 3, then 1", iters, written)
 	}
 	seen := map[int]bool{}
 	for _, it := range iters {
@@ -195,5 +198,56 @@ func TestCheckpointEvery(t *testing.T) {
 		if cuts[5] != want {
 			t.Errorf("allCuts %v: %d stage-0 cuts at iteration 5 over ranks, want %d", allCuts, cuts[5], want)
 		}
+	}
+}
+
+// TestRerunOtherWorldSize: a rerun of missing scenarios with the original
+// arguments (--iterations included) on another rank count skips a finished
+// training and simulates; an unfinished training is refused on another
+// rank count, naming its world size, and resumed on its own.
+func TestRerunOtherWorldSize(t *testing.T) {
+	common := []string{"--case", "tiny", "--scenarios", "4", "--quiet", "--iterations", "3", "--checkpoint-every", "2", "--forward-passes", "3"}
+	ids := filepath.Join(t.TempDir(), "ids")
+	if err := os.WriteFile(ids, []byte("3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rankRun := func(out string, r, world int, extra ...string) (int, string) {
+		var stderr bytes.Buffer
+		args := append(append([]string{"--out", out, "--rank", strconv.Itoa(r), "--world", strconv.Itoa(world)}, common...), extra...)
+		return run(args, &stderr), stderr.String()
+	}
+	trainingJournals := func(out string) int {
+		m, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*.training.*"))
+		return len(m)
+	}
+
+	done := t.TempDir()
+	for r := range 2 {
+		if code, log := rankRun(done, r, 2); code != exitOK {
+			t.Fatalf("rank %d of 2: exit %d: %s", r, code, log)
+		}
+	}
+	code, log := rankRun(done, 0, 3, "--scenarios-from", ids)
+	if code != exitOK || !strings.Contains(log, "training: already done") || !strings.Contains(log, "3 iterations on 2 ranks") {
+		t.Fatalf("rerun on 3 ranks of a done training: exit %d, want 0 and the training skipped:\n%s", code, log)
+	}
+	if n := trainingJournals(done); n != 2 {
+		t.Errorf("%d training journals after the rerun, want 2 (the rerun opens none)", n)
+	}
+
+	unfinished := t.TempDir()
+	if code, log := rankRun(unfinished, 0, 2); code != exitOK {
+		t.Fatalf("rank 0 of 2: exit %d: %s", code, log)
+	}
+	code, log = rankRun(unfinished, 0, 3, "--scenarios-from", ids)
+	if code != exitError || !strings.Contains(log, "rank 1 of 2 has no training journal") || !strings.Contains(log, "resume it with 2 ranks") {
+		t.Fatalf("rerun on 3 ranks of an unfinished training: exit %d, want 1 naming the world size 2:\n%s", code, log)
+	}
+	if code, log := rankRun(unfinished, 1, 2); code != exitOK || strings.Contains(log, "already done") {
+		t.Fatalf("rank 1 of 2 resuming the training: exit %d: %s", code, log)
+	}
+	code, log = rankRun(unfinished, 0, 3, "--scenarios-from", ids)
+	if code != exitOK || !strings.Contains(log, "training: already done") {
+		t.Fatalf("rerun on 3 ranks once the training is done: exit %d:\n%s", code, log)
 	}
 }

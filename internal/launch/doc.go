@@ -5,7 +5,10 @@
 //     single-node SLURM cluster started by scripts/slurm/local-cluster.sh
 //     (munged, slurmctld and slurmd from Debian's slurm-wlm): a complete
 //     run, a rank killed mid-run (the merge job reruns exactly the missing
-//     scenarios), and a preempted job (TERM to the batch shell, then
+//     scenarios), the same in a study with training, the rank killed after
+//     its training (the rerun, on fewer ranks, skips the finished
+//     training) and during it (the rerun resumes it on its own world
+//     size), and a preempted job (TERM to the batch shell, then
 //     `scontrol requeue`);
 //   - OpenMPI's mpirun -np 4, outside SLURM and inside an sbatch allocation
 //     (where every process sees SLURM_PROCID=0).
@@ -35,5 +38,5 @@
 // killed (go test's timeout).
 //
 // simrank is built with -tags faultinject: only such a binary obeys
-// HYDROSHARD_FAULT, with which TestSubmitRankKilled kills a rank.
+// HYDROSHARD_FAULT, with which the TestSubmitRankKilled* tests kill a rank.
 package launch
