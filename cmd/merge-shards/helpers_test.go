@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -109,22 +110,57 @@ func runSimrank(t *testing.T, env []string, args ...string) {
 // SLURM_PROCID/SLURM_NTASKS/SLURM_JOB_ID, and waits for all of them.
 func runRanks(t *testing.T, ranks int, job string, args ...string) {
 	t.Helper()
+	_, _, errs, done := startRanks(t, ranks, job, args...)
+	<-done
+	for r, err := range errs {
+		if err != nil {
+			t.Fatalf("job %s rank %d: %v", job, r, err)
+		}
+	}
+}
+
+// startRanks starts a job of ranks simrank processes; exited[r] is set
+// once rank r's process has been waited for, and done closes when all have.
+func startRanks(t *testing.T, ranks int, job string, args ...string) (cmds []*exec.Cmd, exited []atomic.Bool, errs []error, done chan struct{}) {
+	t.Helper()
 	ctx := testCtx(t)
-	cmds := make([]*exec.Cmd, ranks)
-	errs := make([]bytes.Buffer, ranks)
+	cmds = make([]*exec.Cmd, ranks)
+	exited = make([]atomic.Bool, ranks)
+	errs = make([]error, ranks)
+	stderr := make([]bytes.Buffer, ranks)
 	for r := range ranks {
 		cmds[r] = simrankCmd(ctx, slurmEnv(r, ranks, job), args...)
-		cmds[r].Stderr = &errs[r]
+		cmds[r].Stderr = &stderr[r]
 		if err := cmds[r].Start(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for r, cmd := range cmds {
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("job %s rank %d: %v\n%s", job, r, err, errs[r].String())
-		}
+	var wg sync.WaitGroup
+	for r, c := range cmds {
+		wg.Go(func() {
+			if err := c.Wait(); err != nil {
+				errs[r] = &rankError{err: err, stderr: stderr[r].String()}
+			}
+			exited[r].Store(true)
+		})
 	}
+	done = make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t.Cleanup(func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+		}
+		<-done
+	})
+	return cmds, exited, errs, done
 }
+
+type rankError struct {
+	err    error
+	stderr string
+}
+
+func (e *rankError) Error() string { return e.err.Error() + "\n" + e.stderr }
 
 func slurmEnv(r, n int, job string) []string {
 	return []string{"SLURM_PROCID=" + strconv.Itoa(r), "SLURM_NTASKS=" + strconv.Itoa(n), "SLURM_JOB_ID=" + job}

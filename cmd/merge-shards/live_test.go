@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -53,25 +51,8 @@ func TestMergeBesideLiveRun(t *testing.T) {
 		t.Run(fmt.Sprintf("trial %d", trial), func(t *testing.T) {
 			out := t.TempDir()
 			rng := rand.New(rand.NewPCG(uint64(trial), 7))
-			ctx := testCtx(t)
-			live := append([]string{"--out", out, "--scenario-delay", "250ms"}, args...)
-			cmds := make([]*exec.Cmd, ranks)
-			errs := make([]bytes.Buffer, ranks)
-			for r := range ranks {
-				cmds[r] = simrankCmd(ctx, slurmEnv(r, ranks, job), live...)
-				cmds[r].Stderr = &errs[r]
-				if err := cmds[r].Start(); err != nil {
-					t.Fatal(err)
-				}
-			}
+			cmds, _, rankErrs, done := startRanks(t, ranks, job, append([]string{"--out", out, "--scenario-delay", "250ms"}, args...)...)
 			victim := rng.IntN(ranks)
-			var wg sync.WaitGroup
-			done := make(chan struct{})
-			exited := make([]error, ranks)
-			for r, c := range cmds {
-				wg.Go(func() { exited[r] = c.Wait() })
-			}
-			go func() { wg.Wait(); close(done) }()
 			// The victim dies after a random share of its work.
 			killAt := time.Duration(500+rng.IntN(4000)) * time.Millisecond
 			killed := time.AfterFunc(killAt, func() { _ = cmds[victim].Process.Signal(syscall.SIGKILL) })
@@ -120,12 +101,12 @@ func TestMergeBesideLiveRun(t *testing.T) {
 					}
 				}
 			}
-			for r, err := range exited {
+			for r, err := range rankErrs {
 				if r == victim {
 					continue // killed (or done before the kill)
 				}
 				if err != nil {
-					t.Fatalf("rank %d failed beside the merges: %v\n%s", r, err, errs[r].String())
+					t.Fatalf("rank %d failed beside the merges: %v", r, err)
 				}
 			}
 			if running < 20 {

@@ -11,8 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,49 +31,6 @@ func statusJSON(t *testing.T, out string, args ...string) *merge.StatusReport {
 	}
 	return &rep
 }
-
-// startRanks starts a job of ranks simrank processes; exited[r] is set
-// once rank r's process has been waited for, and done closes when all have.
-func startRanks(t *testing.T, ranks int, job string, args ...string) (cmds []*exec.Cmd, exited []atomic.Bool, errs []error, done chan struct{}) {
-	t.Helper()
-	ctx := testCtx(t)
-	cmds = make([]*exec.Cmd, ranks)
-	exited = make([]atomic.Bool, ranks)
-	errs = make([]error, ranks)
-	stderr := make([]bytes.Buffer, ranks)
-	for r := range ranks {
-		cmds[r] = simrankCmd(ctx, slurmEnv(r, ranks, job), args...)
-		cmds[r].Stderr = &stderr[r]
-		if err := cmds[r].Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var wg sync.WaitGroup
-	for r, c := range cmds {
-		wg.Go(func() {
-			if err := c.Wait(); err != nil {
-				errs[r] = &rankError{err: err, stderr: stderr[r].String()}
-			}
-			exited[r].Store(true)
-		})
-	}
-	done = make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	t.Cleanup(func() {
-		for _, c := range cmds {
-			_ = c.Process.Kill()
-		}
-		<-done
-	})
-	return cmds, exited, errs, done
-}
-
-type rankError struct {
-	err    error
-	stderr string
-}
-
-func (e *rankError) Error() string { return e.err.Error() + "\n" + e.stderr }
 
 // TestStatusDuringRun: status --json polled beside 4 live ranks never
 // counts more than a rank owns nor calls a running rank dead, reports all
