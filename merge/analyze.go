@@ -184,6 +184,9 @@ func (s *state) readJournals(ctx context.Context) error {
 				// next record.
 				j.tail = nil
 			}
+			if err := checkRecord(j, r); err != nil {
+				return &recordError{line: int(r.Seq) + 1, err: err}
+			}
 			switch {
 			case r.Open != nil:
 				j.open = r.Open
@@ -211,6 +214,11 @@ func (s *state) readJournals(ctx context.Context) error {
 			var je *journal.Error
 			if errors.As(err, &je) {
 				s.problem(ProblemJournal, j.rel, nil, "line %d: %v", je.Line, je.Err)
+				continue
+			}
+			var re *recordError
+			if errors.As(err, &re) {
+				s.problem(ProblemJournal, j.rel, nil, "line %d: %v", re.line, re.err)
 				continue
 			}
 			return fmt.Errorf("reading journal %s: %w", j.rel, err)
@@ -476,4 +484,40 @@ func (s *state) liveWriter(name string) bool {
 		w = w[:i]
 	}
 	return false
+}
+
+// recordError is a well-framed journal record whose content the merge
+// refuses (checkRecord), with its line.
+type recordError struct {
+	line int
+	err  error
+}
+
+func (e *recordError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+
+// checkRecord validates a record against its journal before the merge
+// uses anything it names.
+func checkRecord(j *journalState, r *manifest.Record) error {
+	switch {
+	case r.Open != nil:
+		return checkOpen(j.rel, r.Open)
+	case r.Commit != nil:
+		if j.open.Phase != manifest.PhaseSimulation {
+			return fmt.Errorf("a commit record in a %s journal", j.open.Phase)
+		}
+		return checkCommit(j.open, r.Commit)
+	case r.Checkpoint != nil:
+		if j.open.Phase != manifest.PhaseTraining {
+			return errors.New("a checkpoint record outside a training journal")
+		}
+		return checkCheckpoint(j.open, r.Checkpoint)
+	case r.Revoke != nil:
+		if j.open.Phase != manifest.PhaseMerge {
+			return errors.New("a revoke record outside a merge's journal")
+		}
+		if r.Revoke.Scenario < 0 || r.Revoke.Scenario >= j.open.Scenarios {
+			return fmt.Errorf("revocation of scenario %d, the run has scenarios 0..%d", r.Revoke.Scenario, j.open.Scenarios-1)
+		}
+	}
+	return nil
 }

@@ -177,7 +177,7 @@ func polFragment(t *testing.T, out string, it int, writer, kind string, st int, 
 	t.Helper()
 	f := manifest.PolicyFile{
 		Kind: kind, Stage: st,
-		Temp:  path.Join(layout.TempDir, fmt.Sprintf("%s.ckpt%d.%s_%03d%s", writer, it, kind, st, layout.TempSuffix)),
+		Temp:  layout.CheckpointTemp(writer, it, kind, st),
 		Path:  path.Join(layout.ShardsDir, "policy", fmt.Sprintf("iter-%06d", it), writer, fmt.Sprintf("%s_stage_%03d.bin", kind, st)),
 		Bytes: int64(len(buf)), XXH64: manifest.FormatXXH64(xxhash.Sum64(buf)),
 	}

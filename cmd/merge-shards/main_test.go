@@ -646,8 +646,22 @@ func TestJournalOfAnotherCase(t *testing.T) {
 		one := t.TempDir()
 		runSimrank(t, nil, "--out", one, "--scenarios", "3", "--rank", "0", "--world", "1")
 		own := journalPaths(t, one)[0]
-		early := filepath.Join(one, layout.JournalDir, "job-0.foreign"+layout.JournalSuffix)
-		copyFile(t, foreign, early)
+		// The foreign journal, renamed to a writer id that sorts first
+		// (its records renamed with it: the merge refuses a journal whose
+		// records name another writer than its file).
+		w := "job-0.rank-00000.attempt-0.000000000000"
+		recs := readRecords(t, foreign)
+		recs[0].Open.Writer = w
+		for _, r := range recs {
+			if r.Commit != nil {
+				for i := range r.Commit.Files {
+					f := &r.Commit.Files[i]
+					f.Temp = layout.SimTemp(w, r.Commit.Scenario, f.Entity)
+				}
+			}
+		}
+		early := filepath.Join(one, layout.Journal(w))
+		writeRecords(t, early, recs)
 		r := mergeShards(t, one)
 		wantExit(t, r, 2)
 		for _, want := range []string{filepath.Base(early), filepath.Base(own)} {
