@@ -20,6 +20,16 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
+// Limits of a case, checked by Validate before anything is sized from
+// it: a case is input, and a writer or merge must never allocate for a
+// dimension nobody could mean (a million stages, a billion lags).
+const (
+	MaxStages         = 10_000
+	MaxBlocks         = 1_000
+	MaxInflowLagOrder = 120
+	MaxEntities       = 1_000_000 // per entity type
+)
+
 // CaseVersion is the version of the case document format.
 const CaseVersion = 1
 
@@ -182,11 +192,20 @@ func (c *Case) Validate() error {
 	if c.Name == "" {
 		return errors.New("case has no name")
 	}
-	if c.Stages < 1 {
-		return fmt.Errorf("stages = %d, want at least 1", c.Stages)
+	if c.Stages < 1 || c.Stages > MaxStages {
+		return fmt.Errorf("stages = %d, want 1..%d", c.Stages, MaxStages)
 	}
-	if len(c.Hours) < 1 {
-		return errors.New("block_hours is empty, want at least one block")
+	if len(c.Hours) < 1 || len(c.Hours) > MaxBlocks {
+		return fmt.Errorf("block_hours has %d blocks, want 1..%d", len(c.Hours), MaxBlocks)
+	}
+	if c.InflowLagOrder > MaxInflowLagOrder {
+		return fmt.Errorf("inflow_lag_order = %d, want 0..%d", c.InflowLagOrder, MaxInflowLagOrder)
+	}
+	for kind, n := range map[string]int{"buses": len(c.Buses), "hydros": len(c.Hydros), "thermals": len(c.Thermals), "lines": len(c.Lines),
+		"pumping stations": len(c.PumpingStations), "contracts": len(c.Contracts), "non-controllables": len(c.NonControllables)} {
+		if n > MaxEntities {
+			return fmt.Errorf("%d %s, want at most %d", n, kind, MaxEntities)
+		}
 	}
 	for i, h := range c.Hours {
 		if !(h > 0) {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,6 +42,14 @@ func TestUsageErrors(t *testing.T) {
 	}
 	ids := filepath.Join(t.TempDir(), "ids")
 	os.WriteFile(ids, []byte("1\n7\n"), 0o644)
+	// A case asking for a million stages: refused before anything is
+	// sized from it (it used to exhaust memory).
+	tiny, err := os.ReadFile("../../testdata/cases/tiny/case.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	huge := filepath.Join(t.TempDir(), "huge.json")
+	os.WriteFile(huge, regexp.MustCompile(`"stages":\s*\d+`).ReplaceAll(tiny, []byte(`"stages": 1000000`)), 0o644)
 	cases := []struct {
 		args []string
 		want string
@@ -50,6 +59,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir(), "--case", "tiny"}, "no launcher environment", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "2", "--world", "2"}, "Rank", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "nope"}, `case "nope"`, exitError},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", huge}, "stages = 1000000, want 1..10000", exitError},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "tiny", "--scenarios", "5", "--scenarios-from", ids}, "line 2: \"7\" is not a scenario id in 0..4", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--ownership", "zigzag"}, "zigzag", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "-1"}, "--iterations -1", exitUsage},
