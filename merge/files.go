@@ -28,7 +28,10 @@ var rootFiles = map[string]bool{
 // unclaimed files.
 func walkData(fsys vfs.FS, out string) (map[string]int64, error) {
 	sizes := map[string]int64{}
-	root := layout.Join(out, layout.SimDir)
+	// "simulation/." so that a simulation/ that is a symbolic link to
+	// another disk (documented, common on clusters) is walked; nothing
+	// below it is followed.
+	root := layout.Join(out, layout.SimDir) + string(filepath.Separator) + "."
 	err := vfs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p == root {
