@@ -315,3 +315,11 @@ func ParseLeaseName(name string) (WriterID, error) {
 func ClockProbe(pid int, token string) string {
 	return path.Join(ShardsDir, fmt.Sprintf(".clock.%d.%s", pid, token))
 }
+
+// UnclaimedDir holds data files that no commit claims, moved out of the
+// dataset by the merge (never deleted but by merge-shards --gc), under
+// their original paths.
+const UnclaimedDir = "_shards/unclaimed"
+
+// Unclaimed returns where the merge keeps a stray file found at rel.
+func Unclaimed(rel string) string { return path.Join(UnclaimedDir, rel) }

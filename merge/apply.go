@@ -66,12 +66,12 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 		}
 		s.report.TempRemoved++
 	}
+	if err := s.quarantine(); err != nil {
+		return err
+	}
 	if opts.GC {
-		for _, u := range s.report.Unclaimed {
-			if err := s.fsys.Remove(layout.Join(s.out, u)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("--gc: %w", err)
-			}
-			s.report.GCRemoved++
+		if err := s.removeQuarantined(); err != nil {
+			return fmt.Errorf("--gc: %w", err)
 		}
 	}
 	if err := s.writeOutputs(); err != nil {

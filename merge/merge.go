@@ -48,7 +48,7 @@ const (
 // Options tune a merge.
 type Options struct {
 	Verify string // VerifySize (default) or VerifyFull
-	GC     bool   // delete data files that no commit claims
+	GC     bool   // delete the files quarantined under _shards/unclaimed/
 	// RequeueLost: when the only problems are committed data files that
 	// are missing, truncated or altered, revoke those scenarios (durably,
 	// in a journal of the merge's own), move the damaged copies aside and
@@ -253,11 +253,10 @@ func (r *Report) Human() string {
 		fmt.Fprintf(&b, "  removed      %d temp files of uncommitted or duplicate writes\n", r.TempRemoved)
 	}
 	for _, u := range r.Unclaimed {
-		verb := "not claimed by any commit (kept; --gc removes)"
-		if r.GCRemoved > 0 {
-			verb = "not claimed by any commit: removed (--gc)"
-		}
-		fmt.Fprintf(&b, "  unclaimed    %s %s\n", u, verb)
+		fmt.Fprintf(&b, "  unclaimed    %s: no commit claims it; moved out of the dataset to %s\n", u, layout.Unclaimed(u))
+	}
+	if r.GCRemoved > 0 {
+		fmt.Fprintf(&b, "  removed      %d quarantined files under %s (--gc)\n", r.GCRemoved, layout.UnclaimedDir)
 	}
 	for _, l := range r.Live {
 		fmt.Fprintf(&b, "  LIVE         rank %d: %s on %s (pid %d), lease renewed %s ago\n", l.Rank, l.Writer, l.Host, l.PID, l.Age.Round(time.Second))

@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	verify := fs.String("verify", "size", "verification of every data file: size, or full (size and XXH64)")
-	gc := fs.Bool("gc", false, "delete data files under simulation/ that no commit claims (default: report them)")
+	gc := fs.Bool("gc", false, "delete the files quarantined under _shards/unclaimed/ (data files no commit claims: every merge moves them out of simulation/ to there)")
 	strict := fs.Bool("strict", false, "a scenario committed twice with different bytes is an error (exit 2) instead of latest-wins")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	rerun := fs.String("rerun-list", "", "write the missing scenario ids to FILE, one per line (empty file when complete)")

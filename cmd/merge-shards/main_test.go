@@ -973,31 +973,51 @@ func TestMergeKilledMidWay(t *testing.T) {
 	}
 }
 
-// TestUnclaimedDataFiles: a data file that no commit claims is reported
-// and kept; --gc removes it.
+// TestUnclaimedDataFiles: a data file that no commit claims is moved
+// out of the dataset (never deleted) to _shards/unclaimed/ with its path
+// kept, the directory it leaves empty is removed, and the report names it;
+// verify names a stray that appears after the merge; --gc deletes the
+// quarantined copies.
 func TestUnclaimedDataFiles(t *testing.T) {
 	t.Parallel()
 	out := t.TempDir()
 	runSimrank(t, nil, "--out", out, "--scenarios", "2", "--rank", "0", "--world", "1")
 	const stray = "simulation/hydros/scenario_id=7/data.parquet"
-	copyFile(t, filepath.Join(out, "simulation/hydros/scenario_id=0/data.parquet"), filepath.Join(out, stray))
+	src := filepath.Join(out, "simulation/hydros/scenario_id=0/data.parquet")
+	copyFile(t, src, filepath.Join(out, stray))
 	rep := mergeJSON(t, 0, out)
 	if u := fmt.Sprint(rep["unclaimed"]); u != "["+stray+"]" {
 		t.Fatalf("unclaimed %s, want [%s]", u, stray)
 	}
-	mustExist(t, filepath.Join(out, stray))
+	mustNotExist(t, filepath.Join(out, stray))
+	mustNotExist(t, filepath.Join(out, filepath.Dir(stray)))
+	if a, b := fileHashOf(t, src), fileHashOf(t, filepath.Join(out, layout.Unclaimed(stray))); a != b {
+		t.Fatalf("the quarantined copy differs from the stray file")
+	}
+	mustExist(t, simPath(out, layout.SuccessName))
+	wantExit(t, mergeShards(t, "verify", "--full", out), 0)
+
+	// A stray appearing after the merge: verify names it (a warning, as
+	// the next merge will move it), and the next merge quarantines it too.
+	copyFile(t, src, filepath.Join(out, stray))
 	r := mergeShards(t, "verify", out)
-	// Merge and verify agree: a warning naming the file, not damage.
 	wantExit(t, r, 0)
 	if !strings.Contains(r.stdout, stray) || !strings.Contains(r.stdout, "EXTRA") {
 		t.Fatalf("verify does not name %s:\n%s", stray, r)
 	}
 	rep = mergeJSON(t, 0, "--gc", out)
-	if num(t, rep, "gc_removed") != 1 {
-		t.Fatalf("gc_removed %v, want 1", rep["gc_removed"])
+	if num(t, rep, "gc_removed") != 2 {
+		t.Fatalf("gc_removed %v, want 2 (the first quarantined copy and the second, numbered)", rep["gc_removed"])
 	}
 	mustNotExist(t, filepath.Join(out, stray))
+	mustNotExist(t, filepath.Join(out, layout.UnclaimedDir))
 	wantExit(t, mergeShards(t, "verify", "--full", out), 0)
+}
+
+func fileHashOf(t *testing.T, p string) string {
+	t.Helper()
+	n, h := fileHash(t, p)
+	return fmt.Sprint(n, h)
 }
 
 // TestSameIdentityTwice: two processes that claim the same rank of the
