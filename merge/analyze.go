@@ -440,7 +440,7 @@ func (s *state) judgeLeases(ctx context.Context) error {
 		return err
 	}
 	closed := map[string]bool{}
-	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
+	for _, j := range s.allJournals() {
 		if j.close != nil {
 			closed[j.open.Writer] = true
 			continue
@@ -520,4 +520,9 @@ func checkRecord(j *journalState, r *manifest.Record) error {
 		}
 	}
 	return nil
+}
+
+// allJournals returns the simulation journals, then the others.
+func (s *state) allJournals() []*journalState {
+	return append(append(make([]*journalState, 0, len(s.journals)+len(s.other)), s.journals...), s.other...)
 }

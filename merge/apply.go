@@ -20,7 +20,7 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 	// Everything below acts on what the journals say: make what was read
 	// durable first.
 	var rels []string
-	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
+	for _, j := range s.allJournals() {
 		rels = append(rels, j.rel)
 	}
 	if err := journal.MakeDurable(s.fsys, s.out, rels); err != nil {
@@ -91,7 +91,7 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 // journal whose last record is a commit (see journalState.tail) and that
 // this merge vouches for: files it found in place, not rolled forward.
 func (s *state) resyncTails() error {
-	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
+	for _, j := range s.allJournals() {
 		if len(j.tail) == 0 {
 			continue
 		}

@@ -88,9 +88,7 @@ func hashAll(ctx context.Context, fsys vfs.FS, out string, jobs []*hashJob, work
 	if len(jobs) == 0 {
 		return ctx.Err()
 	}
-	var next, done atomic.Int64
-	var bytes atomic.Int64
-	var wg sync.WaitGroup
+	var done, bytes atomic.Int64
 	stop := make(chan struct{})
 	// The progress goroutine is joined before returning: left running, its
 	// final report raced with the caller's next use of the writer (and
@@ -113,23 +111,12 @@ func hashAll(ctx context.Context, fsys vfs.FS, out string, jobs []*hashJob, work
 			}
 		}()
 	}
-	for range max(1, workers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(jobs) || ctx.Err() != nil {
-					return
-				}
-				j := jobs[i]
-				j.got, j.err = vfs.HashFile(fsys, layout.Join(out, j.rel))
-				bytes.Add(j.got.Bytes)
-				done.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+	forEach(ctx, len(jobs), workers, func(i int) {
+		j := jobs[i]
+		j.got, j.err = vfs.HashFile(fsys, layout.Join(out, j.rel))
+		bytes.Add(j.got.Bytes)
+		done.Add(1)
+	})
 	close(stop)
 	reporter.Wait()
 	return ctx.Err()
@@ -290,4 +277,24 @@ func (s *state) scanTemps() error {
 		}
 	}
 	return nil
+}
+
+// forEach calls fn(i) for i in 0..n-1 on up to workers goroutines (at
+// least one), each taking the next index until none is left or ctx ends,
+// and returns when all have stopped.
+func forEach(ctx context.Context, n, workers int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range max(1, min(workers, n)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }

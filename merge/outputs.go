@@ -170,7 +170,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 // dictionaries' generated_at.
 func (s *state) lastTime() string {
 	var last string
-	for _, j := range append(append([]*journalState(nil), s.journals...), s.other...) {
+	for _, j := range s.allJournals() {
 		if last == "" || cmpTime(j.last, last) > 0 {
 			last = j.last
 		}

@@ -10,8 +10,6 @@ import (
 	"path"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -208,22 +206,9 @@ func (v *VerifyReport) verifyPolicy(ctx context.Context, fsys vfs.FS, out string
 		err   error
 	}
 	res := make([]result, len(rels))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range max(1, min(workers, len(rels))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(rels) || ctx.Err() != nil {
-					return
-				}
-				res[i].forms, res[i].err = policy.CheckStageFile(fsys, dir, rels[i], md.Files[rels[i]], full)
-			}
-		}()
-	}
-	wg.Wait()
+	forEach(ctx, len(rels), workers, func(i int) {
+		res[i].forms, res[i].err = policy.CheckStageFile(fsys, dir, rels[i], md.Files[rels[i]], full)
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}

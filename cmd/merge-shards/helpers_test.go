@@ -162,6 +162,18 @@ type rankError struct {
 
 func (e *rankError) Error() string { return e.err.Error() + "\n" + e.stderr }
 
+// referenceIndex runs a job of ranks uninterrupted into a new directory,
+// merges it (complete) and returns its integrity index: what an
+// interrupted, damaged or relinked run of the same arguments must end
+// byte-identical to.
+func referenceIndex(t *testing.T, ranks int, job string, args ...string) []byte {
+	t.Helper()
+	ref := t.TempDir()
+	runRanks(t, ranks, job, append([]string{"--out", ref}, args...)...)
+	wantExit(t, mergeShards(t, ref), 0)
+	return readFile(t, simPath(ref, layout.IndexName))
+}
+
 func slurmEnv(r, n int, job string) []string {
 	return []string{"SLURM_PROCID=" + strconv.Itoa(r), "SLURM_NTASKS=" + strconv.Itoa(n), "SLURM_JOB_ID=" + job}
 }

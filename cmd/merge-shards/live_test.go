@@ -42,10 +42,7 @@ func TestMergeBesideLiveRun(t *testing.T) {
 	t.Parallel()
 	const ranks, scenarios, job = 4, 100, "7001"
 	args := []string{"--scenarios", strconv.Itoa(scenarios), "--seed", "11", "--quiet", "--lease-interval", "200ms"}
-	ref := t.TempDir()
-	runRanks(t, ranks, job, append([]string{"--out", ref}, args...)...)
-	wantExit(t, mergeShards(t, ref), 0)
-	refIndex := readFile(t, simPath(ref, layout.IndexName))
+	refIndex := referenceIndex(t, ranks, job, args...)
 
 	for trial := range liveTrials(t) {
 		t.Run(fmt.Sprintf("trial %d", trial), func(t *testing.T) {

@@ -92,6 +92,18 @@ func committed(js []journalSummary) map[int]int {
 }
 
 // ofJob is the journals written by one SLURM job.
+// missingOf lists, ascending, the scenarios 0..n-1 that byScenario (as
+// committed returns it) does not hold.
+func missingOf(byScenario map[int]int, n int) []int {
+	var missing []int
+	for s := range n {
+		if byScenario[s] == 0 {
+			missing = append(missing, s)
+		}
+	}
+	return missing
+}
+
 func ofJob(js []journalSummary, jobID string) []journalSummary {
 	var out []journalSummary
 	for _, j := range js {

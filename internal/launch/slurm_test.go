@@ -146,12 +146,7 @@ exec %q "$@"
 	rounds := followMerges(t, out+".slurm", mergeID)
 	js := readJournals(t, out)
 	firstJob := committed(ofJob(js, runID))
-	var missing []int
-	for s := range scenarios {
-		if firstJob[s] == 0 {
-			missing = append(missing, s)
-		}
-	}
+	missing := missingOf(firstJob, scenarios)
 	if len(missing) == 0 || len(missing) >= scenarios {
 		t.Fatalf("the killed run committed %v: want some but not all scenarios", ids(firstJob))
 	}

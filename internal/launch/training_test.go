@@ -175,12 +175,7 @@ func TestSubmitRankKilledAfterTraining(t *testing.T) {
 	rounds := followMerges(t, out+".slurm", mergeID)
 	js := readJournals(t, out)
 	firstJob := committed(ofJob(js, runID))
-	var missing []int
-	for s := range scenarios {
-		if firstJob[s] == 0 {
-			missing = append(missing, s)
-		}
-	}
+	missing := missingOf(firstJob, scenarios)
 	if len(missing) == 0 || len(missing) >= 4 {
 		t.Fatalf("the killed run committed %v: want all but 1-3 scenarios, so that the rerun runs on fewer ranks than the training's 4", ids(firstJob))
 	}
