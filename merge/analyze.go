@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 	"time"
 
@@ -27,6 +28,8 @@ type journalState struct {
 	iterations []iterRec
 	// checkpoints are a training journal's policy checkpoint records.
 	checkpoints []ckptRec
+	// size is the journal file's size when the merge began to read it.
+	size int64
 	// live: the journal has no close record and its writer's lease is
 	// live: its files, temps and commits are its own, in flux.
 	live bool
@@ -105,6 +108,9 @@ type state struct {
 	aside      []moveAside
 	garbage    []string // temp files to delete (relative paths)
 	onDisk     map[string]int64
+	// skipped: journals read but not used (damaged, or no durable open
+	// record yet).
+	skipped map[string]bool
 	// live is the writer ids with live leases and no close record.
 	live map[string]bool
 	// conflicted marks the (scenario, entity) pairs committed with
@@ -126,7 +132,7 @@ func (s *state) problem(kind ProblemKind, p string, scenario *int, format string
 func intp(i int) *int { return &i }
 
 func analyze(ctx context.Context, out string, opts Options) (*state, error) {
-	s := &state{out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
+	s := &state{skipped: map[string]bool{}, out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
 	if err := s.readJournals(ctx); err != nil {
 		return nil, err
 	}
@@ -171,6 +177,10 @@ func (s *state) readJournals(ctx context.Context) error {
 			return err
 		}
 		j := &journalState{rel: rel}
+		// Its size before the read: judgeLeases compares it again.
+		if st, err := s.fsys.Stat(layout.Join(s.out, rel)); err == nil {
+			j.size = st.Size()
+		}
 		var mine []*commit
 		torn, err := journal.ReadFile(s.fsys, layout.Join(s.out, rel), func(r *manifest.Record) error {
 			if j.first == "" {
@@ -214,11 +224,13 @@ func (s *state) readJournals(ctx context.Context) error {
 			var je *journal.Error
 			if errors.As(err, &je) {
 				s.problem(ProblemJournal, j.rel, nil, "line %d: %v", je.Line, je.Err)
+				s.skipped[j.rel] = true
 				continue
 			}
 			var re *recordError
 			if errors.As(err, &re) {
 				s.problem(ProblemJournal, j.rel, nil, "line %d: %v", re.line, re.err)
+				s.skipped[j.rel] = true
 				continue
 			}
 			return fmt.Errorf("reading journal %s: %w", j.rel, err)
@@ -229,6 +241,7 @@ func (s *state) readJournals(ctx context.Context) error {
 		if j.open == nil {
 			// Created, then killed before its open record was durable:
 			// nothing in it can have been committed.
+			s.skipped[j.rel] = true
 			continue
 		}
 		if j.open.Phase != manifest.PhaseSimulation {
@@ -456,7 +469,45 @@ func (s *state) judgeLeases(ctx context.Context) error {
 			s.report.Live = append(s.report.Live, st)
 		}
 	}
+	// A writer may have appended, published and closed (releasing its
+	// lease) between the read of its journal and this judgement: its lease
+	// is gone, yet what the merge read is stale (files it publishes would
+	// look unclaimed, its temps unclaimed). Likewise a writer that started
+	// and ended meanwhile. A journal that grew, or a journal that appeared,
+	// since the read counts as live: the next merge reads it whole.
+	read := map[string]bool{}
+	for _, j := range s.allJournals() {
+		read[j.rel] = true
+		if j.close != nil || j.live {
+			continue
+		}
+		if st, err := s.fsys.Stat(layout.Join(s.out, j.rel)); err == nil && st.Size() != j.size {
+			s.changedMeanwhile(j.open.Writer, j.open.Rank)
+			j.live = true
+		}
+	}
+	rels, err := journal.List(s.fsys, s.out)
+	if err != nil {
+		return err
+	}
+	for _, rel := range rels {
+		if !read[rel] && !s.skipped[rel] {
+			w := strings.TrimSuffix(path.Base(rel), layout.JournalSuffix)
+			id, _ := layout.ParseWriterID(w)
+			s.changedMeanwhile(w, id.Rank)
+		}
+	}
 	return nil
+}
+
+// changedMeanwhile records a writer whose journal changed while the merge
+// read the journals: it counts as live for this merge.
+func (s *state) changedMeanwhile(writer string, rank int) {
+	if s.live[writer] {
+		return
+	}
+	s.live[writer] = true
+	s.report.Live = append(s.report.Live, lease.State{Info: lease.Info{Writer: writer, Rank: rank}, Live: true})
 }
 
 // liveTraining reports whether a training writer is live.
