@@ -148,10 +148,18 @@ func (s *state) analyzePolicy() {
 	}
 	root := chosen[0]
 	meta := root.info.Meta
-	if meta.NumStages <= 0 || meta.StateDimension < 0 || len(meta.Capacity) != meta.NumStages || len(meta.WarmStartCounts) != meta.NumStages {
-		s.problem(ProblemPolicy, root.rel, nil, "checkpoint of iteration %d: root metadata has %d stages, %d capacities, %d warm start counts, state dimension %d",
-			pr.Iteration, meta.NumStages, len(meta.Capacity), len(meta.WarmStartCounts), meta.StateDimension)
+	if meta.NumStages <= 0 || meta.NumStages > MaxStages || meta.StateDimension < 0 || meta.StateDimension > policy.MaxStateDimension ||
+		len(meta.Capacity) != meta.NumStages || len(meta.WarmStartCounts) != meta.NumStages {
+		s.problem(ProblemPolicy, root.rel, nil, "checkpoint of iteration %d: root metadata has %d stages (want 1..%d), %d capacities, %d warm start counts, state dimension %d (want 0..%d)",
+			pr.Iteration, meta.NumStages, MaxStages, len(meta.Capacity), len(meta.WarmStartCounts), meta.StateDimension, policy.MaxStateDimension)
 		return
+	}
+	for st := range meta.NumStages {
+		if meta.Capacity[st] > policy.MaxCutsPerStage || meta.WarmStartCounts[st] > policy.MaxCutsPerStage {
+			s.problem(ProblemPolicy, root.rel, nil, "checkpoint of iteration %d: stage %d has capacity %d and %d warm start cuts, want at most %d each (policy.MaxCutsPerStage)",
+				pr.Iteration, st, meta.Capacity[st], meta.WarmStartCounts[st], policy.MaxCutsPerStage)
+			return
+		}
 	}
 	p := &policyPlan{
 		fsys:      s.fsys,

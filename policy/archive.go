@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -148,23 +149,49 @@ func removeSync(fsys vfs.FS, p string) error {
 // allocates more.
 const (
 	maxMetadata = 64 << 20 // metadata.json
-	// maxStageFile bounds a stage file not listed in metadata.json (it is
-	// refused anyway, after reading).
+	// maxStageFile bounds a stage file's listed size.
 	maxStageFile = 1 << 32
 )
 
-// entrySize is the size metadata.json lists for rel: a stage file larger
-// than that is refused without reading it whole.
-func entrySize(files map[string]FileEntry, rel string) int64 {
-	if e, ok := files[rel]; ok && e.Bytes >= 0 {
-		return e.Bytes
+// listed is metadata.json's entry for rel, checked: listed, a size within
+// 0..maxStageFile and an xxh64 of 16 hex digits. Errors wrap ErrChecksum
+// (not listed) or ErrMetadata.
+func listed(files map[string]FileEntry, rel string) (FileEntry, uint64, error) {
+	e, ok := files[rel]
+	if !ok {
+		return e, 0, fmt.Errorf("%w: %s is not listed in metadata.json files", ErrChecksum, rel)
 	}
-	return maxStageFile
+	want, err := strconv.ParseUint(e.XXH64, 16, 64)
+	if err != nil || len(e.XXH64) != 16 || e.Bytes < 0 || e.Bytes > maxStageFile {
+		return e, 0, fmt.Errorf("%w: files[%q] is {bytes %d, xxh64 %q}", ErrMetadata, rel, e.Bytes, e.XXH64)
+	}
+	return e, want, nil
 }
 
-// maxPacked bounds a packed stage file: zstd never grows data by more
-// than a small fraction.
-func maxPacked(size int64) int64 { return size + size/16 + 1<<16 }
+// hashWriter counts and hashes what inflate writes, and writes it nowhere.
+type hashWriter struct {
+	h *xxhash.Digest
+	n int64
+}
+
+func newHashWriter() *hashWriter { return &hashWriter{h: xxhash.New()} }
+
+func (w *hashWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return w.h.Write(p)
+}
+
+// checkInflated compares what inflate produced (n bytes hashing to got)
+// with metadata.json's entry.
+func checkInflated(e FileEntry, want uint64, n int64, got uint64) error {
+	if n != e.Bytes {
+		return fmt.Errorf("%w: decompresses to %d bytes, metadata.json lists %d", ErrSize, n, e.Bytes)
+	}
+	if got != want {
+		return fmt.Errorf("%w: decompresses to xxh64 %016x, metadata.json says %s", ErrChecksum, got, e.XXH64)
+	}
+	return nil
+}
 
 // Pack replaces every stage file under dir's cuts/, basis/ and states/ by
 // its zstd-compressed stage_NNN.bin.zst. Each file is first checked against
@@ -189,11 +216,21 @@ func Pack(fsys vfs.FS, dir string) error {
 	defer enc.Close()
 	for _, rel := range rels {
 		bin := filepath.Join(dir, filepath.FromSlash(rel))
-		buf, err := vfs.ReadFile(fsys, bin, entrySize(files, rel))
-		if errors.Is(err, os.ErrNotExist) {
+		fail := func(err error) error { return &ArchiveError{Op: "pack", File: rel, Err: err} }
+		if ok, err := vfs.Exists(fsys, bin); err != nil {
+			return fail(err)
+		} else if !ok {
 			continue // already packed
 		}
-		fail := func(err error) error { return &ArchiveError{Op: "pack", File: rel, Err: err} }
+		e, want, err := listed(files, rel)
+		if err != nil {
+			return fail(err) // refused before reading it
+		}
+		buf, err := vfs.ReadFile(fsys, bin, e.Bytes)
+		var tl *vfs.TooLargeError
+		if errors.As(err, &tl) {
+			return fail(fmt.Errorf("%w: %s is %d bytes, metadata.json says %d", ErrSize, rel, tl.Size, e.Bytes))
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -201,10 +238,18 @@ func Pack(fsys vfs.FS, dir string) error {
 			return fail(err)
 		}
 		z := enc.EncodeAll(buf, nil)
-		if back, err := decodeBounded(z, int64(len(buf))); err != nil {
-			return fail(fmt.Errorf("decompressing what was just compressed: %v", err))
-		} else if err := checkEntry(files, rel, back); err != nil {
-			return fail(err)
+		buf = nil
+		// verify decompresses z (in memory, or as read back from disk)
+		// and checks it against the listed entry.
+		verify := func(z []byte) error {
+			hw := newHashWriter()
+			if err := inflate(hw, bytes.NewReader(z), int64(len(z)), e.Bytes); err != nil {
+				return err
+			}
+			return checkInflated(e, want, hw.n, hw.h.Sum64())
+		}
+		if err := verify(z); err != nil {
+			return fail(fmt.Errorf("decompressing what was just compressed: %w", err))
 		}
 		if err := writeReplace(fsys, bin+PackedExt, z); err != nil {
 			return fail(err)
@@ -215,12 +260,8 @@ func Pack(fsys vfs.FS, dir string) error {
 		if err != nil {
 			return fail(err)
 		}
-		back, err := decodeBounded(onDisk, int64(len(buf)))
-		if err != nil {
+		if err := verify(onDisk); err != nil {
 			return fail(fmt.Errorf("the packed copy on disk: %w", err))
-		}
-		if err := checkEntry(files, rel, back); err != nil {
-			return fail(err)
 		}
 		if err := removeSync(fsys, bin); err != nil {
 			return fail(err)
@@ -229,10 +270,13 @@ func Pack(fsys vfs.FS, dir string) error {
 	return nil
 }
 
-// Unpack reverses Pack: every stage_NNN.bin.zst is decompressed, its size
-// and xxh64 checked against metadata.json's "files", written durably as
-// stage_NNN.bin, and only then removed. A .zst that fails the check is
-// left in place and reported as an *ArchiveError wrapping ErrChecksum.
+// Unpack reverses Pack: every stage_NNN.bin.zst is decompressed, streaming,
+// into a temp file beside it (never whole into memory, and never more
+// than the size metadata.json's "files" lists: see inflate), its size and
+// xxh64 checked against that entry, fsynced and renamed to stage_NNN.bin,
+// and only then is the .zst removed. A .zst that fails is left in place,
+// its temp file removed, and reported as an *ArchiveError wrapping ErrSize
+// or ErrChecksum.
 func Unpack(fsys vfs.FS, dir string) error {
 	files, err := readFiles(fsys, dir)
 	if err != nil {
@@ -244,42 +288,85 @@ func Unpack(fsys vfs.FS, dir string) error {
 	}
 	for _, rel := range rels {
 		bin := filepath.Join(dir, filepath.FromSlash(rel))
-		zrel := rel + PackedExt
-		fail := func(err error) error { return &ArchiveError{Op: "unpack", File: zrel, Err: err} }
-		z, err := vfs.ReadFile(fsys, bin+PackedExt, maxPacked(entrySize(files, rel)))
-		if errors.Is(err, os.ErrNotExist) {
+		zpath := bin + PackedExt
+		fail := func(err error) error { return &ArchiveError{Op: "unpack", File: rel + PackedExt, Err: err} }
+		if ok, err := vfs.Exists(fsys, zpath); err != nil {
+			return fail(err)
+		} else if !ok {
 			continue // not packed
 		}
+		e, want, err := listed(files, rel)
 		if err != nil {
 			return fail(err)
 		}
 		// An interrupted Unpack (or Pack) may have left both: keep a .bin
 		// that is already right.
-		if have, err := vfs.ReadFile(fsys, bin, entrySize(files, rel)); err == nil && checkEntry(files, rel, have) == nil {
-			if err := removeSync(fsys, bin+PackedExt); err != nil {
+		if plainMatches(fsys, bin, e, want) {
+			if err := removeSync(fsys, zpath); err != nil {
 				return fail(err)
 			}
 			continue
 		}
-		e, ok := files[rel]
-		if !ok {
-			return fail(fmt.Errorf("%w: %s is not listed in metadata.json files", ErrChecksum, rel))
-		}
-		// Never more memory than metadata.json says the file holds,
-		// whatever a damaged or hostile frame claims.
-		buf, err := decodeBounded(z, e.Bytes)
-		if err != nil {
+		if err := unpackFile(fsys, zpath, bin, e, want); err != nil {
 			return fail(err)
 		}
-		if err := checkEntry(files, rel, buf); err != nil {
+		if err := removeSync(fsys, zpath); err != nil {
 			return fail(err)
 		}
-		if err := writeReplace(fsys, bin, buf); err != nil {
-			return fail(err)
-		}
-		if err := removeSync(fsys, bin+PackedExt); err != nil {
-			return fail(err)
-		}
+	}
+	return nil
+}
+
+// plainMatches reports whether bin exists and holds e's bytes (streamed:
+// its size is checked before it is read).
+func plainMatches(fsys vfs.FS, bin string, e FileEntry, want uint64) bool {
+	st, err := fsys.Stat(bin)
+	if err != nil || !st.Mode().IsRegular() || st.Size() != e.Bytes {
+		return false
+	}
+	got, err := vfs.HashFile(fsys, bin)
+	return err == nil && got.Bytes == e.Bytes && got.XXH64 == want
+}
+
+// unpackFile streams zpath's decompressed bytes into a temp file beside
+// bin, checks them against e, fsyncs the temp file and renames it to bin.
+// On any failure the temp file is removed and zpath is untouched.
+func unpackFile(fsys vfs.FS, zpath, bin string, e FileEntry, want uint64) error {
+	zf, err := fsys.Open(zpath)
+	if err != nil {
+		return err
+	}
+	defer zf.Close()
+	st, err := zf.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: not a regular file", ErrChecksum)
+	}
+	tmp := layout.ReplaceTemp(bin)
+	_ = fsys.Remove(tmp) // a leftover of an interrupted run
+	var verdict error
+	w, p, err := vfs.WriteNew(fsys, tmp, func(w io.Writer) error {
+		verdict = inflate(w, zf, st.Size(), e.Bytes)
+		return verdict
+	})
+	if verdict != nil {
+		return verdict // WriteNew removed the temp file
+	}
+	if err != nil {
+		return err
+	}
+	defer p.Abort() // removes the temp file unless it was synced
+	if err := checkInflated(e, want, w.Bytes, w.XXH64); err != nil {
+		return err
+	}
+	if err := p.Sync(); err != nil {
+		return err
+	}
+	if err := vfs.NewDirs(fsys, filepath.Dir(bin)).Replace(tmp, bin); err != nil {
+		_ = fsys.Remove(tmp)
+		return err
 	}
 	return nil
 }
@@ -294,102 +381,91 @@ type sizeError struct{}
 func (*sizeError) Error() string { return "policy: size mismatch" }
 func (*sizeError) Unwrap() error { return ErrChecksum }
 
-// boundedDecoder decompresses whole packed stage files: DecodeAll never
-// writes past the capacity of the buffer it is given
-// (WithDecodeAllCapLimit), so the caller decides the most a frame can
-// cost, whatever its header says. Safe for concurrent use.
-var boundedDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true), zstd.WithDecoderConcurrency(0))
-})
-
-// decodeBounded decompresses z, which must be one zstd frame (what Pack
-// writes) of exactly size bytes, allocating at most size bytes for the
-// output: a frame declaring another content size is refused before
-// decompressing, one that decompresses to more is stopped there and
-// refused. Errors wrap ErrSize or ErrChecksum.
-func decodeBounded(z []byte, size int64) ([]byte, error) {
-	if size < 0 || size > maxStageFile {
-		return nil, fmt.Errorf("%w: metadata.json lists %d bytes", ErrMetadata, size)
+// frameSize checks, without decompressing, that the packed stage file
+// read from zr (zsize bytes) is one zstd frame declaring size bytes of
+// content (or none: zstd omits it under 256 bytes) whose blocks (and
+// checksum) end exactly at its end: a truncated or extended .zst fails
+// with ErrSize, as a .bin of the wrong size does. It streams, skipping
+// block contents, and reports whether the frame declares its content
+// size. Errors wrap ErrSize or ErrChecksum, except an error reading zr.
+func frameSize(zr io.Reader, zsize, size int64) (hasFCS bool, err error) {
+	if zsize > maxPacked(size) {
+		return false, fmt.Errorf("%w: %d bytes, more than the %d listed bytes compress to (at most %d)", ErrSize, zsize, size, maxPacked(size))
+	}
+	in := &errRecorder{r: zr}
+	br := bufio.NewReaderSize(in, 64<<10)
+	head, _ := br.Peek(zstd.HeaderMaxSize)
+	if in.err != nil {
+		return false, in.err
 	}
 	var hdr zstd.Header
-	if err := hdr.Decode(z); err != nil {
-		return nil, fmt.Errorf("%w: not a zstd frame: %v", ErrChecksum, err)
+	if err := hdr.Decode(head); err != nil {
+		return false, fmt.Errorf("%w: not a zstd frame: %v", ErrSize, err)
 	}
 	if hdr.Skippable {
-		return nil, fmt.Errorf("%w: a skippable zstd frame, not a packed stage file", ErrChecksum)
+		return false, fmt.Errorf("%w: a skippable zstd frame, not a packed stage file", ErrChecksum)
 	}
 	if hdr.HasFCS && hdr.FrameContentSize != uint64(size) {
-		return nil, fmt.Errorf("%w: decompresses to %d bytes, metadata.json says %d", ErrSize, hdr.FrameContentSize, size)
-	}
-	dec, err := boundedDecoder()
-	if err != nil {
-		return nil, err
-	}
-	buf, err := dec.DecodeAll(z, make([]byte, 0, size))
-	switch {
-	case errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrFrameSizeExceeded):
-		return nil, fmt.Errorf("%w: decompresses to more than the %d bytes metadata.json lists", ErrSize, size)
-	case err != nil:
-		return nil, fmt.Errorf("%w: does not decompress: %v", ErrChecksum, err)
-	case int64(len(buf)) != size:
-		return nil, fmt.Errorf("%w: decompresses to %d bytes, metadata.json says %d", ErrSize, len(buf), size)
-	}
-	return buf, nil
-}
-
-// frameSize checks, without decompressing, that z is one zstd frame
-// declaring size bytes of content whose blocks (and checksum) end exactly
-// at the end of z: a truncated or extended .zst fails with ErrSize, as a
-// .bin of the wrong size does. A frame that declares no content size
-// (zstd omits it under 256 bytes) is decompressed, bounded, to learn it.
-// Errors wrap ErrSize or ErrChecksum.
-func frameSize(z []byte, size int64) error {
-	var hdr zstd.Header
-	if err := hdr.Decode(z); err != nil {
-		return fmt.Errorf("%w: not a zstd frame: %v", ErrSize, err)
-	}
-	if hdr.Skippable {
-		return fmt.Errorf("%w: a skippable zstd frame, not a packed stage file", ErrChecksum)
-	}
-	if hdr.HasFCS && hdr.FrameContentSize != uint64(size) {
-		return fmt.Errorf("%w: decompresses to %d bytes, metadata.json says %d", ErrSize, hdr.FrameContentSize, size)
+		return false, fmt.Errorf("%w: its zstd frame declares %d bytes of content, metadata.json lists %d", ErrSize, hdr.FrameContentSize, size)
 	}
 	// RFC 8878 3.1.1.2: 3-byte little-endian block headers (bit 0 last
 	// block, bits 1-2 type, bits 3-23 size); a raw or compressed block's
 	// size bytes follow, an RLE block's one byte; then an optional 4-byte
 	// content checksum.
+	skip := func(n int) error {
+		_, err := br.Discard(n)
+		return err
+	}
 	at := int64(hdr.HeaderSize)
-	n := int64(len(z))
+	if err := skip(hdr.HeaderSize); err != nil {
+		return false, fmt.Errorf("%w: the zstd frame is cut short (%d bytes)", ErrSize, zsize)
+	}
+	var bh [3]byte
 	for {
-		if at+3 > n {
-			return fmt.Errorf("%w: the zstd frame is cut short (%d bytes, a block header at %d)", ErrSize, n, at)
+		if _, err := io.ReadFull(br, bh[:]); err != nil {
+			if in.err != nil {
+				return false, in.err
+			}
+			return false, fmt.Errorf("%w: the zstd frame is cut short (%d bytes, a block header at %d)", ErrSize, zsize, at)
 		}
-		bh := uint32(z[at]) | uint32(z[at+1])<<8 | uint32(z[at+2])<<16
+		h := uint32(bh[0]) | uint32(bh[1])<<8 | uint32(bh[2])<<16
 		at += 3
-		switch (bh >> 1) & 3 {
+		var n int
+		switch (h >> 1) & 3 {
 		case 0, 2:
-			at += int64(bh >> 3)
+			n = int(h >> 3)
 		case 1:
-			at++
+			n = 1
 		default:
-			return fmt.Errorf("%w: reserved zstd block type at %d", ErrChecksum, at-3)
+			return false, fmt.Errorf("%w: reserved zstd block type at %d", ErrChecksum, at-3)
 		}
-		if bh&1 != 0 {
+		if err := skip(n); err != nil {
+			if in.err != nil {
+				return false, in.err
+			}
+			return false, fmt.Errorf("%w: the zstd frame is cut short (%d bytes, a block of %d bytes at %d)", ErrSize, zsize, n, at)
+		}
+		at += int64(n)
+		if h&1 != 0 {
 			break
 		}
 	}
 	if hdr.HasCheckSum {
+		if err := skip(4); err != nil {
+			if in.err != nil {
+				return false, in.err
+			}
+			return false, fmt.Errorf("%w: the zstd frame is cut short (%d bytes, its checksum at %d)", ErrSize, zsize, at)
+		}
 		at += 4
 	}
-	if at != n {
-		return fmt.Errorf("%w: the zstd frame needs %d bytes, the file has %d", ErrSize, at, n)
+	if extra, _ := br.Peek(1); len(extra) > 0 {
+		return false, fmt.Errorf("%w: the zstd frame needs %d bytes, the file has more (%d)", ErrSize, at, zsize)
 	}
-	if !hdr.HasFCS {
-		// Small frames (under 256 bytes of content) do not record it.
-		_, err := decodeBounded(z, size)
-		return err
+	if in.err != nil {
+		return false, in.err
 	}
-	return nil
+	return hdr.HasFCS, nil
 }
 
 // StageCheck is the verdict on one form of a stage file listed in
@@ -410,10 +486,12 @@ type StageCheck struct {
 // "files" entry, in each form present: rel itself and the packed
 // rel+".zst" (Pack leaves metadata.json unchanged: its entries are of the
 // uncompressed bytes). With full, each form's bytes are checked, size and
-// XXH64: a .bin is hashed as it streams, a .zst is read (at most a little
-// more than e.Bytes) and decompressed into at most e.Bytes bytes. Without
-// full, sizes only: a .bin's size; a .zst's frame must declare e.Bytes and
-// its blocks must end exactly at the end of the file.
+// XXH64: a .bin is hashed as it streams, a .zst is decompressed as it
+// streams, bounded as Unpack is (see inflate: never more than e.Bytes+1
+// bytes of output, nothing held whole in memory). Without full, sizes
+// only: a .bin's size; a .zst's frame must declare e.Bytes (or, under 256
+// bytes, decompress to it) and its blocks must end exactly at the end of
+// the file.
 //
 // It returns one StageCheck per form found, the plain one first; none when
 // neither exists (the file is lost). rel or e being malformed (metadata.json
@@ -455,30 +533,68 @@ func CheckStageFile(fsys vfs.FS, dir, rel string, e FileEntry, full bool) ([]Sta
 		}
 		out = append(out, c)
 	}
-	// The packed form.
-	zrel := rel + PackedExt
-	z, err := vfs.ReadFile(fsys, bin+PackedExt, maxPacked(e.Bytes))
-	var tl *vfs.TooLargeError
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return out, nil
-	case errors.As(err, &tl):
-		return append(out, StageCheck{zrel, fmt.Errorf("%w: %d bytes, more than %d listed bytes compress to", ErrSize, tl.Size, e.Bytes)}), nil
-	case err != nil:
+	// The packed form, streamed: never read or decompressed whole.
+	zrel, zpath := rel+PackedExt, bin+PackedExt
+	if ok, err := vfs.Exists(fsys, zpath); err != nil {
 		return nil, err
+	} else if !ok {
+		return out, nil
 	}
 	c := StageCheck{File: zrel}
-	if !full {
-		c.Err = frameSize(z, e.Bytes)
+	var hasFCS bool
+	verdict, err := readPacked(fsys, zpath, func(zr io.Reader, zsize int64) (err error) {
+		hasFCS, err = frameSize(zr, zsize, e.Bytes)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case verdict != nil && (!full || errors.Is(verdict, ErrSize)):
+		// cut short or too long: say so rather than "does not decompress"
+		return append(out, StageCheck{zrel, verdict}), nil
+	case !full && hasFCS:
 		return append(out, c), nil
 	}
-	buf, err := decodeBounded(z, e.Bytes)
-	if serr := frameSize(z, e.Bytes); serr != nil && errors.Is(serr, ErrSize) {
-		c.Err = serr // cut short or too long: say so rather than "does not decompress"
-	} else if err != nil {
-		c.Err = err
-	} else if got := xxhash.Sum64(buf); got != want {
-		c.Err = fmt.Errorf("%w: decompresses to xxh64 %016x, metadata.json says %s", ErrChecksum, got, e.XXH64)
+	// Full, or a small frame that does not record its content size:
+	// decompress (bounded: see inflate) to learn it, and hash it.
+	hw := newHashWriter()
+	dverdict, err := readPacked(fsys, zpath, func(zr io.Reader, zsize int64) error {
+		return inflate(hw, zr, zsize, e.Bytes)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case dverdict != nil:
+		c.Err = dverdict
+	case verdict != nil:
+		c.Err = verdict
+	case full:
+		c.Err = checkInflated(e, want, hw.n, hw.h.Sum64())
 	}
 	return append(out, c), nil
+}
+
+// readPacked opens zpath and hands it and its size to read. An error of
+// read that wraps ErrChecksum (ErrSize included) or ErrMetadata is a
+// verdict on the file; any other error (opening or reading it) is err.
+func readPacked(fsys vfs.FS, zpath string, read func(zr io.Reader, zsize int64) error) (verdict, err error) {
+	f, err := fsys.Open(zpath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%w: not a regular file", ErrChecksum), nil
+	}
+	if err := read(f, st.Size()); err != nil {
+		if errors.Is(err, ErrChecksum) || errors.Is(err, ErrMetadata) {
+			return err, nil
+		}
+		return nil, err
+	}
+	return nil, nil
 }

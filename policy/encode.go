@@ -197,8 +197,17 @@ func StageCutsSize(s *StageCuts) int {
 
 func validateStageCuts(s *StageCuts) error {
 	dim := int(s.StateDimension)
-	if len(s.Cuts) > math.MaxUint32 {
-		return fmt.Errorf("%w: stage %d has %d cuts", ErrInvalid, s.StageID, len(s.Cuts))
+	// What the reader refuses (limits.go), the encoder does not write.
+	if len(s.Cuts) > MaxCutsPerStage {
+		return fmt.Errorf("%w: stage %d has %d cuts, over policy.MaxCutsPerStage (%d)", ErrInvalid, s.StageID, len(s.Cuts), MaxCutsPerStage)
+	}
+	if s.Capacity > MaxCutsPerStage || s.WarmStartCount > MaxCutsPerStage {
+		return fmt.Errorf("%w: stage %d: capacity %d / warm_start_count %d over policy.MaxCutsPerStage (%d)",
+			ErrInvalid, s.StageID, s.Capacity, s.WarmStartCount, MaxCutsPerStage)
+	}
+	if s.StateDimension > MaxStateDimension {
+		return fmt.Errorf("%w: stage %d: state_dimension %d over policy.MaxStateDimension (%d)",
+			ErrInvalid, s.StageID, s.StateDimension, MaxStateDimension)
 	}
 	for i := range s.Cuts {
 		c := &s.Cuts[i]
@@ -323,6 +332,10 @@ func (w *Writer) EncodeStageStates(s *StageStates) ([]byte, error) {
 	count := 0
 	if dim != 0 {
 		count = len(s.Data) / dim
+	}
+	if dim > MaxStateDimension || count > MaxStatesPerStage {
+		return nil, fmt.Errorf("%w: stage %d states: state_dimension %d / count %d over policy.MaxStateDimension (%d) / policy.MaxStatesPerStage (%d)",
+			ErrInvalid, s.StageID, dim, count, MaxStateDimension, MaxStatesPerStage)
 	}
 	b := w.b
 	presize(b, size)

@@ -122,6 +122,10 @@ func OpenFS(fsys vfs.FS, dir string, expect Expect) (*Policy, error) {
 	if md.StateDimension == nil || md.NumStages == nil {
 		return nil, fmt.Errorf("%w: %s lacks state_dimension or num_stages", ErrMetadata, dir)
 	}
+	if *md.StateDimension < 0 || *md.StateDimension > MaxStateDimension {
+		return nil, fmt.Errorf("%w: %w: %s: state_dimension %d, want 0..%d (policy.MaxStateDimension)",
+			ErrMetadata, ErrLimit, dir, *md.StateDimension, MaxStateDimension)
+	}
 	if expect.StateDimension != 0 && *md.StateDimension != expect.StateDimension {
 		return nil, fmt.Errorf("%w: expected state_dimension %d, metadata.json says %d (%s)",
 			ErrStateDimension, expect.StateDimension, *md.StateDimension, dir)

@@ -72,7 +72,11 @@ func uint32s(buf []byte, pos int64, n int) []uint32 {
 // error wrapping ErrCorrupt; it never panics. Semantic checks: each cut has
 // state_dimension coefficients, state_at_generation is empty or
 // state_dimension long, populated_count = number of cuts, active indices
-// are ascending and in range. The retired field id 4 of Cut is ignored.
+// are ascending and in range. Before anything is sized from them,
+// state_dimension, populated_count, capacity and warm_start_count are
+// checked against MaxStateDimension and MaxCutsPerStage (a *LimitError)
+// and populated_count against the bytes the buffer holds (each cut takes
+// at least minCutBytes). The retired field id 4 of Cut is ignored.
 func ReadStageCuts(buf []byte) (*StageCutsView, error) {
 	v := newVerifier(buf)
 	root, err := v.root()
@@ -95,11 +99,27 @@ func ReadStageCuts(buf []byte) (*StageCutsView, error) {
 	if s.PopulatedCount, err = v.u32Field(root, scPopulatedCount, "StageCuts.populated_count"); err != nil {
 		return nil, err
 	}
-	ap, an, _, err := v.vector(root, scActiveCutIndices, 4, "StageCuts.active_cut_indices")
-	if err != nil {
-		return nil, err
+	// Every count is checked against its limit and against the bytes
+	// present before anything is sized from it.
+	for _, l := range []struct {
+		field string
+		v     uint32
+		limit uint64
+		name  string
+	}{
+		{"StageCuts.state_dimension", s.StateDimension, MaxStateDimension, "policy.MaxStateDimension"},
+		{"StageCuts.populated_count", s.PopulatedCount, MaxCutsPerStage, "policy.MaxCutsPerStage"},
+		{"StageCuts.capacity", s.Capacity, MaxCutsPerStage, "policy.MaxCutsPerStage"},
+		{"StageCuts.warm_start_count", s.WarmStartCount, MaxCutsPerStage, "policy.MaxCutsPerStage"},
+	} {
+		if err := checkLimit(s.StageID, l.field, l.v, l.limit, l.name); err != nil {
+			return nil, err
+		}
 	}
-	s.ActiveCutIndices = uint32s(buf, ap, an)
+	if need := int64(s.PopulatedCount) * minCutBytes(s.StateDimension); need > int64(len(buf)) {
+		return nil, v.errf("stage %d: populated_count %d cuts of state_dimension %d need at least %d bytes, the buffer holds %d",
+			s.StageID, s.PopulatedCount, s.StateDimension, need, len(buf))
+	}
 	cp, cn, _, err := v.vector(root, scCuts, 4, "StageCuts.cuts")
 	if err != nil {
 		return nil, err
@@ -107,6 +127,14 @@ func ReadStageCuts(buf []byte) (*StageCutsView, error) {
 	if int64(s.PopulatedCount) != int64(cn) {
 		return nil, v.errf("stage %d: populated_count %d but %d cuts", s.StageID, s.PopulatedCount, cn)
 	}
+	ap, an, _, err := v.vector(root, scActiveCutIndices, 4, "StageCuts.active_cut_indices")
+	if err != nil {
+		return nil, err
+	}
+	if an > cn {
+		return nil, v.errf("stage %d: %d active_cut_indices for %d cuts", s.StageID, an, cn)
+	}
+	s.ActiveCutIndices = uint32s(buf, ap, an)
 	dim := int(s.StateDimension)
 	s.Cuts = make([]CutView, cn)
 	for i := range s.Cuts {
@@ -244,7 +272,10 @@ func (s *StageStatesView) State(i int) []float64 {
 	return s.Data[i*d : (i+1)*d : (i+1)*d]
 }
 
-// ReadStageStates verifies buf as a StageStates root.
+// ReadStageStates verifies buf as a StageStates root: state_dimension and
+// count within MaxStateDimension and MaxStatesPerStage (a *LimitError),
+// count 0 when state_dimension is 0, count x state_dimension = the length
+// of data.
 func ReadStageStates(buf []byte) (*StageStatesView, error) {
 	v := newVerifier(buf)
 	root, err := v.root()
@@ -260,6 +291,17 @@ func ReadStageStates(buf []byte) (*StageStatesView, error) {
 	}
 	if s.Count, err = v.u32Field(root, ssCount, "StageStates.count"); err != nil {
 		return nil, err
+	}
+	if err := checkLimit(s.StageID, "StageStates.state_dimension", s.StateDimension, MaxStateDimension, "policy.MaxStateDimension"); err != nil {
+		return nil, err
+	}
+	if err := checkLimit(s.StageID, "StageStates.count", s.Count, MaxStatesPerStage, "policy.MaxStatesPerStage"); err != nil {
+		return nil, err
+	}
+	// A state of dimension 0 takes no bytes: the encoder writes count 0
+	// then, and a count no data backs is refused.
+	if s.Count > 0 && s.StateDimension == 0 {
+		return nil, v.errf("stage %d states: count %d with state_dimension 0", s.StageID, s.Count)
 	}
 	dp, dn, _, err := v.vector(root, ssData, 8, "StageStates.data")
 	if err != nil {

@@ -21,7 +21,9 @@ type verifier struct {
 	tables int // remaining table budget
 }
 
-const maxTables = 1 << 24
+// maxTables is the table budget of one buffer: the root and at most
+// MaxCutsPerStage cuts.
+const maxTables = MaxCutsPerStage + 1
 
 // vtable-resolved table.
 type table struct {
