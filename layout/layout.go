@@ -323,3 +323,30 @@ const UnclaimedDir = "_shards/unclaimed"
 
 // Unclaimed returns where the merge keeps a stray file found at rel.
 func Unclaimed(rel string) string { return path.Join(UnclaimedDir, rel) }
+
+// LinkDirs are the directories directly under OUT that may be symbolic
+// links (to another disk, common on clusters): everything is read and
+// written through them as if they were OUT's own. A symbolic link
+// anywhere else under OUT is not part of the layout: the merge reports it
+// and never writes, renames or removes through it.
+var LinkDirs = [...]string{SimDir, TrainingDir, PolicyDir}
+
+// trainingOutputs are the files the merge writes under TrainingDir.
+var trainingOutputs = map[string]bool{
+	ConvergenceFile:                       true,
+	TimingIterationsFile:                  true,
+	TimingMPIRanksFile:                    true,
+	path.Join(TrainingDir, MetadataName):  true,
+	path.Join(TrainingDir, ManifestName):  true,
+	path.Join(TrainingDir, SuccessName):   true,
+	path.Join(DictDir, DictCodesName):     true,
+	path.Join(DictDir, DictEntitiesName):  true,
+	path.Join(DictDir, DictVariablesName): true,
+	path.Join(DictDir, DictBoundsName):    true,
+	path.Join(DictDir, DictStateName):     true,
+}
+
+// IsTrainingOutput reports whether rel (relative to OUT) is one of the
+// files the merge writes under TrainingDir: any other file there is not
+// the merge's, and a .parquet among them would be read by a table glob.
+func IsTrainingOutput(rel string) bool { return trainingOutputs[rel] }

@@ -125,7 +125,14 @@ type conflictKey struct {
 	entity   string
 }
 
+// problem records a problem of the input. One whose cause (an error among
+// args) is a symbolic link planted inside OUT is a ProblemLayout naming
+// the link, once however many files lie behind it.
 func (s *state) problem(kind ProblemKind, p string, scenario *int, format string, args ...any) {
+	if link := linkIn(args); link != nil {
+		s.report.Problems = addLinkProblem(s.report.Problems, s.relOf(link.Path))
+		return
+	}
 	s.report.Problems = append(s.report.Problems, Problem{Kind: kind, Path: p, Scenario: scenario, Detail: fmt.Sprintf(format, args...)})
 }
 
@@ -133,19 +140,34 @@ func intp(i int) *int { return &i }
 
 func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 	s := &state{skipped: map[string]bool{}, out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
+	if err := s.analyzeSteps(ctx); err != nil {
+		// A link where the layout has a directory or file, met while
+		// reading (opts.FS is confined: confine), is a problem of the
+		// input, not of the environment.
+		link := linkIn([]any{err})
+		if link == nil {
+			return nil, err
+		}
+		s.report.Problems = addLinkProblem(s.report.Problems, s.relOf(link.Path))
+	}
+	s.conclude()
+	return s, nil
+}
+
+func (s *state) analyzeSteps(ctx context.Context) error {
 	if err := s.readJournals(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := s.judgeLeases(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if len(s.report.Problems) == 0 {
 		s.choose()
 		if err := s.checkFiles(ctx); err != nil {
-			return nil, err
+			return err
 		}
 		if err := s.scanTemps(); err != nil {
-			return nil, err
+			return err
 		}
 		s.analyzeTraining()
 		// A live training writer may be publishing a checkpoint: the
@@ -156,8 +178,7 @@ func analyze(ctx context.Context, out string, opts Options) (*state, error) {
 			s.report.Training.Status = TrainingRunning
 		}
 	}
-	s.conclude()
-	return s, nil
+	return nil
 }
 
 // readJournals streams every journal and keeps one small record per
@@ -395,23 +416,26 @@ func conflictingEntities(loser, win []manifest.FileRecord) []string {
 	return out
 }
 
+// MaxListedMissing bounds the missing scenario ids a report, its JSON,
+// --rerun-list and simulation/_manifest.json list: the lowest ones. A
+// journal may claim up to MaxScenarios scenarios while committing a
+// handful, and the merge's memory (and the size of what it writes) must
+// follow what is on disk, not what a record claims: listing ten million
+// ids took gigabytes and a manifest too large to read back. The count of
+// missing scenarios is always exact: Scenarios - Committed.
+const MaxListedMissing = 1 << 20
+
 // conclude fills the report's counts and outcome.
 func (s *state) conclude() {
 	r := s.report
 	r.Outcome = Complete
+	r.Missing = []int{}
 	if s.ref != nil {
-		for sc := range s.ref.Scenarios {
-			if _, ok := s.chosen[sc]; !ok {
-				r.Missing = append(r.Missing, sc)
-			}
-		}
 		r.Committed = len(s.chosen)
-		if len(r.Missing) > 0 {
+		r.Missing = s.missing(MaxListedMissing)
+		if r.Committed < s.ref.Scenarios {
 			r.Outcome = Partial
 		}
-	}
-	if r.Missing == nil {
-		r.Missing = []int{}
 	}
 	if s.ref == nil && s.caseRef != nil {
 		// Training journals only: the simulation has not started.
@@ -434,6 +458,26 @@ func (s *state) conclude() {
 		r.Outcome = Corrupt
 	}
 	r.Status = r.Outcome.String()
+}
+
+// missing returns the lowest scenario ids of the run (0..Scenarios-1)
+// without a chosen commit, at most limit of them. It walks the gaps
+// between the chosen scenarios (every one in range: choose refuses the
+// others), so its time and memory follow the commits and the limit, never
+// the scenario count a journal claims.
+func (s *state) missing(limit int) []int {
+	out := make([]int, 0, min(s.ref.Scenarios-len(s.chosen), limit))
+	next := 0 // the lowest id not yet known to be committed or listed
+	for _, sc := range append(sortedKeys(s.chosen), s.ref.Scenarios) {
+		for ; next < sc; next++ {
+			if len(out) == limit {
+				return out
+			}
+			out = append(out, next)
+		}
+		next = sc + 1
+	}
+	return out
 }
 
 // judgeLeases marks the writers that are live: a lease renewed within the
@@ -562,6 +606,11 @@ func checkRecord(j *journalState, r *manifest.Record) error {
 			return errors.New("a checkpoint record outside a training journal")
 		}
 		return checkCheckpoint(j.open, r.Checkpoint)
+	case r.Iteration != nil:
+		if j.open.Phase != manifest.PhaseTraining {
+			return errors.New("an iteration record outside a training journal")
+		}
+		return checkIteration(r.Iteration)
 	case r.Revoke != nil:
 		if j.open.Phase != manifest.PhaseMerge {
 			return errors.New("a revoke record outside a merge's journal")

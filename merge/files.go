@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,20 +24,74 @@ var rootFiles = map[string]bool{
 	layout.ManifestName: true, layout.IndexName: true, layout.MetadataName: true, layout.SummaryName: true, layout.SuccessName: true,
 }
 
-// walkData lists every data file under simulation/ with its size: one
-// directory walk serves both the size verification and the search for
-// unclaimed files.
-func walkData(fsys vfs.FS, out string) (map[string]int64, error) {
-	sizes := map[string]int64{}
-	// "simulation/." so that a simulation/ that is a symbolic link to
-	// another disk (documented, common on clusters) is walked; nothing
-	// below it is followed.
-	root := layout.Join(out, layout.SimDir) + string(filepath.Separator) + "."
-	err := vfs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+// tree is what a walk of one top-level directory of OUT found.
+type tree struct {
+	// files maps each regular file (relative to OUT, slash-separated) to
+	// its size.
+	files map[string]int64
+	// odd lists, sorted, what the layout never has there: a symbolic link
+	// (a partition directory or data file replaced by a link would make a
+	// publish write into the link's target) or a special file.
+	odd []oddEntry
+}
+
+// oddEntry is a symbolic link or special file found by a walk.
+type oddEntry struct {
+	rel  string
+	mode fs.FileMode
+}
+
+// linkProblem is the detail of a ProblemLayout about a symbolic link.
+const linkProblem = "a symbolic link where the layout has a directory or file: the merge never writes, renames or removes through a link inside OUT (only OUT itself and its simulation/, training/ and policy/ directories may be links); replace it with what it points to, or remove it"
+
+// linkIn returns the *vfs.SymlinkError among args (errors, possibly
+// wrapped), or nil.
+func linkIn(args []any) *vfs.SymlinkError {
+	for _, a := range args {
+		var link *vfs.SymlinkError
+		if err, ok := a.(error); ok && errors.As(err, &link) {
+			return link
+		}
+	}
+	return nil
+}
+
+// addLinkProblem adds the ProblemLayout of a symbolic link at rel, unless
+// ps has it already.
+func addLinkProblem(ps []Problem, rel string) []Problem {
+	for _, p := range ps {
+		if p.Kind == ProblemLayout && p.Path == rel {
+			return ps
+		}
+	}
+	return append(ps, Problem{Kind: ProblemLayout, Path: rel, Detail: linkProblem})
+}
+
+// problem describes e for the report.
+func (e oddEntry) problem() string {
+	if e.mode&fs.ModeSymlink != 0 {
+		return linkProblem
+	}
+	return fmt.Sprintf("a special file (%s) where the layout has a directory or file: remove it", e.mode.Type())
+}
+
+// walkTree lists every file under OUT/top without following links (top
+// itself may be a link: layout.LinkDirs). A missing top is an empty tree.
+func walkTree(fsys vfs.FS, out, top string) (*tree, error) {
+	t := &tree{files: map[string]int64{}}
+	// top itself is read with ReadDir, which follows it when it is a
+	// symbolic link to another disk (documented, common on clusters);
+	// nothing below it is followed.
+	dir := layout.Join(out, top)
+	entries, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return t, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", dir, err)
+	}
+	visit := func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
-				return fs.SkipAll
-			}
 			return err
 		}
 		if d.IsDir() {
@@ -44,20 +99,88 @@ func walkData(fsys vfs.FS, out string) (map[string]int64, error) {
 		}
 		rel, _ := filepath.Rel(out, p)
 		rel = filepath.ToSlash(rel)
-		if path.Dir(rel) == layout.SimDir && rootFiles[path.Base(rel)] {
+		if !d.Type().IsRegular() {
+			t.odd = append(t.odd, oddEntry{rel, d.Type()})
 			return nil
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		sizes[rel] = info.Size()
+		t.files[rel] = info.Size()
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", root, err)
 	}
-	return sizes, nil
+	for _, e := range entries {
+		if err := vfs.WalkDir(fsys, filepath.Join(dir, e.Name()), visit); err != nil {
+			return nil, fmt.Errorf("listing %s: %w", dir, err)
+		}
+	}
+	return t, nil
+}
+
+// walkData lists every data file under simulation/ with its size (the
+// merge's own outputs there are not data files): one directory walk
+// serves the size verification and the search for unclaimed files.
+func walkData(fsys vfs.FS, out string) (*tree, error) {
+	t, err := walkTree(fsys, out, layout.SimDir)
+	if err != nil {
+		return nil, err
+	}
+	for rel := range t.files {
+		if path.Dir(rel) == layout.SimDir && rootFiles[path.Base(rel)] {
+			delete(t.files, rel)
+		}
+	}
+	return t, nil
+}
+
+// walkTrainingStrays lists the .parquet files under training/ that the
+// merge does not write (a table glob over training/ would read them), and
+// what is odd there.
+func walkTrainingStrays(fsys vfs.FS, out string) (strays []string, odd []oddEntry, err error) {
+	t, err := walkTree(fsys, out, layout.TrainingDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, rel := range sortedKeys(t.files) {
+		if strings.HasSuffix(rel, ".parquet") && !layout.IsTrainingOutput(rel) {
+			strays = append(strays, rel)
+		}
+	}
+	return strays, t.odd, nil
+}
+
+// relOf returns p (a path under OUT) relative to OUT, slash-separated;
+// p itself when it is not under OUT.
+func (s *state) relOf(p string) string {
+	rel, err := filepath.Rel(s.out, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return p
+	}
+	return filepath.ToSlash(rel)
+}
+
+// confine makes opts.FS refuse any path outside out and any symbolic link
+// inside it but OUT's own and those of layout.LinkDirs: whatever a journal
+// or a directory listing says, the merge never acts outside OUT or
+// through a link planted in it (a link met is a ProblemLayout).
+func confine(opts *Options, out string) error {
+	fsys, err := vfs.Beneath(opts.FS, out, layout.LinkDirs[:]...)
+	if err != nil {
+		return err
+	}
+	opts.FS = fsys
+	return nil
+}
+
+// underAny reports whether rel or one of its parent directories is in set.
+func underAny(rel string, set map[string]bool) bool {
+	for ; rel != "." && rel != "/"; rel = path.Dir(rel) {
+		if set[rel] {
+			return true
+		}
+	}
+	return false
 }
 
 // hashJob is one file whose XXH64 must be computed.
@@ -130,11 +253,25 @@ func matches(info vfs.Written, rec manifest.FileRecord) bool {
 // in place and intact, must be rolled forward from its temp file, or is
 // lost or damaged.
 func (s *state) checkFiles(ctx context.Context) error {
-	onDisk, err := walkData(s.fsys, s.out)
+	data, err := walkData(s.fsys, s.out)
 	if err != nil {
 		return err
 	}
+	onDisk := data.files
 	s.onDisk = onDisk
+	strays, odd, err := walkTrainingStrays(s.fsys, s.out)
+	if err != nil {
+		return err
+	}
+	behindLink := map[string]bool{}
+	for _, e := range append(data.odd, odd...) {
+		if e.mode&fs.ModeSymlink != 0 {
+			s.report.Problems = addLinkProblem(s.report.Problems, e.rel)
+		} else {
+			s.problem(ProblemLayout, e.rel, nil, "%s", e.problem())
+		}
+		behindLink[e.rel] = true
+	}
 	claimed := map[string]bool{}
 	var jobs []*hashJob
 	type pending struct {
@@ -176,6 +313,10 @@ func (s *state) checkFiles(ctx context.Context) error {
 					p.fin = &hashJob{rel: f.Path, want: f}
 					jobs = append(jobs, p.fin)
 				}
+			case underAny(f.Path, behindLink):
+				// Behind a link the merge does not follow: the layout
+				// problem names it; "lost" would mislead.
+				continue
 			default:
 				if _, err := s.fsys.Lstat(layout.Join(s.out, f.Temp)); err != nil {
 					s.problem(ProblemLost, f.Path, intp(sc), "missing, and its temp file %s is gone too (committed in %s)", f.Temp, c.j.rel)
@@ -235,6 +376,7 @@ func (s *state) checkFiles(ctx context.Context) error {
 			s.report.Unclaimed = append(s.report.Unclaimed, p)
 		}
 	}
+	s.report.Unclaimed = append(s.report.Unclaimed, strays...)
 	return nil
 }
 

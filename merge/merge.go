@@ -28,6 +28,7 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -144,6 +145,11 @@ const (
 	// ProblemPolicy: a checkpoint does not fit together (stage counts,
 	// dimensions, stage ids, fragment kinds).
 	ProblemPolicy ProblemKind = "policy"
+	// ProblemLayout: a symbolic link or special file inside OUT where the
+	// layout has a directory or file (OUT itself and its simulation/,
+	// training/ and policy/ directories may be links). The merge never
+	// writes, renames or removes through it.
+	ProblemLayout ProblemKind = "layout"
 	// ProblemIndex: (verify) simulation/_files.csv does not match its
 	// header or the manifest's dataset checksum.
 	ProblemIndex ProblemKind = "index"
@@ -225,8 +231,11 @@ func (r *Report) Human() string {
 		fmt.Fprintf(&b, "  scenarios    none yet: the ranks have not simulated (training journals only)\n")
 	} else {
 		fmt.Fprintf(&b, "  scenarios    %d of %d committed", r.Committed, r.Scenarios)
-		if len(r.Missing) > 0 {
-			fmt.Fprintf(&b, ", %d missing: %s", len(r.Missing), ranges(r.Missing))
+		if n := r.Scenarios - r.Committed; n > 0 {
+			fmt.Fprintf(&b, ", %d missing: %s", n, ranges(r.Missing))
+			if len(r.Missing) < n {
+				fmt.Fprintf(&b, " (the first %d listed)", len(r.Missing))
+			}
 		}
 		b.WriteString("\n")
 	}
@@ -357,12 +366,27 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	if err := confine(&opts, out); err != nil {
+		return nil, err
+	}
 	// Refuse a directory that is no hydroshard output before taking the
 	// lock: taking it creates _shards/, which a mistyped OUT must not get.
 	if _, err := opts.FS.Stat(layout.Join(out, layout.JournalDir)); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", out, ErrNoJournals)
 	}
 	unlock, err := lock(opts.FS, out, opts.Lease.Alive)
+	if link := linkIn([]any{err}); link != nil {
+		// _shards/ is a link: a problem of the input (nothing is read or
+		// written through it).
+		r := &Report{Dir: out, Verified: opts.Verify, Outcome: Corrupt, Missing: []int{}}
+		r.Status = r.Outcome.String()
+		rel, rerr := filepath.Rel(out, link.Path)
+		if rerr != nil {
+			rel = link.Path
+		}
+		r.Problems = addLinkProblem(nil, filepath.ToSlash(rel))
+		return r, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -407,6 +431,9 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 // report says what a merge would do.
 func Analyze(ctx context.Context, out string, opts Options) (*Report, error) {
 	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if err := confine(&opts, out); err != nil {
 		return nil, err
 	}
 	st, err := analyze(ctx, out, opts)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +191,25 @@ func TestRunInProcess(t *testing.T) {
 	}
 	if !v.OK || v.Files != n*len(c.Entities()) {
 		t.Fatalf("verify: %s", v.Human())
+	}
+}
+
+func TestGapRanges(t *testing.T) {
+	for _, c := range []struct {
+		have    []int
+		horizon int
+		want    string
+	}{
+		{nil, 0, ""},
+		{nil, 1, "1"},
+		{nil, 4, "1-4"},
+		{[]int{1, 2, 3}, 3, ""},
+		{[]int{3, 1}, 3, "2"},
+		{[]int{2, 6}, 8, "1,3-5,7-8"},
+		{[]int{1_000_000}, 1_000_000, "1-999999"},
+	} {
+		if got := gapRanges(slices.Clone(c.have), c.horizon); got != c.want {
+			t.Errorf("gapRanges(%v, %d) = %q, want %q", c.have, c.horizon, got, c.want)
+		}
 	}
 }

@@ -134,7 +134,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		CaseHash:      s.ref.CaseHash,
 		StartedAt:     started,
 		CompletedAt:   completed,
-		Scenarios:     manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: len(r.Missing)},
+		Scenarios:     manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: s.ref.Scenarios - r.Committed},
 		Entities:      entities,
 		Layout:        s.ref.Layout,
 		Index:         layout.IndexName,
@@ -347,7 +347,7 @@ func (s *state) metadata(started, completed string, ri manifest.RanksInfo) *mani
 		CompletedAt:     completed,
 		DurationSeconds: dur,
 		Status:          r.Status,
-		Scenarios:       manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: len(r.Missing)},
+		Scenarios:       manifest.ScenarioCounts{Total: s.ref.Scenarios, Completed: r.Committed, Failed: s.ref.Scenarios - r.Committed},
 		Distribution: manifest.Distribution{
 			Backend:           root.open.Launcher,
 			WorldSize:         ri.WorldSize,

@@ -281,6 +281,9 @@ func Status(ctx context.Context, out string, opts Options) (*StatusReport, error
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
+	if err := confine(&opts, out); err != nil {
+		return nil, err
+	}
 	if opts.Lease.Grace <= 0 {
 		opts.Lease.Grace = lease.DefaultGrace
 	}

@@ -7,16 +7,18 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
 // quarantine moves every data file under simulation/ that no commit
-// claims (a stray copy, a file left by another tool) out of the dataset
+// claims, and every .parquet under training/ that the merge does not
+// write (a stray copy, a file left by another tool), out of the dataset
 // to _shards/unclaimed/<path>: after a merge, every .parquet a table glob
 // reads is one the merge vouches for, and nothing is deleted. Directories
-// the moves leave empty are removed, up to simulation/.
+// the moves leave empty are removed, up to simulation/ or training/.
 func (s *state) quarantine() error {
 	if len(s.report.Unclaimed) == 0 {
 		return nil
@@ -40,7 +42,8 @@ func (s *state) quarantine() error {
 		if err := s.move(u, to, dirty); err != nil {
 			return fmt.Errorf("quarantining %s: %w", u, err)
 		}
-		for dir := path.Dir(u); dir != layout.SimDir && layout.Under(dir, layout.SimDir); dir = path.Dir(dir) {
+		top, _, _ := strings.Cut(u, "/") // simulation/ or training/: kept
+		for dir := path.Dir(u); dir != top && layout.Under(dir, top); dir = path.Dir(dir) {
 			if s.fsys.Remove(layout.Join(s.out, dir)) != nil {
 				break // not empty (or gone): its parents are not either
 			}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -111,23 +112,21 @@ func (s *state) analyzeTraining() {
 	// prefix) hid a root killed mid-training: the other ranks went on to
 	// record later iterations, yet the root's were not reported missing
 	// and the training passed as "interrupted" rather than partial.
+	// The gaps are computed from the iterations recorded, not by walking
+	// 1..horizon: a journal may claim iteration 1,000,000 (MaxIterations).
 	horizon := t.iters
+	recorded := map[int][]int{} // rank -> its iterations
 	for k := range t.chosen {
 		horizon = max(horizon, k[1])
+		recorded[k[0]] = append(recorded[k[0]], k[1])
 	}
 	for r := range tr.WorldSize {
 		if !ranks[r] {
 			tr.Missing = append(tr.Missing, fmt.Sprintf("rank %d: no training journal", r))
 			continue
 		}
-		var miss []int
-		for it := 1; it <= horizon; it++ {
-			if t.chosen[[2]int{r, it}].info == nil {
-				miss = append(miss, it)
-			}
-		}
-		if len(miss) > 0 {
-			tr.Missing = append(tr.Missing, fmt.Sprintf("rank %d: iterations %s", r, ranges(miss)))
+		if gaps := gapRanges(recorded[r], horizon); gaps != "" {
+			tr.Missing = append(tr.Missing, fmt.Sprintf("rank %d: iterations %s", r, gaps))
 		}
 	}
 	if t.iters > 0 {
@@ -153,6 +152,24 @@ func (s *state) analyzeTraining() {
 	}
 	s.training = t
 	s.report.Training = tr
+}
+
+// gapRanges lists the numbers of 1..horizon missing from have (distinct,
+// any order) as ranges ("2,5-7"), in time proportional to len(have).
+func gapRanges(have []int, horizon int) string {
+	slices.Sort(have)
+	var parts []string
+	next := 1
+	for _, it := range append(have, horizon+1) {
+		switch {
+		case it == next+1:
+			parts = append(parts, fmt.Sprint(next))
+		case it > next+1:
+			parts = append(parts, fmt.Sprintf("%d-%d", next, it-1))
+		}
+		next = max(next, it+1)
+	}
+	return strings.Join(parts, ",")
 }
 
 func sameIteration(a, b *manifest.IterationInfo) bool {

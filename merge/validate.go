@@ -20,6 +20,10 @@ const (
 	MaxFileBytes = 1 << 44
 	// MaxStages bounds a checkpoint fragment's stage.
 	MaxStages = 1_000_000
+	// MaxWorld bounds a journal's world size (ranks of the run).
+	MaxWorld = 1 << 20
+	// MaxIterations bounds a training iteration number.
+	MaxIterations = 1_000_000
 )
 
 // Every path a journal names is trusted only when it is exactly the name
@@ -43,6 +47,25 @@ func checkOpen(rel string, o *manifest.OpenInfo) error {
 	}
 	if o.Layout.ScenarioPad < 0 || o.Layout.ScenarioPad > layout.MaxPad {
 		return fmt.Errorf("open record has scenario padding %d, want 0..%d", o.Layout.ScenarioPad, layout.MaxPad)
+	}
+	if o.World < 1 || o.World > MaxWorld || o.Rank < 0 || o.Rank >= o.World {
+		return fmt.Errorf("open record has rank %d of world %d, want a world of 1..%d and a rank below it", o.Rank, o.World, MaxWorld)
+	}
+	if o.Case != nil {
+		// The dictionaries are built from this case: its limits
+		// (stages, blocks, entities, lag order) are checked before
+		// anything is allocated for it, and before anything changes.
+		if err := o.Case.Validate(); err != nil {
+			return fmt.Errorf("open record's case: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkIteration validates a training iteration record.
+func checkIteration(it *manifest.IterationInfo) error {
+	if it.Iteration < 1 || it.Iteration > MaxIterations {
+		return fmt.Errorf("iteration record of iteration %d, want 1..%d", it.Iteration, MaxIterations)
 	}
 	return nil
 }
@@ -112,8 +135,8 @@ func checkCommit(o *manifest.OpenInfo, c *manifest.CommitInfo) error {
 
 // checkCheckpoint validates a checkpoint record's fragment names.
 func checkCheckpoint(o *manifest.OpenInfo, c *manifest.CheckpointInfo) error {
-	if c.Iteration < 1 {
-		return fmt.Errorf("checkpoint of iteration %d, want >= 1", c.Iteration)
+	if c.Iteration < 1 || c.Iteration > MaxIterations {
+		return fmt.Errorf("checkpoint of iteration %d, want 1..%d", c.Iteration, MaxIterations)
 	}
 	stages := 0
 	if o.Case != nil {

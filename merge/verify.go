@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -29,7 +30,7 @@ type VerifyReport struct {
 	Bytes    int64     `json:"bytes"`
 	Full     bool      `json:"full"`
 	Problems []Problem `json:"problems,omitempty"`
-	Extra    []string  `json:"extra,omitempty"` // data files the index does not list
+	Extra    []string  `json:"extra,omitempty"` // data files the index does not list, .parquet files under training/ the merge does not write
 }
 
 // Human renders the verification for a terminal, naming every bad file.
@@ -48,7 +49,7 @@ func (v *VerifyReport) Human() string {
 		fmt.Fprintf(&b, "  BAD    %s\n", p)
 	}
 	for _, e := range v.Extra {
-		fmt.Fprintf(&b, "  EXTRA  %s is not in the index: not part of the dataset, but table globs will read it (merge-shards --gc removes it)\n", e)
+		fmt.Fprintf(&b, "  EXTRA  %s is not in the index: not part of the dataset, but table globs will read it (the next merge-shards moves it out to _shards/unclaimed/)\n", e)
 	}
 	return b.String()
 }
@@ -68,8 +69,26 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
-	fsys, full := opts.FS, opts.Verify == VerifyFull
-	v := &VerifyReport{Dir: out, Full: full}
+	if err := confine(&opts, out); err != nil {
+		return nil, err
+	}
+	v := &VerifyReport{Dir: out, Full: opts.Verify == VerifyFull}
+	if err := v.verify(ctx, out, opts); err != nil {
+		// A link where the layout has a directory or file is a problem
+		// of the output, not of the environment.
+		link := linkIn([]any{err})
+		if link == nil {
+			return nil, err
+		}
+		v.addLink(link)
+	}
+	v.OK = len(v.Problems) == 0
+	return v, nil
+}
+
+// verify does VerifyMerged's checks on a confined opts.FS.
+func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) error {
+	fsys, full := opts.FS, v.Full
 	mPath := layout.Join(out, path.Join(layout.SimDir, layout.ManifestName))
 	raw, err := vfs.ReadFile(fsys, mPath, maxDocument)
 	var m *manifest.SimManifest
@@ -77,36 +96,36 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 		m, err = manifest.ReadSimManifest(mPath, raw)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("not a merged directory (run merge-shards first): %w", err)
+		return fmt.Errorf("not a merged directory (run merge-shards first): %w", err)
 	}
 	v.Status = m.Status
 	indexPath := layout.Join(out, path.Join(layout.SimDir, layout.IndexName))
 	data, err := vfs.ReadFile(fsys, indexPath, maxIndex)
 	if err != nil {
-		return nil, fmt.Errorf("reading the integrity index: %w", err)
+		return fmt.Errorf("reading the integrity index: %w", err)
 	}
 	header, rows, _ := strings.Cut(string(data), "\n")
 	if header != strings.Join(indexHeader, ",") {
 		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: indexPath, Detail: fmt.Sprintf("header %q, want %q", header, strings.Join(indexHeader, ","))})
-		return v, nil
+		return nil
 	}
 	if got := manifest.FormatXXH64(xxhash.Sum64String(rows)); got != m.DatasetXXH64 {
 		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: indexPath, Detail: fmt.Sprintf("dataset xxh64 %s, the manifest says %s: the index was altered", got, m.DatasetXXH64)})
 	}
 	recs, err := csv.NewReader(strings.NewReader(rows)).ReadAll()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", indexPath, err)
+		return fmt.Errorf("%s: %w", indexPath, err)
 	}
 	listed := map[string]bool{}
 	var jobs []*hashJob
 	for i, r := range recs {
 		if len(r) != len(indexHeader) {
-			return nil, fmt.Errorf("%s line %d: %d fields, want %d", indexPath, i+2, len(r), len(indexHeader))
+			return fmt.Errorf("%s line %d: %d fields, want %d", indexPath, i+2, len(r), len(indexHeader))
 		}
 		size, err1 := strconv.ParseInt(r[4], 10, 64)
 		sc, err2 := strconv.Atoi(r[2])
 		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s line %d: bad number", indexPath, i+2)
+			return fmt.Errorf("%s line %d: bad number", indexPath, i+2)
 		}
 		rec := manifest.FileRecord{Path: r[0], Entity: r[1], Bytes: size, XXH64: r[5]}
 		listed[rec.Path] = true
@@ -117,7 +136,7 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 		case errors.Is(err, fs.ErrNotExist):
 			v.Problems = append(v.Problems, Problem{Kind: ProblemLost, Path: rec.Path, Scenario: intp(sc), Detail: "missing"})
 		case err != nil:
-			return nil, err
+			return err
 		case st.Size() != size:
 			v.Problems = append(v.Problems, Problem{Kind: ProblemSize, Path: rec.Path, Scenario: intp(sc), Detail: fmt.Sprintf("%d bytes, the index says %d", st.Size(), size)})
 		case full:
@@ -125,40 +144,65 @@ func VerifyMerged(ctx context.Context, out string, opts Options) (*VerifyReport,
 		}
 	}
 	if err := hashAll(ctx, fsys, out, jobs, opts.Workers, progressLine(opts.Progress)); err != nil {
-		return nil, err
+		return err
 	}
 	for _, j := range jobs {
 		if j.err != nil {
-			return nil, fmt.Errorf("verifying %s: %w", j.rel, j.err)
+			return fmt.Errorf("verifying %s: %w", j.rel, j.err)
 		}
 		if !matches(j.got, j.want) {
 			v.Problems = append(v.Problems, Problem{Kind: ProblemChecksum, Path: j.rel, Detail: fmt.Sprintf("xxh64 %016x, the index says %s", j.got.XXH64, j.want.XXH64)})
 		}
 	}
-	onDisk, err := walkData(fsys, out)
+	tr, err := walkData(fsys, out)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	for _, p := range sortedKeys(onDisk) {
+	for _, p := range sortedKeys(tr.files) {
 		if !listed[p] {
 			v.Extra = append(v.Extra, p)
 		}
 	}
-	// An extra data file is no damage to the dataset, and the merge that
-	// wrote the index reported it and kept it (--gc removes it): a warning
-	// here too, so that merge and verify agree on what is OK.
+	strays, odd, err := walkTrainingStrays(fsys, out)
+	if err != nil {
+		return err
+	}
+	v.Extra = append(v.Extra, strays...)
+	for _, e := range append(tr.odd, odd...) {
+		if e.mode&fs.ModeSymlink != 0 {
+			v.Problems = addLinkProblem(v.Problems, e.rel)
+		} else {
+			v.add(ProblemLayout, e.rel, "%s", e.problem())
+		}
+	}
+	// An extra data file is no damage to the dataset (the next merge moves
+	// it out to _shards/unclaimed/): a warning here, not a problem.
 	if err := v.verifyPolicy(ctx, fsys, out, full, opts.Workers); err != nil {
-		return nil, err
+		return err
 	}
 	if err := v.verifyTraining(ctx, fsys, out); err != nil {
-		return nil, err
+		return err
 	}
-	v.OK = len(v.Problems) == 0
-	return v, nil
+	return nil
 }
 
+// add records a problem; one caused by a symbolic link planted inside OUT
+// (an error among args) is a ProblemLayout naming the link.
 func (v *VerifyReport) add(kind ProblemKind, rel, format string, args ...any) {
+	if link := linkIn(args); link != nil {
+		v.addLink(link)
+		return
+	}
 	v.Problems = append(v.Problems, Problem{Kind: kind, Path: rel, Detail: fmt.Sprintf(format, args...)})
+}
+
+// addLink records the ProblemLayout of link, once.
+func (v *VerifyReport) addLink(link *vfs.SymlinkError) {
+	rel, err := filepath.Rel(v.Dir, link.Path)
+	if err != nil {
+		rel = link.Path
+	}
+	v.Problems = addLinkProblem(v.Problems, filepath.ToSlash(rel))
 }
 
 // verifyPolicy checks every stage file policy/metadata.json lists

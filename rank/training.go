@@ -127,6 +127,11 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 	if opts.FS == nil {
 		opts.FS = vfs.OS()
 	}
+	fsys, err := confine(opts.FS, out)
+	if err != nil {
+		return nil, err
+	}
+	opts.FS = fsys
 	w := &TrainingWriter{out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), id: id, cas: c, opts: opts, sig: newSignalState()}
 	if err := w.dirs.Ensure(layout.Join(out, layout.JournalDir)); err != nil {
 		return nil, fmt.Errorf("rank: preparing %s: %w", out, err)

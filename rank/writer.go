@@ -195,6 +195,11 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	if opts.FS == nil {
 		opts.FS = vfs.OS()
 	}
+	fsys, err := confine(opts.FS, outDir)
+	if err != nil {
+		return nil, err
+	}
+	opts.FS = fsys
 	w := &Writer{
 		out:       outDir,
 		fsys:      opts.FS,
@@ -337,8 +342,11 @@ func (w *Writer) Pending(owned []int) []int {
 // It returns once the scenario is checked and queued (nil), blocking while
 // the queue is full; Flush or Close wait for the commits. Bad input (an id
 // out of range, a scenario committed or queued already: ErrCommitted, a
-// table the case does not have, mismatched column lengths) is a
-// *ScenarioError returned at once. An error of an earlier scenario is
+// table the case does not have, mismatched column lengths, and values the
+// case rules out: an entity id it does not have, a repeated (stage, block,
+// entity) key, NaN or an infinity: a *shard.ValueError naming table,
+// column and row) is a *ScenarioError returned at once; the writer stays
+// usable. An error of an earlier scenario is
 // returned instead of accepting s (see Writer). s's slices must not be
 // modified until Flush or Close returns.
 func (w *Writer) WriteScenario(ctx context.Context, s *shard.Scenario) error {
@@ -403,6 +411,12 @@ func (w *Writer) check(s *shard.Scenario) ([]shard.TableRows, manifest.CostSumma
 		if err := shard.CheckRows(t); err != nil {
 			return nil, cost, &ScenarioError{Scenario: s.ID, Err: err}
 		}
+	}
+	// The values against the case: entity ids, repeated keys, NaN/±Inf
+	// (a *shard.ValueError). A row off the case's (stage, block) grid is
+	// the encoder's to refuse (a *shard.BadRowError, reported later).
+	if err := shard.CheckValues(w.cas, tables...); err != nil {
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: err}
 	}
 	cost, err = costSummary(s.Costs, w.cas.Stages)
 	if err != nil {

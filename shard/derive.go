@@ -38,10 +38,15 @@ func (e *BadRowError) Error() string {
 	return fmt.Sprintf("%s row %d: %s", e.Table, e.Row, e.What)
 }
 
-// hours fills dst with the block hours of every row.
+// hours fills dst with the block hours of every row, and so checks that
+// every row's stage and block are in the case (a stage-level row's stage
+// as that of its block 0: every case has one).
 func hours(dst []float64, t *Table, stage []int32, block NullInt32, p Params) error {
 	for i := range dst {
 		if block.Values == nil || (block.Valid != nil && !block.Valid[i]) {
+			if _, ok := p.BlockHours(stage[i], 0); !ok {
+				return &BadRowError{Table: t.Name, Row: i, What: fmt.Sprintf("stage %d is not in the case", stage[i])}
+			}
 			dst[i] = 1
 			continue
 		}

@@ -349,16 +349,28 @@ func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
 		}
 	}
 	var h []float64
+	blockHours := func() error {
+		if cap(e.hours) < n {
+			e.hours = make([]float64, n)
+		}
+		h = e.hours[:n]
+		return hours(h, t, stage, block, p)
+	}
+	// hours also checks every row's (stage, block) against the case:
+	// for a simulation table it runs even when no column needs the hours
+	// (costs, inflow_lags, violations/generic), so that no row off the
+	// case's grid is written.
+	if t.Entity != "" && stage != nil {
+		if err := blockHours(); err != nil {
+			return nil, err
+		}
+	}
 	for i, c := range t.Columns {
 		if !c.Derived {
 			continue
 		}
 		if h == nil && (c.derive.op == opEnergy || c.derive.op == opVolume) {
-			if cap(e.hours) < n {
-				e.hours = make([]float64, n)
-			}
-			h = e.hours[:n]
-			if err := hours(h, t, stage, block, p); err != nil {
+			if err := blockHours(); err != nil {
 				return nil, err
 			}
 		}

@@ -205,6 +205,13 @@ func mergeShardsAs(t *testing.T, cred *syscall.Credential, args ...string) resul
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}
+	return runCmd(t, cmd, args, fmt.Sprintf("merge-shards %v", args))
+}
+
+// runCmd runs cmd, capturing its output; a process that does not exit
+// normally (killed by a signal) fails the test, naming it what.
+func runCmd(t *testing.T, cmd *exec.Cmd, args []string, what string) result {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -215,7 +222,7 @@ func mergeShardsAs(t *testing.T, cred *syscall.Credential, args ...string) resul
 	case errors.As(err, &ee) && ee.Exited():
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("merge-shards %v did not exit normally: %v\n%s", args, err, stderr.String())
+		t.Fatalf("%s did not exit normally: %v\n%s", what, err, stderr.String())
 	}
 	return r
 }
@@ -355,6 +362,8 @@ func snapshot(t *testing.T, root string) map[string]string {
 			m[rel] = "symlink " + target
 		case d.IsDir():
 			m[rel] = "dir"
+		case !d.Type().IsRegular(): // a FIFO would block a read
+			m[rel] = "special " + d.Type().String()
 		default:
 			b, err := os.ReadFile(p)
 			if err != nil {

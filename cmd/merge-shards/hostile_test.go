@@ -116,6 +116,30 @@ func TestForgedJournalRecords(t *testing.T) {
 		{"fragment of a huge stage", frag(func(f *manifest.PolicyFile) { f.Stage = 99_999_999 }), "stage"},
 		{"fragment of a negative stage", frag(func(f *manifest.PolicyFile) { f.Stage = -1 }), "stage"},
 		{"checkpoint of iteration 0", train(func(recs []*manifest.Record) { firstCheckpoint(recs).Iteration = 0 }), "iteration 0"},
+		{"checkpoint of iteration a billion", train(func(recs []*manifest.Record) { firstCheckpoint(recs).Iteration = 1e9 }), "iteration 1000000000"},
+		{"iteration record of iteration a billion", train(func(recs []*manifest.Record) {
+			for _, r := range recs {
+				if r.Iteration != nil {
+					r.Iteration.Iteration = 1e9
+					return
+				}
+			}
+			t.Fatal("no iteration record")
+		}), "iteration 1000000000"},
+		{"iteration record in a simulation journal", sim(func(recs []*manifest.Record) {
+			c := firstCommit(recs)
+			for _, r := range recs {
+				if r.Commit == c {
+					r.Type, r.Commit, r.Iteration = manifest.RecordIteration, nil, &manifest.IterationInfo{Iteration: 1}
+				}
+			}
+		}), "iteration record"},
+		{"a world of a billion ranks", train(func(recs []*manifest.Record) { recs[0].Open.World = 1e9 }), "world"},
+		{"a rank outside its world", sim(func(recs []*manifest.Record) { recs[0].Open.Rank = 5 }), "world"},
+		{"a case of a million stages", sim(func(recs []*manifest.Record) { recs[0].Open.Case.Stages = 1e6 }), "case"},
+		{"a case with lag order a billion", sim(func(recs []*manifest.Record) {
+			recs[0].Open.Case.InflowLagOrder = 1e9
+		}), "case"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,10 +9,13 @@
 //
 // Exit codes: 0 complete, 3 partial (missing scenarios), 4 running (writers
 // hold live leases; nothing changed), 2 corrupt or inconsistent input, 1
-// usage or environment error.
+// usage or environment error, a limit, or out of memory. The work runs in
+// a supervised child process (supervise.go), so that a process the Go
+// runtime or the kernel's OOM killer ends exits 1, never 2.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -22,7 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
+	"strconv"
 	"syscall"
 
 	"github.com/hydroshard/hydroshard/lease"
@@ -84,21 +87,44 @@ Exit codes:
      (--requeue-lost revokes such scenarios for a rerun instead),
      journal of another case, conflict with --strict): nothing changed
   1  usage or environment error (bad flags, unreadable directory, disk full,
-     another merge running, or an internal error)
+     another merge running, or an internal error), or out of memory: the
+     merge process died (a Go runtime fatal error, or SIGKILL as the
+     kernel's OOM killer sends; said on stderr). Nothing committed is lost:
+     the merge is crash-safe; merge again with more memory
+
+A partial merge lists at most 1048576 missing scenarios (the lowest; the
+count is always exact), in the report, its JSON, --rerun-list and
+simulation/_manifest.json: rerun those and merge again for the rest.
+
+The work runs in a child process that merge-shards supervises, to give
+those deaths exit 1 (Go's runtime would exit 2, "corrupt");
+HYDROSHARD_MERGE_SUPERVISE=0 runs it in one process.
 
 Flags:
 `
 
 func main() {
+	if code, parent := supervised(); parent {
+		os.Exit(code)
+	}
+	os.Exit(mainWork())
+}
+
+// mainWork runs merge-shards in this process.
+func mainWork() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 }
 
 // progressTo returns stderr when it is a terminal: progress is for people.
+// A supervised child's stderr is a pipe to its parent's: the parent says
+// whether that is a terminal.
 func progressTo(stderr io.Writer) io.Writer {
 	if f, ok := stderr.(*os.File); ok {
+		if f == os.Stderr && stderrTerminal {
+			return f
+		}
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			return f
 		}
@@ -148,13 +174,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return exitEnv
 	}
 	if *rerun != "" && rep.Outcome != merge.Corrupt && rep.Outcome != merge.Running {
-		var b strings.Builder
-		for _, s := range rep.Missing {
-			fmt.Fprintln(&b, s)
-		}
-		if err := os.WriteFile(*rerun, []byte(b.String()), 0o644); err != nil {
+		if err := writeRerunList(*rerun, rep.Missing); err != nil {
 			fmt.Fprintf(stderr, "merge-shards: --rerun-list: %v\n", err)
 			return exitEnv
+		}
+		if n := rep.Scenarios - rep.Committed; len(rep.Missing) < n {
+			fmt.Fprintf(stderr, "merge-shards: --rerun-list: %s lists the first %d of the %d missing scenarios (no more are listed); rerun them and merge again for the rest\n", *rerun, len(rep.Missing), n)
 		}
 	}
 	if err := print(stdout, *asJSON, rep, rep.Human()); err != nil {
@@ -248,6 +273,24 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "policy %sed: %s\n", op, dir)
 	return exitComplete
+}
+
+// writeRerunList writes scenario ids to a file, one per line.
+func writeRerunList(name string, ids []int) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, id := range ids {
+		w.WriteString(strconv.Itoa(id))
+		w.WriteByte('\n')
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // parse parses flags and the one OUT argument; code is -1 to go on.

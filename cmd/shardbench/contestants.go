@@ -211,6 +211,25 @@ func rankContestant(d *dataset, dir string, workers, callers int) func(context.C
 	}
 }
 
+// valueCheckContestant times, alone, the value checks that the rank
+// path runs on every scenario in the caller's goroutine before accepting
+// it (shard.CheckValues, as rank.Writer's WriteScenario calls it: entity
+// ids, repeated keys, NaN/Inf, all ten tables): one goroutine, every
+// scenario of the round once, like the other contestants. Against the
+// rank contestants, whose time includes these checks, it is the share of
+// the rank path they cost (report: value_check_overhead).
+func valueCheckContestant(d *dataset) func(context.Context, int) (sample, error) {
+	return func(ctx context.Context, round int) (sample, error) {
+		t0 := time.Now()
+		for _, sc := range d.scen {
+			if err := shard.CheckValues(d.cas, sc.Tables()...); err != nil {
+				return sample{}, fmt.Errorf("value checks: scenario %d: %w", sc.ID, err)
+			}
+		}
+		return sample{sec: time.Since(t0).Seconds(), in: sum(d.fullIn), scen: len(d.scen)}, ctx.Err()
+	}
+}
+
 // parquetBytes sums the sizes of the .parquet files under dir.
 func parquetBytes(dir string) (int64, error) {
 	var n int64

@@ -1,8 +1,8 @@
 // Command shardbench measures this project's Parquet writer against the
 // limit (raw zstd level 3 over the same column bytes) and against other
 // writers of the same data (parquet-go, DuckDB), plus the real rank path
-// and a rank's peak memory, and checks the results against the project's
-// targets.
+// (and the share of it the writer's value checks take) and a rank's peak
+// memory, and checks the results against the project's targets.
 //
 // Every figure is MB/s of uncompressed input (the column bytes of the
 // hydros table, computed once, the same for every contestant), the median
@@ -104,7 +104,8 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR]\n\n"+
 			"Measures the Parquet writer against raw zstd, parquet-go and DuckDB on the same data (production and XL\n"+
-			"scale), the rank path with 1 and W workers, and a rank's peak RSS for 200 vs 2,000 scenarios.\n"+
+			"scale), the rank path with 1 and W workers and the share of it its value checks take, and a rank's\n"+
+			"peak RSS for 200 vs 2,000 scenarios.\n"+
 			"Exit status 0 even when a target is missed; 1 when something could not run; 2 on bad usage.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -350,6 +351,7 @@ func measureScale(ctx context.Context, cfg config, d *dataset, prefix string, pg
 	cs = append(cs,
 		contestant{key: "writer_full_1w", label: fmt.Sprintf("rank, Workers 1, %d callers, all tables", w), run: rankContestant(d, dir, 1, w)},
 		contestant{key: fmt.Sprintf("writer_full_%dw", w), label: fmt.Sprintf("rank, Workers %d, %d callers, all tables", w, w), run: rankContestant(d, dir, w, w)},
+		contestant{key: "value_checks", label: "rank's value checks alone (shard.CheckValues), 1 goroutine, all tables", run: valueCheckContestant(d)},
 	)
 	res, err := runRounds(ctx, cs, cfg.warmup, cfg.reps, progress, name)
 	if err != nil {

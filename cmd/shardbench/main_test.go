@@ -47,7 +47,8 @@ func TestQuickRunJSON(t *testing.T) {
 	perScale := []string{"writer_1w_mbps", "writer_2w_mbps", "raw_zstd_mbps", "parquet_go_mbps",
 		"writer_full_1w_mbps", "writer_full_2w_mbps", "bytes_writer", "bytes_parquet_go", "bytes_raw_zstd",
 		"bytes_writer_full", "input_bytes", "input_bytes_full", "rows",
-		"ratio_writer_1w_raw_zstd", "ratio_writer_1w_parquet_go", "ratio_writer_2w_writer_1w"}
+		"ratio_writer_1w_raw_zstd", "ratio_writer_1w_parquet_go", "ratio_writer_2w_writer_1w",
+		"value_checks_mbps", "value_check_overhead", "value_check_overhead_1w"}
 	duckPerScale := []string{"duckdb_1t_mbps", "duckdb_2t_mbps", "bytes_duckdb", "ratio_writer_1w_duckdb_1t", "ratio_bytes_writer_duckdb"}
 	var want []string
 	for _, p := range []string{"", "xl_"} {

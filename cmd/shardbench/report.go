@@ -101,6 +101,27 @@ func speedTarget(s *scaleResult, name, key, num, den string, bound float64) (tar
 	return t, true
 }
 
+// costTarget is the time of contestant part over that of whole, which
+// process the same input (a share of whole's time when whole includes
+// part); the per-round range pairs the samples of each round.
+func costTarget(s *scaleResult, name, key, part, whole string, bound float64) (target, bool) {
+	a, b := s.get(part), s.get(whole)
+	if a == nil || b == nil {
+		return target{}, false
+	}
+	t := target{name: name, key: key, value: b.median() / a.median(), bound: bound}
+	for i := range a.mbps {
+		r := b.mbps[i] / a.mbps[i]
+		if i == 0 || r < t.lo {
+			t.lo = r
+		}
+		if i == 0 || r > t.hi {
+			t.hi = r
+		}
+	}
+	return t, true
+}
+
 func (rp *report) targets(s *scaleResult) []target {
 	w := rp.cfg.workers
 	var ts []target
@@ -118,6 +139,11 @@ func (rp *report) targets(s *scaleResult) []target {
 	// of the second core busy with write-back and fsync.
 	add(speedTarget(s, fmt.Sprintf("writer_%dw / writer_1w", w), "ratio_writer_2w_writer_1w", fmt.Sprintf("writer_%dw", w), "writer_1w", 1.6))
 	add(speedTarget(s, fmt.Sprintf("writer_%dw / writer_1w_overlap", w), "ratio_writer_2w_writer_1w_overlap", fmt.Sprintf("writer_%dw", w), "writer_1w_overlap", 1.6))
+	// The value checks run in the caller's goroutine on every scenario:
+	// their time over the rank path's, all ten tables, with W workers (the
+	// faster path, so the larger share) and with one.
+	add(costTarget(s, fmt.Sprintf("value_checks / writer_full_%dw (time)", w), "value_check_overhead", "value_checks", fmt.Sprintf("writer_full_%dw", w), 0.05))
+	add(costTarget(s, "value_checks / writer_full_1w (time)", "value_check_overhead_1w", "value_checks", "writer_full_1w", 0.05))
 	if a, b := s.get("writer_1w"), s.get("duckdb_1t"); a != nil && b != nil {
 		ts = append(ts, target{name: "bytes_writer / bytes_duckdb", key: "ratio_bytes_writer_duckdb", value: float64(a.bytes) / float64(b.bytes), bound: 1})
 	}
@@ -171,7 +197,11 @@ func (rp *report) print(w io.Writer) {
 		fmt.Fprintln(tw, "contestant\tmedian MB/s\trange (min-max)\tbytes/scenario\t")
 		for _, r := range s.results {
 			lo, hi := r.span()
-			fmt.Fprintf(tw, "%s\t%.1f\t%.1f-%.1f\t%s\t\n", r.label, r.median(), lo, hi, commas(r.bytes))
+			b := "-" // writes nothing (the value checks)
+			if r.bytes > 0 {
+				b = commas(r.bytes)
+			}
+			fmt.Fprintf(tw, "%s\t%.1f\t%.1f-%.1f\t%s\t\n", r.label, r.median(), lo, hi, b)
 		}
 		tw.Flush()
 	}

@@ -17,6 +17,18 @@
 // root) is skipped, so a rerun of missing scenarios (--scenarios-from) may
 // use any number of ranks; an unfinished one resumes only with its own
 // world size (exit 1 otherwise, naming it).
+//
+// Exit codes: 0 done (or interrupted by a signal with the journal closed),
+// 1 the run failed (I/O, a bad case: one beyond manifest's MaxStages,
+// MaxBlocks, MaxInflowLagOrder or MaxEntities is refused before anything
+// is sized from it), 2 usage or launcher environment error. A rank that
+// runs out of memory is not supervised: Go's runtime ends it with exit 2
+// and "fatal error: out of memory" on stderr (so exit 2 with "fatal
+// error:" on stderr is a crash, not a usage error), and the kernel's OOM
+// killer ends it with SIGKILL. Either way what it committed is durable
+// and its journal consistent: a rerun continues, the merge lists what is
+// missing. merge-shards, whose exit 2 means "corrupt input", supervises
+// its own work so that such a death is exit 1 there.
 package main
 
 import (
@@ -40,7 +52,8 @@ import (
 	"github.com/hydroshard/hydroshard/rank"
 )
 
-// Exit codes.
+// Exit codes. Go's runtime also exits 2 on a fatal error (out of memory):
+// see the package doc.
 const (
 	exitOK    = 0 // done, or interrupted by a signal with the journal closed
 	exitError = 1 // the run failed (I/O, bad case, conflicting journals)
@@ -97,7 +110,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
 	fs.BoolVar(&c.exportStates, "export-states", false, "with --checkpoint-every: the root also writes the visited states (one per forward pass of every iteration so far) in each checkpoint")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed, 2 usage or launcher environment error.\nFault injection for tests, in binaries built with -tags faultinject only: HYDROSHARD_FAULT=point:action:n (see package vfs).\n\nFlags:\n")
+		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed (I/O, a case beyond its limits), 2 usage or launcher environment error; out of memory, Go's runtime also exits 2, with \"fatal error: out of memory\" on stderr (the kernel's OOM killer: SIGKILL). What was committed stays durable: rerun, and merge.\nFault injection for tests, in binaries built with -tags faultinject only: HYDROSHARD_FAULT=point:action:n (see package vfs).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
