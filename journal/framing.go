@@ -31,6 +31,9 @@ func Encode(r *manifest.Record) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(out)+1 > MaxLineBytes {
+		return nil, fmt.Errorf("journal: a %s record of %d bytes is longer than a line may be (%d, journal.MaxLineBytes)", r.Type, len(out)+1, MaxLineBytes)
+	}
 	return append(out, '\n'), nil
 }
 
@@ -150,22 +153,56 @@ func NewReader(r io.Reader, name string) *Reader {
 // Torn reports whether the last line was damaged and ignored.
 func (jr *Reader) Torn() bool { return jr.torn }
 
+// MaxLineBytes bounds a journal line, newline included. The longest
+// lines a writer appends are open records, which carry the case (about
+// 200 bytes per entity: a case of 80,000 entities fits; a production case
+// is tens of KB); a reader never holds more than this of one line,
+// whatever is on disk, so a merge under a 2 GiB address-space limit reads
+// any journal.
+const MaxLineBytes = 16 << 20
+
+// errLineTooLong is the damage of a line longer than MaxLineBytes.
+var errLineTooLong = fmt.Errorf("line longer than %d bytes (journal.MaxLineBytes)", MaxLineBytes)
+
 // readLine returns the next raw line with its newline, if it has one, and
-// io.EOF at the end.
-func (jr *Reader) readLine() ([]byte, error) {
-	b, err := jr.br.ReadBytes('\n')
-	if len(b) == 0 && err != nil {
-		return nil, err
+// io.EOF at the end. A line longer than MaxLineBytes is read to its end
+// without being kept: long reports it (b then holds its first bytes, with
+// the newline when the line had one).
+func (jr *Reader) readLine() (b []byte, long bool, err error) {
+	for {
+		chunk, err := jr.br.ReadSlice('\n')
+		if len(b)+len(chunk) > MaxLineBytes {
+			long = true
+			if len(b) == 0 {
+				b = append(b, chunk[:min(len(chunk), 64)]...)
+			}
+		} else {
+			b = append(b, chunk...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF:
+			if len(b) == 0 {
+				return nil, false, io.EOF
+			}
+			if long && b[len(b)-1] == '\n' {
+				b = b[:len(b)-1] // the newline was not this line's end
+			}
+			return b, long, nil
+		case err != nil:
+			return nil, false, err
+		}
+		if long && b[len(b)-1] != '\n' {
+			b = append(b, '\n')
+		}
+		return b, long, nil
 	}
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	return b, nil
 }
 
 // Next returns the next record, or io.EOF after the last one.
 func (jr *Reader) Next() (*manifest.Record, error) {
-	b, err := jr.readLine()
+	b, long, err := jr.readLine()
 	if err == io.EOF {
 		return nil, io.EOF
 	}
@@ -177,7 +214,9 @@ func (jr *Reader) Next() (*manifest.Record, error) {
 	body := bytes.TrimRight(b, "\n")
 	var rec *manifest.Record
 	var derr error
-	if len(bytes.TrimSpace(body)) == 0 {
+	if long {
+		derr = errLineTooLong
+	} else if len(bytes.TrimSpace(body)) == 0 {
 		derr = errors.New("blank line")
 	} else {
 		rec, derr = decodeLine(body)

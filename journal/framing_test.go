@@ -1,6 +1,8 @@
 package journal
 
 import (
+	"runtime"
+
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/vfs"
 
@@ -178,4 +180,86 @@ func TestJournalAppendedWhileRead(t *testing.T) {
 	if r, err := jr.Next(); err != io.EOF || !jr.Torn() {
 		t.Fatalf("half-appended line: %+v, %v, torn %v; want a torn tail", r, err, jr.Torn())
 	}
+}
+
+// fill is an io.Reader of n copies of one byte, allocating nothing.
+type fill struct {
+	b byte
+	n int64
+}
+
+func (f *fill) Read(p []byte) (int, error) {
+	if f.n == 0 {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), f.n)
+	for i := range p[:k] {
+		p[i] = f.b
+	}
+	f.n -= k
+	return int(k), nil
+}
+
+// TestLongLines: a line longer than MaxLineBytes is never held whole:
+// what reading it allocates does not grow with its length. As the last
+// line, unterminated or not, it is a torn tail; followed by more records
+// it is damage naming the line. The records before it come back. Encode
+// refuses to write such a line.
+func TestLongLines(t *testing.T) {
+	data := sampleJournal(t, 2)
+	first := data[:bytes.IndexByte(data, '\n')+1]
+	for _, c := range []struct {
+		name    string
+		b       byte
+		after   []byte // after the long line
+		wantErr bool
+	}{
+		{"unterminated tail", 'x', nil, false},
+		{"terminated last line", 'x', []byte("\n"), false},
+		{"zeros", 0, nil, false},
+		{"followed by a record", 'x', append([]byte("\n"), first...), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var allocs [2]uint64
+			for i, n := range []int64{MaxLineBytes + 1, 3 * MaxLineBytes} {
+				in := io.MultiReader(bytes.NewReader(data), &fill{c.b, n}, bytes.NewReader(c.after))
+				before := heapAllocs()
+				jr := NewReader(in, "j.jsonl")
+				recs := 0
+				var err error
+				for {
+					if _, err = jr.Next(); err != nil {
+						break
+					}
+					recs++
+				}
+				allocs[i] = heapAllocs() - before
+				if c.wantErr {
+					var je *Error
+					if !errors.As(err, &je) || je.Line != 5 || !strings.Contains(err.Error(), "longer than") {
+						t.Fatalf("err %v, want a *Error of line 5 naming the limit", err)
+					}
+				} else if err != io.EOF || !jr.Torn() {
+					t.Fatalf("err %v torn %v, want a torn tail", err, jr.Torn())
+				}
+				if recs != 4 {
+					t.Fatalf("%d records before it, want 4", recs)
+				}
+			}
+			if allocs[1] > allocs[0]+1<<20 {
+				t.Fatalf("reading a line of 3*MaxLineBytes allocated %d bytes, of MaxLineBytes+1 %d: it grows with the line", allocs[1], allocs[0])
+			}
+		})
+	}
+	long := strings.Repeat("x", MaxLineBytes)
+	r := &manifest.Record{Type: manifest.RecordOpen, Open: &manifest.OpenInfo{Solver: long}}
+	if _, err := Encode(r); err == nil || !strings.Contains(err.Error(), "MaxLineBytes") {
+		t.Fatalf("Encode of a record longer than a line: %v", err)
+	}
+}
+
+func heapAllocs() uint64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.TotalAlloc
 }

@@ -28,6 +28,10 @@ const (
 	MaxBlocks         = 1_000
 	MaxInflowLagOrder = 120
 	MaxEntities       = 1_000_000 // per entity type
+	// MaxScenarios bounds a run's scenario count: the rank writer and the
+	// merge refuse more (a run of ten million scenarios is a hundred
+	// million files).
+	MaxScenarios = 10_000_000
 )
 
 // CaseVersion is the version of the case document format.

@@ -14,7 +14,7 @@ import (
 // beyond them is a problem naming the journal and line.
 const (
 	// MaxScenarios bounds a run's scenario count.
-	MaxScenarios = 10_000_000
+	MaxScenarios = manifest.MaxScenarios
 	// MaxFileRows and MaxFileBytes bound one committed file.
 	MaxFileRows  = 1 << 40
 	MaxFileBytes = 1 << 44

@@ -171,8 +171,8 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	if err := checkOpen(ctx, "Open", id, c); err != nil {
 		return nil, err
 	}
-	if opts.Scenarios < 1 {
-		return nil, fmt.Errorf("rank: Options.Scenarios = %d, want the run's scenario count (>= 1)", opts.Scenarios)
+	if opts.Scenarios < 1 || opts.Scenarios > manifest.MaxScenarios {
+		return nil, fmt.Errorf("rank: Options.Scenarios = %d, want the run's scenario count (1..%d)", opts.Scenarios, manifest.MaxScenarios)
 	}
 	if opts.ScenarioPad < 0 || opts.ScenarioPad > 12 {
 		return nil, fmt.Errorf("rank: Options.ScenarioPad = %d, want 0..12", opts.ScenarioPad)

@@ -31,8 +31,9 @@ var legacyPoints = map[string]Rule{
 // (sync@_shards/tmp/*), journal-append (write@_shards/journal/*),
 // journal-fsync (sync@_shards/journal/*), rename (rename-noreplace@*) and
 // dir-fsync (sync-dir@*, which counts every directory sync). action is
-// "error" (the operation fails with ErrInjected) or "kill" (the process
-// sends itself SIGKILL); n is the 1-based matching operation that
+// "error" (the operation fails with ErrInjected), "kill" (the process
+// sends itself SIGKILL) or "exhaust" (the process allocates memory until
+// the Go runtime dies of out of memory); n is the 1-based matching operation that
 // triggers it. An empty spec is no rules. Tests in other packages use it
 // to arm, in process, what a child process gets from the environment.
 func ParseFaultSpec(spec string) ([]Rule, error) {
@@ -76,8 +77,10 @@ func parseFault(item string) (Rule, error) {
 	case "error":
 	case "kill":
 		r.Kill = true
+	case "exhaust":
+		r.Exhaust = true
 	default:
-		return Rule{}, fmt.Errorf("action must be error or kill")
+		return Rule{}, fmt.Errorf("action must be error, kill or exhaust")
 	}
 	r.Nth = n
 	if err := validRule(r); err != nil {

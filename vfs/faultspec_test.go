@@ -23,7 +23,8 @@ func TestParseFaultSpec(t *testing.T) {
 		{"write@c:/x/*.tmp:kill:7", "[write@c:/x/*.tmp#7 kill]"}, // a colon in the pattern
 		{"temp-write:error:0", "error: n must be a positive integer"},
 		{"temp-write:error:x", "error: n must be a positive integer"},
-		{"temp-write:crash:1", "error: action must be error or kill"},
+		{"temp-write:crash:1", "error: action must be error, kill or exhaust"},
+		{"create@simulation/*:exhaust:1", "[create@simulation/*#1 exhaust]"},
 		{"temp-write:error", "error: want point:action:n"},
 		{"temp-write", "error: want point:action:n"},
 		{":error:1", "error: want point:action:n"},
@@ -47,6 +48,9 @@ func TestParseFaultSpec(t *testing.T) {
 			x := fmt.Sprintf("%v@%s#%d", r.Op, r.Path, r.Nth)
 			if r.Kill {
 				x += " kill"
+			}
+			if r.Exhaust {
+				x += " exhaust"
 			}
 			if r.Err != nil || r.Short {
 				x += " ?"

@@ -124,6 +124,11 @@ type Rule struct {
 	// a real crash in which no deferred code runs, for tests that run the
 	// writer in a child process.
 	Kill bool
+	// Exhaust makes the process allocate (and touch) memory until the Go
+	// runtime dies of "fatal error: out of memory": for tests, under a
+	// real address-space limit, of how a program reports running out of
+	// memory once every input is bounded and nothing else can make it.
+	Exhaust bool
 }
 
 // validRule reports what is wrong with r, if anything.
@@ -227,6 +232,9 @@ func (in *Injector) hit(op Op, name string) (*Rule, error) {
 		for {
 			time.Sleep(time.Hour) // the signal is fatal; never return
 		}
+	}
+	if fire.Exhaust {
+		exhaust()
 	}
 	err := fire.Err
 	if err == nil {
@@ -379,4 +387,18 @@ func (f *injFile) Stat() (fs.FileInfo, error) {
 		return nil, err
 	}
 	return f.f.Stat()
+}
+
+// hog keeps exhaust's allocations reachable.
+var hog [][]byte
+
+// exhaust allocates and touches 64 MiB blocks until the runtime fails.
+func exhaust() {
+	for {
+		b := make([]byte, 64<<20)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		hog = append(hog, b)
+	}
 }

@@ -127,8 +127,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "simrank: --out is required")
 		return exitUsage
 	}
-	if c.scenarios < 1 {
-		fmt.Fprintf(stderr, "simrank: --scenarios %d: want at least 1\n", c.scenarios)
+	if c.scenarios < 1 || c.scenarios > manifest.MaxScenarios {
+		fmt.Fprintf(stderr, "simrank: --scenarios %d: want 1..%d\n", c.scenarios, manifest.MaxScenarios)
 		return exitUsage
 	}
 	switch {

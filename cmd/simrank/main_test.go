@@ -62,6 +62,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", huge}, "stages = 1000000, want 1..10000", exitError},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "tiny", "--scenarios", "5", "--scenarios-from", ids}, "line 2: \"7\" is not a scenario id in 0..4", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--ownership", "zigzag"}, "zigzag", exitUsage},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--scenarios", "2000000000"}, "--scenarios 2000000000: want 1..10000000", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "-1"}, "--iterations -1", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--iterations", "2", "--forward-passes", "0"}, "--forward-passes 0", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--threads", "0"}, "--threads 0", exitUsage},
