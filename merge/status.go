@@ -418,6 +418,12 @@ func statusRead(fsys vfs.FS, p, rel string, sets *statusScenarios) (*statusWrite
 func statusOpen(rel string, o *manifest.OpenInfo) *statusWriter {
 	w := &statusWriter{rel: rel, rank: o.Rank, training: o.Phase == manifest.PhaseTraining,
 		world: o.World, scenarios: o.Scenarios, ownership: o.Layout.Ownership}
+	if w.world < 0 || w.world > MaxWorld {
+		// A claim beyond the limit (the merge refuses the journal): the
+		// ranks of the world are unknown, rather than listed by the
+		// billion.
+		w.world = 0
+	}
 	w.WriterStatus = WriterStatus{Writer: o.Writer, Phase: PhaseNameSimulation, Attempt: o.Attempt, JobID: o.JobID, Host: o.Host, PID: o.PID}
 	if w.Writer == "" {
 		w.Writer = strings.TrimSuffix(path.Base(rel), layout.JournalSuffix)
