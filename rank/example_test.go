@@ -6,6 +6,7 @@ import (
 	"log"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
@@ -16,16 +17,24 @@ import (
 // any earlier attempt), write the owned scenarios that are not committed
 // yet, stop early on SIGTERM, close.
 func Example() {
-	out, _ := os.MkdirTemp("", "example")
+	out, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(out)
 	c, err := manifest.LoadCase("../testdata/cases/tiny")
 	if err != nil {
 		log.Fatal(err)
 	}
 	// In a real job: id, err := rank.DetectIdentity(os.LookupEnv)
-	id, _ := rank.Explicit(0, 2)
+	id, err := rank.Explicit(0, 2)
+	if err != nil {
+		log.Fatal(err)
+	}
 	const scenarios = 5
-	ctx := context.Background()
+	// A bound on every wait, so that a stuck run fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	w, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: scenarios})
 	if err != nil {
 		log.Fatal(err)
@@ -56,24 +65,40 @@ func Example() {
 // its own workers and commits in acceptance order; Flush waits until what
 // was handed over is durable (and the caller may reuse those slices).
 func ExampleWriter_WriteScenario() {
-	out, _ := os.MkdirTemp("", "example")
+	out, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(out)
 	c, err := manifest.LoadCase("../testdata/cases/tiny")
 	if err != nil {
 		log.Fatal(err)
 	}
-	id, _ := rank.Explicit(0, 1)
+	id, err := rank.Explicit(0, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
 	const scenarios = 6
-	ctx := context.Background()
+	// A bound on every wait (handing out work, WriteScenario's
+	// backpressure, Flush): a wrong ownership list or a stuck writer fails
+	// the run instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	w, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: scenarios, Workers: 2, Queue: 4})
 	if err != nil {
 		log.Fatal(err)
 	}
-	next := make(chan int, scenarios)
-	for _, s := range w.Pending(rank.Contiguous.Owned(scenarios, id)) {
-		next <- s
-	}
-	close(next)
+	next := make(chan int)
+	go func() {
+		defer close(next)
+		for _, s := range w.Pending(rank.Contiguous.Owned(scenarios, id)) {
+			select {
+			case next <- s:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	for range 3 { // the solver's simulation workers
 		wg.Go(func() {
@@ -89,6 +114,9 @@ func ExampleWriter_WriteScenario() {
 		})
 	}
 	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		log.Fatal("handing the scenarios to the workers: ", err)
+	}
 	if err := w.Flush(ctx); err != nil {
 		log.Fatal(err)
 	}
@@ -103,15 +131,22 @@ func ExampleWriter_WriteScenario() {
 // the last iteration this rank made durable in an earlier attempt),
 // journal each completed iteration, record why training stopped.
 func ExampleOpenTraining() {
-	out, _ := os.MkdirTemp("", "example")
+	out, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer os.RemoveAll(out)
 	c, err := manifest.LoadCase("../testdata/cases/tiny")
 	if err != nil {
 		log.Fatal(err)
 	}
-	id, _ := rank.Explicit(0, 2)
+	id, err := rank.Explicit(0, 2)
+	if err != nil {
+		log.Fatal(err)
+	}
 	cfg := manifest.TrainingConfig{Seed: 1, MaxIterations: 4, ForwardPasses: 8, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	w, err := rank.OpenTraining(ctx, out, id, c, rank.TrainingOptions{Config: cfg, Threads: 2})
 	if err != nil {
 		log.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -60,17 +61,24 @@ func runOK(t *testing.T, cmd *exec.Cmd) {
 func dataFiles(t *testing.T, out string) map[string]uint64 {
 	t.Helper()
 	m := map[string]uint64{}
-	filepath.WalkDir(filepath.Join(out, layout.SimDir), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			info, herr := vfs.HashFile(vfs.OS(), p)
-			if herr != nil {
-				t.Fatal(herr)
-			}
-			rel, _ := filepath.Rel(out, p)
-			m[rel] = info.XXH64
+	err := filepath.WalkDir(filepath.Join(out, layout.SimDir), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
-		return err
+		info, err := vfs.HashFile(vfs.OS(), p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(out, p)
+		if err != nil {
+			return err
+		}
+		m[rel] = info.XXH64
+		return nil
 	})
+	if err != nil {
+		t.Fatalf("reading the data files of %s: %v", out, err)
+	}
 	return m
 }
 
@@ -135,10 +143,20 @@ type journalSummary struct {
 func readJournalsOf(t *testing.T, p string) journalSummary {
 	t.Helper()
 	dir := t.TempDir()
-	os.MkdirAll(filepath.Join(dir, layout.JournalDir), 0o755)
-	b, _ := os.ReadFile(p)
-	os.WriteFile(filepath.Join(dir, layout.JournalDir, filepath.Base(p)), b, 0o644)
+	if err := os.MkdirAll(filepath.Join(dir, layout.JournalDir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, layout.JournalDir, filepath.Base(p)), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	st := readJournals(t, dir)
+	if len(st.opens) != 1 {
+		t.Fatalf("journal %s: %d open records, want 1", p, len(st.opens))
+	}
 	js := journalSummary{rank: st.opens[0].Rank}
 	for s := range st.commits {
 		js.scenarios = append(js.scenarios, s)
@@ -230,44 +248,91 @@ func contains(s []int, v int) bool {
 }
 
 // TestKillAtRandomMoments sends a real kill -9 to a running rank after a
-// random number of durable commits, several times.
+// random number of durable commits, several times. Every trial must kill
+// the child (a child that finished on its own tested no crash), no commit
+// seen in the journal before the kill may be lost, and at least one trial
+// must kill a child with scenarios still to do (the first trial always
+// awaits at least one commit). The seed is logged: HYDROSHARD_KILL_SEED
+// replays it.
 func TestKillAtRandomMoments(t *testing.T) {
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("HYDROSHARD_KILL_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("HYDROSHARD_KILL_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (HYDROSHARD_KILL_SEED replays it)", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	const n = 30
+	midRun := 0 // trials that killed a child with scenarios still pending
 	for trial := range 3 {
+		// Await k durable commits (k random in 0..19; at least 1 in the
+		// first trial), then kill.
+		k := rng.IntN(20)
+		if trial == 0 {
+			k = 1 + rng.IntN(19)
+		}
 		t.Run(fmt.Sprint(trial), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			out := t.TempDir()
-			const n = 30
 			cmd := simrank(ctx, nil, "--out", out, "--scenarios", fmt.Sprint(n), "--rank", "0", "--world", "1", "--workers", "2")
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			// Await k durable commits (k random in 0..19), then kill.
-			k := rng.IntN(20)
-			for countCommits(out) < k && ctx.Err() == nil {
-				time.Sleep(time.Millisecond)
+			for countCommits(t, out) < k && ctx.Err() == nil {
+				time.Sleep(time.Millisecond) // polling the journal: there is no event to wait for
 			}
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			t.Logf("killed after >= %d commits", k)
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("%d commits awaited, %d seen before the timeout: %v\n%s", k, countCommits(t, out), err, stderr.String())
+			}
+			// What the journal holds now was acknowledged: the commit
+			// point is the journal line, and a later kill may not undo it.
+			acked := countCommits(t, out)
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatalf("kill: %v", err)
+			}
+			err := cmd.Wait()
+			ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+				t.Fatalf("the child was not killed by SIGKILL (it ended on its own: %v), so this trial tested no crash\n%s", err, stderr.String())
+			}
 			committed := checkInvariants(t, out)
-			if len(committed) < k || len(committed) == n {
-				t.Logf("note: %d committed at the kill", len(committed))
+			t.Logf("awaited %d commits, %d in the journal at the kill, %d durable after it", k, acked, len(committed))
+			if len(committed) < acked {
+				t.Fatalf("lost commits: %d were in the journal before the kill, %d are durable after it", acked, len(committed))
+			}
+			if len(committed) < n {
+				midRun++
 			}
 			resumeAndFinish(t, ctx, out, committed, n)
 		})
 	}
+	if midRun == 0 {
+		t.Fatal("no trial killed a child with scenarios still pending: the test crashed nothing mid-run")
+	}
 }
 
-// countCommits counts commit lines in the journals (a poll of the
-// condition the test waits for, not a timing guess).
-func countCommits(out string) int {
+// countCommits counts the complete commit lines in the journals (a poll
+// of the condition the test waits for, not a timing guess).
+func countCommits(t *testing.T, out string) int {
+	t.Helper()
 	n := 0
-	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"))
+	files, err := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range files {
-		b, _ := os.ReadFile(p)
-		n += bytes.Count(b, []byte(`"type":"commit"`))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			n += bytes.Count(b[:i+1], []byte(`"type":"commit"`)) // a line still being appended does not count
+		}
 	}
 	return n
 }
@@ -286,7 +351,7 @@ func TestSIGTERMClosesInterrupted(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for countCommits(out) < 2 && ctx.Err() == nil {
+	for countCommits(t, out) < 2 && ctx.Err() == nil {
 		time.Sleep(time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -60,7 +60,10 @@ func readTraining(t *testing.T, out string) ([]trainingJournal, map[[2]int]int) 
 	t.Helper()
 	var js []trainingJournal
 	count := map[[2]int]int{}
-	files, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
+	files, err := filepath.Glob(filepath.Join(out, layout.JournalDir, "*"+layout.JournalSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range files {
 		var j trainingJournal
 		_, err := journal.ReadFile(vfs.OS(), p, func(r *manifest.Record) error {
@@ -240,7 +243,9 @@ func TestTrainingResume(t *testing.T) {
 	if err := sw.WriteScenario(ctx, gen(t, c, 0)); err != nil {
 		t.Fatal(err)
 	}
-	sw.Close()
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	w0 := openTraining(t, out, r0, c, trainCfg(6, 8))
 	w1 := openTraining(t, out, r1, c, trainCfg(6, 8))
@@ -252,8 +257,12 @@ func TestTrainingResume(t *testing.T) {
 	if err := w1.WriteIteration(ctx, iter(c, r1, 1)); err != nil {
 		t.Fatal(err)
 	}
-	w0.Close()
-	w1.Close()
+	if err := w0.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	a0 := r0
 	a0.Attempt = 1
@@ -298,14 +307,18 @@ func TestTrainingResume(t *testing.T) {
 	if got := sw.Committed(); !reflect.DeepEqual(got, []int{0}) {
 		t.Errorf("simulation resume sees %v committed, want [0]", got)
 	}
-	sw.Close()
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	// Raising the iteration limit continues the same history; a lower
 	// limit than what is durable is refused.
 	x := openTraining(t, out, r0, c, trainCfg(8, 8))
 	if x.LastIteration() != 6 {
 		t.Fatalf("resume with a higher limit at %d, want 6", x.LastIteration())
 	}
-	x.Close()
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := rank.OpenTraining(ctx, out, r0, c, rank.TrainingOptions{Config: trainCfg(5, 8)}); err == nil || !strings.Contains(err.Error(), "iteration 6") || !strings.Contains(err.Error(), "max_iterations 5") {
 		t.Fatalf("limit below the durable history: %v", err)
 	}
@@ -324,7 +337,9 @@ func TestTrainingMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var me *rank.CaseMismatchError
 	other := *c
 	other.Name = "other"
@@ -358,14 +373,18 @@ func TestTrainingMismatch(t *testing.T) {
 	}
 	// A non-root rank may omit the configuration (and then records none).
 	nr := openTraining(t, t.TempDir(), explicit(t, 1, 2), c, manifest.TrainingConfig{})
-	nr.Close()
+	if err := nr.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var open *manifest.OpenInfo
-	journal.ReadFile(vfs.OS(), nr.JournalPath(), func(r *manifest.Record) error {
+	if _, err := journal.ReadFile(vfs.OS(), nr.JournalPath(), func(r *manifest.Record) error {
 		if r.Open != nil {
 			open = r.Open
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if open == nil || open.Training != nil || open.Scenarios != 0 || open.Phase != manifest.PhaseTraining {
 		t.Errorf("non-root open record without a config: %+v", open)
 	}
@@ -379,8 +398,12 @@ func TestTrainingMismatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	v.Close()
-	os.Remove(w.JournalPath())
+	if err := v.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(w.JournalPath()); err != nil {
+		t.Fatal(err)
+	}
 	_, err = rank.OpenTraining(ctx, out, id, c, rank.TrainingOptions{Config: trainCfg(5, 8)})
 	if err == nil || !strings.Contains(err.Error(), "rank 0") || !strings.Contains(err.Error(), "iteration 5") || !strings.Contains(err.Error(), "not iteration 1") {
 		t.Fatalf("history with a gap: %v", err)
@@ -402,7 +425,9 @@ func TestTrainingJournalDamage(t *testing.T) {
 			}
 		}
 		if close {
-			w.Close()
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
 		}
 		return w.JournalPath()
 	}
@@ -449,7 +474,9 @@ func TestTrainingJournalDamage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	_, count := readTraining(t, out)
 	exactlyOnce(t, count, 1, 5)
 }
@@ -503,7 +530,9 @@ func TestTrainingFaults(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			v.CloseTerminated(rank.TerminationIterationLimit)
+			if err := v.CloseTerminated(rank.TerminationIterationLimit); err != nil {
+				t.Fatal(err)
+			}
 			_, count := readTraining(t, out)
 			exactlyOnce(t, count, 1, 5)
 		})
@@ -522,7 +551,9 @@ func TestTrainingSignal(t *testing.T) {
 	if err := w.WriteIteration(ctx, iter(c, id, 1)); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):

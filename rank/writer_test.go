@@ -95,8 +95,8 @@ func TestWriterCommits(t *testing.T) {
 			t.Errorf("scenario %d entities %v, want %v", s, ents, c.Entities())
 		}
 	}
-	if left, _ := os.ReadDir(filepath.Join(out, layout.TempDir)); len(left) != 0 {
-		t.Errorf("%d files left in tmp after clean commits", len(left))
+	if left, err := os.ReadDir(filepath.Join(out, layout.TempDir)); err != nil || len(left) != 0 {
+		t.Errorf("%d files left in tmp after clean commits (%v)", len(left), err)
 	}
 }
 
@@ -114,14 +114,23 @@ func TestCostSummary(t *testing.T) {
 	if err := w.WriteScenario(ctx, sc); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var cost manifest.CostSummary
-	journal.ReadFile(vfs.OS(), w.JournalPath(), func(r *manifest.Record) error {
+	commits := 0
+	if _, err := journal.ReadFile(vfs.OS(), w.JournalPath(), func(r *manifest.Record) error {
 		if r.Commit != nil {
 			cost = r.Commit.Cost
+			commits++
 		}
 		return nil
-	})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if commits != 1 {
+		t.Fatalf("%d commit records, want 1", commits)
+	}
 	var total float64
 	stages := make([]float64, c.Stages)
 	for i, st := range sc.Costs.StageID {
@@ -255,7 +264,9 @@ func TestCaseMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	other := *c
 	other.Name = "other"
 	_, err = rank.Open(ctx, out, explicit(t, 0, 1), &other, rank.Options{Scenarios: 2})
@@ -305,12 +316,14 @@ func TestBadInput(t *testing.T) {
 	if err := w.WriteScenario(ctx, gen(t, c, 1)); err != nil {
 		t.Fatalf("writer unusable after bad input: %v", err)
 	}
-	w.Close()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 	if got := checkInvariants(t, out); !reflect.DeepEqual(got, []int{1}) {
 		t.Fatalf("committed %v", got)
 	}
-	if left, _ := os.ReadDir(filepath.Join(out, layout.TempDir)); len(left) != 0 {
-		t.Errorf("bad input left %d temp files", len(left))
+	if left, err := os.ReadDir(filepath.Join(out, layout.TempDir)); err != nil || len(left) != 0 {
+		t.Errorf("bad input left %d temp files (%v)", len(left), err)
 	}
 }
 
@@ -334,7 +347,9 @@ func TestSignalInterrupts(t *testing.T) {
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
@@ -413,7 +428,9 @@ func TestWriterLease(t *testing.T) {
 	// The lease directory vanishes: every renewal fails from now on.
 	for _, p := range m.Paths() {
 		if strings.Contains(p, "/"+layout.LeaseDir+"/") {
-			_ = m.Remove(p)
+			if err := m.Remove(p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := m.Remove(layout.Join(out, layout.LeaseDir)); err != nil {
@@ -429,7 +446,9 @@ func TestWriterLease(t *testing.T) {
 	if got := w.Committed(); !reflect.DeepEqual(got, []int{0}) {
 		t.Fatalf("committed %v, want only scenario 0", got)
 	}
-	_ = w.Close()
+	if err := w.Close(); !errors.Is(err, lease.ErrExpired) {
+		t.Fatalf("Close after the lease lapsed: %v, want lease.ErrExpired", err)
+	}
 
 	// A writer closed normally leaves no lease.
 	m2 := vfs.NewMem()

@@ -1216,3 +1216,138 @@ func TestReportShowsTraining(t *testing.T) {
 	}
 	sameSnapshot(t, "merge-shards report --json", before, snapshot(t, out))
 }
+
+// forgeAttempt writes into out the training journal of a second attempt
+// of rank a.open.Rank, as if it had run there too: a copy of a's records
+// (open, iterations, close; checkpoints left out) by another writer,
+// attempt 1 of job, with every record's time moved by shift and iteration
+// k's rows changed by edit. It returns the forged iteration k.
+func forgeAttempt(t *testing.T, out string, a tjournal, job string, shift time.Duration, k int, edit func(*manifest.IterationInfo)) manifest.IterationInfo {
+	t.Helper()
+	writer := layout.NewWriterID(job, a.open.Rank, 1, layout.TrainingTag, []byte{0xf0, 0x0d, 0xca, 0xfe, 0x00, byte(a.open.Rank)}).String()
+	var recs []*manifest.Record
+	var forged *manifest.IterationInfo
+	for _, r := range readRecords(t, filepath.Join(out, layout.JournalDir, a.base)) {
+		if r.Checkpoint != nil {
+			continue
+		}
+		tm, err := time.Parse(time.RFC3339Nano, r.Time)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Time = tm.Add(shift).UTC().Format(manifest.TimeFormat)
+		r.Seq = int64(len(recs))
+		switch {
+		case r.Open != nil:
+			r.Open.Writer, r.Open.Attempt, r.Open.JobID = writer, 1, job
+		case r.Iteration != nil && r.Iteration.Iteration == k:
+			edit(r.Iteration)
+			forged = r.Iteration
+		}
+		recs = append(recs, r)
+	}
+	if forged == nil {
+		t.Fatalf("test setup: %s has no iteration %d", a.base, k)
+	}
+	writeRecords(t, layout.Join(out, layout.Journal(writer)), recs)
+	return *forged
+}
+
+// TestTrainingConflictKeepsTheLatest: two attempts of one rank recorded
+// the same iteration with different rows (the other iterations alike).
+// The merge must keep the copy recorded later (by journal time, whatever
+// the order of the journal files' names) in every training table, count
+// the other iterations as duplicates and this one as a conflict, and say
+// so in the report.
+func TestTrainingConflictKeepsTheLatest(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name      string
+		rank, k   int
+		job       string        // the forged attempt's job: "3800" sorts after attempt 0 of job 3800, "10000" before it
+		shift     time.Duration // of the forged attempt's records against the first attempt's
+		forgedWon bool
+	}{
+		{"root, later attempt named after", 0, trainK, "3800", time.Hour, true},
+		{"root, later attempt named before", 0, trainK, "10000", time.Hour, true},
+		{"root, earlier copy named after", 0, trainK, "3800", -time.Hour, false},
+		{"non-root, later attempt named after", 1, 3, "3800", time.Hour, true},
+		{"non-root, earlier copy named before", 1, 3, "10000", -time.Hour, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			out := t.TempDir()
+			launchJob(t, trainWorld, "3800", nil, trainArgs(out, trainK)...)
+			js := readTrainingJournals(t, out)
+			rec := recordedIterations(t, js)
+			if len(rec) != trainK*trainWorld {
+				t.Fatalf("test setup: %d (rank, iteration) records, want %d", len(rec), trainK*trainWorld)
+			}
+			var first *tjournal
+			for i := range js {
+				if js[i].open.Rank == c.rank {
+					first = &js[i]
+				}
+			}
+			if first == nil {
+				t.Fatalf("test setup: no training journal of rank %d", c.rank)
+			}
+			forged := forgeAttempt(t, out, *first, c.job, c.shift, c.k, func(it *manifest.IterationInfo) {
+				if cv := it.Convergence; cv != nil {
+					cv.LowerBound += 1234.5
+					cv.UpperBoundMean += 99.25
+					cv.CutsActive += 7
+					if cv.GapPercent != nil {
+						g := *cv.GapPercent / 2
+						cv.GapPercent = &g
+					}
+				}
+				it.Timing[0].ForwardWallMs += 777
+				it.Timing[len(it.Timing)-1].BackwardWallMs += 555
+				it.MPIRank.LPSolves += 5
+				it.MPIRank.IdleTimeMs += 3
+			})
+			key := [2]int{c.rank, c.k}
+			if reflect.DeepEqual(forged, rec[key]) {
+				t.Fatal("test setup: the forged iteration equals the first attempt's")
+			}
+			want := map[[2]int]manifest.IterationInfo{}
+			for k, v := range rec {
+				want[k] = v
+			}
+			if c.forgedWon {
+				want[key] = forged
+			}
+
+			rep := mergeJSON(t, 0, out)
+			tr, _ := rep["training"].(map[string]any)
+			if tr == nil {
+				t.Fatalf("no training section in the report: %v", rep)
+			}
+			if got := num(t, tr, "conflicting_iterations"); got != 1 {
+				t.Errorf("conflicting_iterations %d, want 1 (rank %d iteration %d)", got, c.rank, c.k)
+			}
+			if got := num(t, tr, "duplicate_iterations"); got != trainK-1 {
+				t.Errorf("duplicate_iterations %d, want %d (the forged attempt's identical iterations)", got, trainK-1)
+			}
+			if tr["status"] != merge.TrainingComplete || num(t, tr, "iterations") != trainK {
+				t.Errorf("training %v, want complete with %d iterations", tr, trainK)
+			}
+			mustExist(t, trainingSuccess(out))
+			// Every row of the three tables: the winner's for (rank, k),
+			// the only copy for the rest.
+			checkTrainingFiles(t, out, want)
+			if c.rank == 0 {
+				final := want[[2]int{0, trainK}].Convergence
+				if tr["final_lower_bound"] != final.LowerBound || tr["final_upper_bound_mean"] != final.UpperBoundMean {
+					t.Errorf("report final bounds %v / %v, the kept iteration %d has %v / %v", tr["final_lower_bound"], tr["final_upper_bound_mean"], trainK, final.LowerBound, final.UpperBoundMean)
+				}
+			}
+			r := mergeShards(t, "report", out)
+			wantExit(t, r, 0)
+			if want := "CONFLICT     1 training iterations recorded twice with different rows; kept the latest"; !strings.Contains(r.stdout, want) {
+				t.Errorf("report does not say %q:\n%s", want, r)
+			}
+		})
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -726,11 +728,14 @@ func TestPaddedPartitionIsVarchar(t *testing.T) {
 // TestNoStrayFilesInSimulationTree checks what the DuckDB glob would
 // otherwise trip over: under simulation/ the run leaves only
 // scenario_id=N/data.parquet files (a temp or zero-byte .parquet anywhere in
-// the tree breaks every **/*.parquet query).
+// the tree breaks every **/*.parquet query). An empty or incomplete tree
+// fails too: every entity of the case must have one file per scenario, or
+// the test proved nothing.
 func TestNoStrayFilesInSimulationTree(t *testing.T) {
 	t.Parallel()
 	run := demoRun(t)
 	root := filepath.Join(run.out, "simulation")
+	perEntity := map[string]int{} // entity directory -> data files
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -738,7 +743,10 @@ func TestNoStrayFilesInSimulationTree(t *testing.T) {
 		if d.IsDir() {
 			return nil
 		}
-		rel, _ := filepath.Rel(root, p)
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
 		dir, file := filepath.Split(filepath.ToSlash(rel))
 		part := filepath.Base(strings.TrimSuffix(dir, "/"))
 		if file != "data.parquet" || !strings.HasPrefix(part, "scenario_id=") {
@@ -750,10 +758,21 @@ func TestNoStrayFilesInSimulationTree(t *testing.T) {
 		} else if info.Size() == 0 {
 			t.Errorf("zero-byte simulation/%s", filepath.ToSlash(rel))
 		}
+		perEntity[path.Dir(strings.TrimSuffix(dir, "/"))]++
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for _, e := range run.cas.Entities() {
+		want[e] = runScenarios
+	}
+	if len(perEntity) == 0 {
+		t.Fatalf("no data files under %s: the run wrote nothing for this test to check", root)
+	}
+	if !reflect.DeepEqual(perEntity, want) {
+		t.Fatalf("data files per entity under %s: %v, want one per scenario of every entity of the case: %v", root, perEntity, want)
 	}
 }
 

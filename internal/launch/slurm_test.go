@@ -2,8 +2,11 @@ package launch
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -357,13 +360,23 @@ func hashFile(p string) (string, error) {
 
 // TestSubmitArraySweep: submit.sh --array with a sweep file runs one study
 // per array task (task i with line i+1 of the file appended to the rank
-// arguments) into OUT/task_i, each merged by its own merge task.
+// arguments) into OUT/task_i, each merged by its own merge task. Each line
+// sets a seed and a scenario count of its own (neither the other line's nor
+// the base arguments'), so every task must show exactly its line: the
+// scenario count in its journals' open records and its merged manifest,
+// and the seed in its data, byte-identical to one process run with that
+// line's arguments.
 func TestSubmitArraySweep(t *testing.T) {
 	needCluster(t)
 	dir := t.TempDir()
 	base := filepath.Join(dir, "sweep")
 	sweep := filepath.Join(dir, "seeds.txt")
-	if err := os.WriteFile(sweep, []byte("--seed 7\n--seed 8\n"), 0o644); err != nil {
+	lines := []struct{ seed, scenarios int }{{7, 4}, {8, 5}}
+	var text strings.Builder
+	for _, l := range lines {
+		fmt.Fprintf(&text, "--seed %d --scenarios %d\n", l.seed, l.scenarios)
+	}
+	if err := os.WriteFile(sweep, []byte(text.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	args := []string{"-n", "2", "--array", "0-1", "--sweep", sweep, base, "--", "--case", "demo", "--scenarios", "6", "--quiet"}
@@ -376,8 +389,7 @@ func TestSubmitArraySweep(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // polling the controller: there is nothing to block on
 	}
-	var index [2][]byte
-	for task, seed := range []string{"7", "8"} {
+	for task, line := range lines {
 		out := filepath.Join(base, fmt.Sprintf("task_%d", task))
 		log := readLog(t, filepath.Join(base+".slurm", fmt.Sprintf("merge-%s_%d.out", mergeID, task)))
 		if !strings.Contains(log, "COMPLETE after round 1: "+out) {
@@ -386,19 +398,62 @@ func TestSubmitArraySweep(t *testing.T) {
 		if r := mergeShards(t, "verify", "--full", out); r.code != 0 {
 			t.Errorf("verify %s: exit %d\n%s", out, r.code, r.stderr)
 		}
-		for _, j := range readJournals(t, out) {
+		js := readJournals(t, out)
+		if len(js) != 2 {
+			t.Errorf("task %d: %d journals, want one per rank (2)", task, len(js))
+		}
+		for _, j := range js {
 			if j.open.JobID == "" || j.open.World != 2 {
 				t.Errorf("%s: job %q world %d, want an array task's job id and world 2", j.path, j.open.JobID, j.open.World)
 			}
+			if j.open.Scenarios != line.scenarios {
+				t.Errorf("task %d: %s was opened for %d scenarios, want %d: the task did not run sweep line %d (--seed %d --scenarios %d)",
+					task, filepath.Base(j.path), j.open.Scenarios, line.scenarios, task+1, line.seed, line.scenarios)
+			}
 		}
-		b, err := os.ReadFile(filepath.Join(out, layout.SimDir, layout.IndexName))
+		var man struct {
+			Scenarios manifest.ScenarioCounts `json:"scenarios"`
+		}
+		b, err := os.ReadFile(filepath.Join(out, layout.SimDir, layout.ManifestName))
+		if err == nil {
+			err = json.Unmarshal(b, &man)
+		}
+		if err != nil {
+			t.Fatalf("task %d: %v", task, err)
+		}
+		if man.Scenarios.Total != line.scenarios || man.Scenarios.Completed != line.scenarios {
+			t.Errorf("task %d: merged manifest has scenarios %+v, want sweep line %d's %d, all completed", task, man.Scenarios, task+1, line.scenarios)
+		}
+		got, err := os.ReadFile(filepath.Join(out, layout.SimDir, layout.IndexName))
 		if err != nil {
 			t.Fatal(err)
 		}
-		index[task] = b
-		t.Logf("task %d (--seed %s): %d bytes of index", task, seed, len(b))
+		want := sweepReference(t, "--case", "demo", "--quiet", "--seed", strconv.Itoa(line.seed), "--scenarios", strconv.Itoa(line.scenarios))
+		if !bytes.Equal(got, want) {
+			t.Errorf("task %d: %s differs from one process run with sweep line %d (--seed %d --scenarios %d):\n%s",
+				task, layout.IndexName, task+1, line.seed, line.scenarios, firstDiff(got, want))
+		}
 	}
-	if bytes.Equal(index[0], index[1]) {
-		t.Error("the two sweep tasks wrote the same data: the sweep lines were not applied")
+}
+
+// sweepReference is the integrity index of a study that one simrank
+// process (--rank 0 --world 1) writes with args, merged.
+func sweepReference(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "reference")
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, simrankBin, append([]string{"--out", out, "--rank", "0", "--world", "1"}, args...)...)
+	cmd.Env = cleanEnv()
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("reference run %v: %v\n%s", args, err, b)
 	}
+	if r := mergeShards(t, out); r.code != 0 {
+		t.Fatalf("reference merge of %v: exit %d\n%s", args, r.code, r.stderr)
+	}
+	b, err := os.ReadFile(filepath.Join(out, layout.SimDir, layout.IndexName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
