@@ -225,7 +225,7 @@ func (s *state) readJournals(ctx context.Context) error {
 				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
 				j.tail = r.Commit.Files
 			case r.Iteration != nil:
-				j.iterations = append(j.iterations, iterRec{time: r.Time, info: r.Iteration})
+				j.iterations = append(j.iterations, iterRec{time: r.Time, writer: j.open.Writer, seq: r.Seq, info: r.Iteration})
 			case r.Checkpoint != nil:
 				j.checkpoints = append(j.checkpoints, ckptRec{rel: j.rel, time: r.Time, seq: r.Seq, info: r.Checkpoint})
 				j.tail = nil

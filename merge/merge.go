@@ -294,6 +294,13 @@ func (r *Report) Human() string {
 		}
 		if t.Conflicts > 0 {
 			fmt.Fprintf(&b, "  CONFLICT     %d training iterations recorded twice with different rows; kept the latest\n", t.Conflicts)
+			for i, c := range t.Conflicted {
+				if i == 20 {
+					fmt.Fprintf(&b, "               ... and %d more (--json lists them all)\n", len(t.Conflicted)-i)
+					break
+				}
+				fmt.Fprintf(&b, "               rank %d iteration %d: kept %s, not %s\n", c.Rank, c.Iteration, c.Winner, c.Loser)
+			}
 		}
 		if p := t.Policy; p != nil {
 			if p.Iteration > 0 {

@@ -29,8 +29,32 @@ const (
 
 // iterRec is one durable iteration record of one journal.
 type iterRec struct {
-	time string
-	info *manifest.IterationInfo
+	time   string
+	writer string // the journal's writer id
+	seq    int64
+	info   *manifest.IterationInfo
+}
+
+// later reports whether r was recorded after o: by time, then (equal
+// times) by writer id and sequence, as commits are, so that the choice
+// never depends on the order journals were read in.
+func (r iterRec) later(o iterRec) bool {
+	if d := cmpTime(r.time, o.time); d != 0 {
+		return d > 0
+	}
+	if r.writer != o.writer {
+		return r.writer > o.writer
+	}
+	return r.seq > o.seq
+}
+
+// TrainingConflict is one (rank, iteration) recorded twice with different
+// rows: the merge kept Winner's (the latest).
+type TrainingConflict struct {
+	Rank      int    `json:"rank"`
+	Iteration int    `json:"iteration"`
+	Winner    string `json:"winner"`
+	Loser     string `json:"loser"`
 }
 
 // TrainingReport is the training part of a merge report.
@@ -46,6 +70,8 @@ type TrainingReport struct {
 	GapPercent  *float64 `json:"final_gap_percent,omitempty"`
 	Duplicates  int      `json:"duplicate_iterations"`
 	Conflicts   int      `json:"conflicting_iterations"`
+	// Conflicted names each conflict, by rank and iteration.
+	Conflicted []TrainingConflict `json:"conflicts,omitempty"`
 	// Policy is the checkpoint the merged policy/ comes from (nil when
 	// no rank recorded a checkpoint).
 	Policy *PolicyReport `json:"policy,omitempty"`
@@ -92,9 +118,12 @@ func (s *state) analyzeTraining() {
 				tr.Duplicates++
 			default:
 				tr.Conflicts++
-				if cmpTime(it.time, prev.time) > 0 {
+				win, lose := prev, it
+				if it.later(prev) {
 					t.chosen[k] = it
+					win, lose = it, prev
 				}
+				tr.Conflicted = append(tr.Conflicted, TrainingConflict{Rank: k[0], Iteration: k[1], Winner: win.writer, Loser: lose.writer})
 			}
 		}
 	}

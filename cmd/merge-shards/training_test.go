@@ -1273,6 +1273,10 @@ func TestTrainingConflictKeepsTheLatest(t *testing.T) {
 		{"root, earlier copy named after", 0, trainK, "3800", -time.Hour, false},
 		{"non-root, later attempt named after", 1, 3, "3800", time.Hour, true},
 		{"non-root, earlier copy named before", 1, 3, "10000", -time.Hour, false},
+		// Recorded at the same instant: the writer id decides, as for
+		// simulation commits (never the order the journals were read in).
+		{"tie, forged writer id sorts after", 0, trainK, "3800", 0, true},
+		{"tie, forged writer id sorts before", 1, 3, "10000", 0, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -1327,6 +1331,15 @@ func TestTrainingConflictKeepsTheLatest(t *testing.T) {
 			if got := num(t, tr, "conflicting_iterations"); got != 1 {
 				t.Errorf("conflicting_iterations %d, want 1 (rank %d iteration %d)", got, c.rank, c.k)
 			}
+			cs, _ := tr["conflicts"].([]any)
+			if len(cs) != 1 {
+				t.Fatalf("conflicts %v, want one naming rank %d iteration %d", tr["conflicts"], c.rank, c.k)
+			}
+			named, _ := cs[0].(map[string]any)
+			if num(t, named, "rank") != c.rank || num(t, named, "iteration") != c.k || (named["winner"] != first.open.Writer) == !c.forgedWon ||
+				(named["loser"] == first.open.Writer) == !c.forgedWon {
+				t.Errorf("conflict %v: want rank %d iteration %d, the forged attempt winning: %v (first attempt %s)", named, c.rank, c.k, c.forgedWon, first.open.Writer)
+			}
 			if got := num(t, tr, "duplicate_iterations"); got != trainK-1 {
 				t.Errorf("duplicate_iterations %d, want %d (the forged attempt's identical iterations)", got, trainK-1)
 			}
@@ -1345,6 +1358,9 @@ func TestTrainingConflictKeepsTheLatest(t *testing.T) {
 			}
 			r := mergeShards(t, "report", out)
 			wantExit(t, r, 0)
+			if want := fmt.Sprintf("rank %d iteration %d: kept %s", c.rank, c.k, named["winner"]); !strings.Contains(r.stdout, want) {
+				t.Errorf("report does not say %q:\n%s", want, r)
+			}
 			if want := "CONFLICT     1 training iterations recorded twice with different rows; kept the latest"; !strings.Contains(r.stdout, want) {
 				t.Errorf("report does not say %q:\n%s", want, r)
 			}
