@@ -73,12 +73,16 @@ func Publish(dirs *vfs.Dirs, out string, files []manifest.FileRecord) error {
 		if manifest.FormatXXH64(info.XXH64) != f.XXH64 || info.Bytes != f.Bytes {
 			return &ConflictError{Path: f.Path, Want: f.XXH64, Have: manifest.FormatXXH64(info.XXH64)}
 		}
-		// Same bytes are already in place: the temp copy is redundant.
-		if rerr := fsys.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			return rerr
-		}
+		// Same bytes are already in place: the temp copy is redundant,
+		// but it is removed only once the final name is durable. Another
+		// writer's fsync of the shared _shards/tmp could make the removal
+		// durable before the final name otherwise, and a power cut would
+		// then leave the file under neither name.
 		if err := Resync(dirs, out, []manifest.FileRecord{f}); err != nil {
 			return err
+		}
+		if rerr := fsys.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			return rerr
 		}
 	}
 	return nil
