@@ -12,13 +12,27 @@ const RecordIteration = "iteration"
 // TrainingConfig is what the root rank records about the training run in
 // its open record (training/metadata.json "configuration").
 type TrainingConfig struct {
-	Seed          uint64  `json:"seed"`
-	MaxIterations int     `json:"max_iterations"`
-	ForwardPasses int     `json:"forward_passes"`
-	StoppingMode  string  `json:"stopping_mode"` // e.g. "iteration_limit", "gap"
-	PolicyMode    string  `json:"policy_mode"`   // e.g. "fresh", "warm_start"
-	GapTolerance  float64 `json:"gap_tolerance_percent,omitempty"`
+	Seed          uint64 `json:"seed"`
+	MaxIterations int    `json:"max_iterations"`
+	ForwardPasses int    `json:"forward_passes"`
+	// StoppingMode is how the solver's stopping rules combine, as Cobre's
+	// configuration.stopping_mode: StoppingAny (stop when one rule is
+	// met; "" means it too) or StoppingAll (when every rule is). It is not
+	// why training stopped: that is the termination reason of the root's
+	// close record (rank.TrainingWriter.CloseTerminated), which the merge
+	// writes to metadata.json convergence.termination_reason. Journals of
+	// earlier releases recorded a rule name here ("iteration_limit",
+	// "gap"); the merge writes any value but "all" as "any".
+	StoppingMode string  `json:"stopping_mode"`
+	PolicyMode   string  `json:"policy_mode"` // e.g. "fresh", "warm_start"
+	GapTolerance float64 `json:"gap_tolerance_percent,omitempty"`
 }
+
+// Values of configuration.stopping_mode in training/metadata.json (Cobre's).
+const (
+	StoppingAny = "any" // training stops when any stopping rule is met
+	StoppingAll = "all" // training stops when every stopping rule is met
+)
 
 // IterationInfo is one rank's durable record of one completed training
 // iteration. Rows use the column names of the training tables (see
@@ -110,7 +124,7 @@ type TrainingConfigDoc struct {
 	Seed          uint64 `json:"seed"`
 	MaxIterations int    `json:"max_iterations"`
 	ForwardPasses int    `json:"forward_passes"`
-	StoppingMode  string `json:"stopping_mode"`
+	StoppingMode  string `json:"stopping_mode"` // StoppingAny or StoppingAll, never a termination reason
 	PolicyMode    string `json:"policy_mode"`
 }
 
@@ -125,8 +139,10 @@ type ProblemDimensions struct {
 
 // IterationCounts is metadata.json "iterations".
 type IterationCounts struct {
-	Completed   int  `json:"completed"`
-	ConvergedAt *int `json:"converged_at,omitempty"`
+	Completed int `json:"completed"`
+	// ConvergedAt is the iteration at which training converged; Cobre
+	// always writes the key, null when the run did not converge.
+	ConvergedAt *int `json:"converged_at"`
 }
 
 // ConvergenceDoc is metadata.json "convergence".

@@ -18,14 +18,22 @@ import (
 	"github.com/hydroshard/hydroshard/shard"
 )
 
-// codesVersion is the "version" of codes.json.
-const codesVersion = 1
+// The dictionaries are Cobre's (cobre-io 0.5.x, the files its output
+// writer emits under training/dictionaries/; docs/cobre.md): the same
+// headers, row orders, type names, unit strings, code tables and JSON
+// shapes, so that a notebook written against Cobre's output reads
+// hydroshard's and gets the same answers. The differences that remain are
+// listed in the README ("Differences from Cobre").
+
+// dictVersion is the "version" of codes.json and state_dictionary.json:
+// Cobre writes the string "1.0".
+const dictVersion = "1.0"
 
 // entitiesHeader is the header of entities.csv.
 var entitiesHeader = []string{"entity_type_code", "entity_id", "name", "bus_id", "system_id"}
 
 // variablesHeader is the header of variables.csv.
-var variablesHeader = []string{"schema", "column_name", "arrow_type", "nullable", "unit", "description"}
+var variablesHeader = []string{"file", "column", "type", "unit", "description", "nullable"}
 
 // dictFile is one dictionary file: its name relative to layout.DictDir
 // and its complete contents.
@@ -102,7 +110,7 @@ func (d codesDoc) MarshalJSON() ([]byte, error) {
 		b.Write(v)
 	}
 	b.WriteString(`{"version":`)
-	b.WriteString(strconv.Itoa(codesVersion))
+	str(dictVersion)
 	b.WriteString(`,"generated_at":`)
 	str(d.generatedAt)
 	for _, set := range shard.CodeSets {
@@ -131,68 +139,51 @@ func (d codesDoc) MarshalJSON() ([]byte, error) {
 // ---------------------------------------------------------------------------
 // entities.csv
 
-// entity is one row of entities.csv; bus and system are empty for entities
-// attached to no bus (generic constraints).
+// entity is one row of entities.csv.
 type entity struct {
-	typ         int8
-	id          int32
-	name        string
-	bus, system string
+	typ  int8
+	id   int32
+	name string
+	bus  int32
 }
 
-// caseEntities lists every entity of the case ordered by entity type code,
-// then id. Buses carry their own id and system; hydros, thermals, pumping
-// stations, contracts and non-controllables their bus and its system;
-// lines their source bus (direct flow runs source -> target) and its
-// system; generic constraints neither (empty fields, which DuckDB reads as
-// NULL; so would it read an empty name).
+// caseEntities lists the entities of entities.csv ordered by entity type
+// code, then id, as Cobre does: hydros (0), thermals (1), buses (2), lines
+// (3), pumping stations (4), contracts (5), non-controllable sources (7).
+// A bus carries its own id as bus_id; a line -1 (it joins two buses);
+// every other entity its bus. Generic constraints have no entity type
+// code, in Cobre or here, and no row.
 func caseEntities(c *manifest.Case) ([]entity, error) {
-	system := make(map[int32]int32, len(c.Buses))
-	for _, b := range c.Buses {
-		system[b.ID] = b.SystemID
-	}
-	itoa := func(v int32) string { return strconv.FormatInt(int64(v), 10) }
 	var out []entity
-	add := func(typ int8, id int32, name string, bus int32, hasBus bool) error {
-		if err := checkName(name); err != nil {
-			label, _ := codeLabel(shard.CodeSetEntityType, typ)
-			return fmt.Errorf("%s %d: name %q: %w", label, id, name, err)
-		}
-		e := entity{typ: typ, id: id, name: name}
-		if hasBus {
-			sys, ok := system[bus]
-			if !ok {
-				return fmt.Errorf("entity %d refers to bus %d, which is not in the case", id, bus)
-			}
-			e.bus, e.system = itoa(bus), itoa(sys)
-		}
-		out = append(out, e)
-		return nil
-	}
 	var err error
-	for _, b := range c.Buses {
-		err = errors.Join(err, add(shard.EntityBus, b.ID, b.Name, b.ID, true))
+	add := func(typ int8, id int32, name string, bus int32) {
+		if e := checkName(name); e != nil {
+			label, _ := codeLabel(shard.CodeSetEntityType, typ)
+			err = errors.Join(err, fmt.Errorf("%s %d: name %q: %w", label, id, name, e))
+			return
+		}
+		out = append(out, entity{typ: typ, id: id, name: name, bus: bus})
 	}
 	for _, h := range c.Hydros {
-		err = errors.Join(err, add(shard.EntityHydro, h.ID, h.Name, h.BusID, true))
+		add(shard.EntityHydro, h.ID, h.Name, h.BusID)
 	}
 	for _, t := range c.Thermals {
-		err = errors.Join(err, add(shard.EntityThermal, t.ID, t.Name, t.BusID, true))
+		add(shard.EntityThermal, t.ID, t.Name, t.BusID)
+	}
+	for _, b := range c.Buses {
+		add(shard.EntityBus, b.ID, b.Name, b.ID)
 	}
 	for _, l := range c.Lines {
-		err = errors.Join(err, add(shard.EntityLine, l.ID, l.Name, l.SourceBusID, true))
+		add(shard.EntityLine, l.ID, l.Name, -1)
 	}
 	for _, p := range c.PumpingStations {
-		err = errors.Join(err, add(shard.EntityPumpingStation, p.ID, p.Name, p.BusID, true))
+		add(shard.EntityPumpingStation, p.ID, p.Name, p.BusID)
 	}
 	for _, k := range c.Contracts {
-		err = errors.Join(err, add(shard.EntityContract, k.ID, k.Name, k.BusID, true))
+		add(shard.EntityContract, k.ID, k.Name, k.BusID)
 	}
 	for _, n := range c.NonControllables {
-		err = errors.Join(err, add(shard.EntityNonControllable, n.ID, n.Name, n.BusID, true))
-	}
-	for _, g := range c.GenericConstraints {
-		err = errors.Join(err, add(shard.EntityGenericConstraint, g.ID, g.Name, 0, false))
+		add(shard.EntityNonControllable, n.ID, n.Name, n.BusID)
 	}
 	if err != nil {
 		return nil, err
@@ -239,6 +230,10 @@ func codeLabel(set string, v int8) (string, bool) {
 	return s.Label(v)
 }
 
+// cobreSystemID is entities.csv's system_id: Cobre models one system and
+// writes 0 on every row (the case's per-bus system_id is not written).
+const cobreSystemID = "0"
+
 func entitiesCSV(c *manifest.Case) ([]byte, error) {
 	ents, err := caseEntities(c)
 	if err != nil {
@@ -248,7 +243,8 @@ func entitiesCSV(c *manifest.Case) ([]byte, error) {
 	w := csv.NewWriter(&b)
 	_ = w.Write(entitiesHeader) // a bytes.Buffer never fails; Flush reports errors
 	for _, e := range ents {
-		_ = w.Write([]string{strconv.Itoa(int(e.typ)), strconv.FormatInt(int64(e.id), 10), e.name, e.bus, e.system})
+		_ = w.Write([]string{strconv.Itoa(int(e.typ)), strconv.FormatInt(int64(e.id), 10), e.name,
+			strconv.FormatInt(int64(e.bus), 10), cobreSystemID})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -260,28 +256,85 @@ func entitiesCSV(c *manifest.Case) ([]byte, error) {
 // ---------------------------------------------------------------------------
 // variables.csv
 
-// arrowTypeNames spells Arrow types as testdata/columns.csv does.
-var arrowTypeNames = map[arrow.Type]string{
-	arrow.INT8:    "Int8",
-	arrow.INT32:   "Int32",
-	arrow.INT64:   "Int64",
-	arrow.FLOAT64: "Float64",
-	arrow.BOOL:    "Boolean",
+// variablesFiles are the schemas variables.csv lists, in Cobre's order,
+// each under Cobre's short name (its "file" column). bounds.parquet, the
+// dictionary's own table, is not listed, as in Cobre (its schema is in
+// docs/tables.md).
+var variablesFiles = []struct {
+	file  string
+	table *shard.Table
+}{
+	{"costs", shard.Costs},
+	{"hydros", shard.Hydros},
+	{"thermals", shard.Thermals},
+	{"exchanges", shard.Exchanges},
+	{"buses", shard.Buses},
+	{"pumping_stations", shard.PumpingStations},
+	{"contracts", shard.Contracts},
+	{"non_controllables", shard.NonControllables},
+	{"inflow_lags", shard.InflowLags},
+	{"generic_violations", shard.GenericViolations},
+	{"convergence", shard.Convergence},
+	{"iteration_timing", shard.TimingIterations},
+	{"rank_timing", shard.TimingMPIRanks},
 }
 
-// variablesCSV lists every column of every Parquet table of
-// shard.AllTables, tables in registry order and columns in file order.
+// variablesTypeNames spells Arrow types as Cobre's variables.csv does
+// (Rust's names).
+var variablesTypeNames = map[arrow.Type]string{
+	arrow.INT8:    "i8",
+	arrow.INT32:   "i32",
+	arrow.INT64:   "i64",
+	arrow.FLOAT64: "f64",
+	arrow.BOOL:    "bool",
+}
+
+// cobreUnits holds Cobre's unit string where it differs from the
+// registry's (shard.Column.Unit, the physical unit documented in
+// docs/tables.md): variables.csv carries Cobre's strings
+// (docs/cobre-units.csv), so that a notebook labels and filters columns
+// as it does on Cobre's output. Several of Cobre's strings are empty where
+// the column has a unit, and three look wrong (spot_price and
+// pumped_flow_m3s in MW, price_per_mwh in $); they are copied as they are.
+// One is not: Cobre labels pumped_volume_hm3 m3/s, evidently wrong for a
+// volume (it is pumped_flow_m3s x hours x 3600 / 1e6), and variables.csv
+// says hm3 there, the registry's unit.
+var cobreUnits = map[[2]string]string{
+	{"costs", "discount_factor"}:             "",
+	{"buses", "spot_price"}:                  "MW",
+	{"pumping_stations", "pumped_flow_m3s"}:  "MW",
+	{"contracts", "price_per_mwh"}:           "$",
+	{"convergence", "lower_bound"}:           "",
+	{"convergence", "upper_bound_mean"}:      "",
+	{"convergence", "upper_bound_std"}:       "",
+	{"convergence", "gap_percent"}:           "",
+	{"iteration_timing", "forward_wall_ms"}:  "",
+	{"iteration_timing", "backward_wall_ms"}: "",
+	{"iteration_timing", "cut_sync_ms"}:      "",
+	{"iteration_timing", "lower_bound_ms"}:   "",
+}
+
+// variableUnit is the unit variables.csv gives a column of a file.
+func variableUnit(file string, col shard.Column) string {
+	if u, ok := cobreUnits[[2]string{file, col.Name}]; ok {
+		return u
+	}
+	return col.Unit
+}
+
+// variablesCSV lists every column of every schema of variablesFiles,
+// schemas in that order and columns in file order.
 func variablesCSV() ([]byte, error) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	_ = w.Write(variablesHeader)
-	for _, t := range shard.AllTables {
-		for _, col := range t.Columns {
-			typ, ok := arrowTypeNames[col.Type.ID()]
+	for _, f := range variablesFiles {
+		for _, col := range f.table.Columns {
+			typ, ok := variablesTypeNames[col.Type.ID()]
 			if !ok {
-				return nil, fmt.Errorf("%s.%s: Arrow type %s has no variables.csv spelling", t.Name, col.Name, col.Type)
+				return nil, fmt.Errorf("%s.%s: Arrow type %s has no variables.csv spelling", f.table.Name, col.Name, col.Type)
 			}
-			_ = w.Write([]string{t.Name, col.Name, typ, strconv.FormatBool(col.Nullable), col.Unit, col.Doc})
+			_ = w.Write([]string{f.file, col.Name, typ, variableUnit(f.file, col), col.Doc, strconv.FormatBool(col.Nullable)})
 		}
 	}
 	w.Flush()
@@ -294,82 +347,99 @@ func variablesCSV() ([]byte, error) {
 // ---------------------------------------------------------------------------
 // bounds.parquet
 
-// boundValues returns, per bound type code, the case's static value of
-// that bound for each entity id of its entity type. The case's limits do
-// not vary by stage or block: every stage gets the same value and
-// block_id is null.
-func boundValues(c *manifest.Case) map[int8]map[int32]float64 {
-	m := map[int8]map[int32]float64{}
-	set := func(code int8, id int32, v float64) {
-		if m[code] == nil {
-			m[code] = map[int32]float64{}
-		}
-		m[code][id] = v
-	}
-	for _, h := range c.Hydros {
-		set(shard.BoundStorageMin, h.ID, h.StorageMinHm3)
-		set(shard.BoundStorageMax, h.ID, h.StorageMaxHm3)
-		set(shard.BoundTurbinedMax, h.ID, h.TurbinedMaxM3s)
-	}
-	for _, t := range c.Thermals {
-		set(shard.BoundThermalGenerationMax, t.ID, t.CapacityMW)
-	}
-	for _, l := range c.Lines {
-		set(shard.BoundLineCapacity, l.ID, l.CapacityMW)
-	}
-	for _, p := range c.PumpingStations {
-		set(shard.BoundPumpedFlowMax, p.ID, p.MaxFlowM3s)
-	}
-	for _, k := range c.Contracts {
-		set(shard.BoundContractPowerMax, k.ID, k.MaxMW)
-	}
-	for _, n := range c.NonControllables {
-		set(shard.BoundNonControllableCapacity, n.ID, n.CapacityMW)
-	}
-	return m
+// boundedEntity is one entity of bounds.parquet and the value of each of
+// its entity type's bounds (shard.EntityBounds) from the case. The case's
+// limits do not vary by stage or block: every stage gets the same value
+// and block_id is null.
+type boundedEntity struct {
+	typ    int8
+	id     int32
+	values map[int8]float64 // bound type code -> value
 }
 
-// caseBounds returns the rows of bounds.parquet: for every entity (by
-// entity type code, then id), every stage and every bound type of the
-// entity's type (in code order), the bound if shard.BoundType.Listed says
-// it differs from its type's default.
+// caseBoundedEntities lists the entities that have bounds, with their
+// values, in no particular order.
+func caseBoundedEntities(c *manifest.Case) []boundedEntity {
+	var out []boundedEntity
+	add := func(typ int8, id int32, kv ...float64) {
+		e := boundedEntity{typ: typ, id: id, values: map[int8]float64{}}
+		for i := 0; i+1 < len(kv); i += 2 {
+			e.values[int8(kv[i])] = kv[i+1]
+		}
+		out = append(out, e)
+	}
+	for _, h := range c.Hydros {
+		add(shard.EntityHydro, h.ID,
+			float64(shard.BoundStorageMin), h.StorageMinHm3,
+			float64(shard.BoundStorageMax), h.StorageMaxHm3,
+			float64(shard.BoundTurbinedMin), 0,
+			float64(shard.BoundTurbinedMax), h.TurbinedMaxM3s,
+			float64(shard.BoundOutflowMin), 0,
+			float64(shard.BoundGenerationMin), 0,
+			float64(shard.BoundGenerationMax), h.Productivity*h.TurbinedMaxM3s)
+	}
+	for _, t := range c.Thermals {
+		add(shard.EntityThermal, t.ID, float64(shard.BoundGenerationMin), 0, float64(shard.BoundGenerationMax), t.CapacityMW)
+	}
+	for _, l := range c.Lines {
+		add(shard.EntityLine, l.ID, float64(shard.BoundFlowMin), 0, float64(shard.BoundFlowMax), l.CapacityMW)
+	}
+	for _, p := range c.PumpingStations {
+		add(shard.EntityPumpingStation, p.ID, float64(shard.BoundFlowMin), 0, float64(shard.BoundFlowMax), p.MaxFlowM3s)
+	}
+	for _, k := range c.Contracts {
+		add(shard.EntityContract, k.ID, float64(shard.BoundFlowMin), 0, float64(shard.BoundFlowMax), k.MaxMW)
+	}
+	return out
+}
+
+// caseBounds returns the rows of bounds.parquet, as Cobre writes them:
+// every bound of shard.EntityBounds for every entity of its type and every
+// stage, defaults included; ordered by entity type (in the order of
+// shard.EntityBounds: hydro, thermal, line, pumping station, contract),
+// entity id, stage, bound type.
 func caseBounds(c *manifest.Case) (*shard.BoundsRows, error) {
-	values := boundValues(c)
-	byEntity := map[int8][]shard.BoundType{}
-	for _, bt := range shard.BoundTypes {
-		byEntity[bt.EntityType] = append(byEntity[bt.EntityType], bt)
+	var typeOrder []int8
+	byType := map[int8][]shard.EntityBound{}
+	for _, eb := range shard.EntityBounds {
+		if byType[eb.EntityType] == nil {
+			typeOrder = append(typeOrder, eb.EntityType)
+		}
+		byType[eb.EntityType] = append(byType[eb.EntityType], eb)
 	}
-	for _, bts := range byEntity {
-		slices.SortFunc(bts, func(a, b shard.BoundType) int { return int(a.Code) - int(b.Code) })
-	}
-	ents, err := caseEntities(c)
-	if err != nil {
-		return nil, err
-	}
-	rows := &shard.BoundsRows{}
+	ents := caseBoundedEntities(c)
+	slices.SortStableFunc(ents, func(a, b boundedEntity) int {
+		if a.typ != b.typ {
+			return slices.Index(typeOrder, a.typ) - slices.Index(typeOrder, b.typ)
+		}
+		return cmpInt32(a.id, b.id)
+	})
+	n := 0
 	for _, e := range ents {
-		for _, bt := range byEntity[e.typ] {
-			if _, ok := values[bt.Code][e.id]; !ok {
-				return nil, fmt.Errorf("bound type %d (%s): no case value for entity %d of type %d", bt.Code, bt.Label, e.id, e.typ)
+		if len(e.values) != len(byType[e.typ]) {
+			return nil, fmt.Errorf("entity type %d: %d bound values for %d bound types", e.typ, len(e.values), len(byType[e.typ]))
+		}
+		for _, eb := range byType[e.typ] {
+			if _, ok := e.values[eb.BoundType]; !ok {
+				return nil, fmt.Errorf("bound type %d: no case value for entity %d of type %d", eb.BoundType, e.id, e.typ)
 			}
 		}
+		n += len(byType[e.typ]) * c.Stages
+	}
+	rows := &shard.BoundsRows{
+		EntityTypeCode: make([]int8, 0, n), EntityID: make([]int32, 0, n), StageID: make([]int32, 0, n),
+		BoundTypeCode: make([]int8, 0, n), BoundValue: make([]float64, 0, n),
+	}
+	for _, e := range ents {
 		for stage := range int32(c.Stages) {
-			for _, bt := range byEntity[e.typ] {
-				v := values[bt.Code][e.id]
-				if !bt.Listed(v) {
-					continue
-				}
+			for _, eb := range byType[e.typ] {
 				rows.EntityTypeCode = append(rows.EntityTypeCode, e.typ)
 				rows.EntityID = append(rows.EntityID, e.id)
 				rows.StageID = append(rows.StageID, stage)
-				rows.BoundTypeCode = append(rows.BoundTypeCode, bt.Code)
-				rows.BoundValue = append(rows.BoundValue, v)
+				rows.BoundTypeCode = append(rows.BoundTypeCode, eb.BoundType)
+				rows.BoundValue = append(rows.BoundValue, e.values[eb.BoundType])
 			}
 		}
-	}
-	if rows.EntityTypeCode == nil { // zero rows: every column must still be a (empty) slice
-		rows.EntityTypeCode, rows.EntityID, rows.StageID = []int8{}, []int32{}, []int32{}
-		rows.BoundTypeCode, rows.BoundValue = []int8{}, []float64{}
 	}
 	// BlockID stays {Values: nil}: every bound applies to the whole stage
 	// (null block_id).
@@ -381,8 +451,12 @@ func boundsParquet(c *manifest.Case) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	tr := shard.TableRows{Table: shard.Bounds, Rows: rows}
+	if err := shard.CheckValues(c, tr); err != nil { // the registry's own codes and finite values
+		return nil, err
+	}
 	var b bytes.Buffer
-	if _, err := shard.NewEncoder().Encode(&b, shard.TableRows{Table: shard.Bounds, Rows: rows}, c); err != nil {
+	if _, err := shard.NewEncoder().Encode(&b, tr, c); err != nil {
 		return nil, err
 	}
 	return b.Bytes(), nil
@@ -391,52 +465,41 @@ func boundsParquet(c *manifest.Case) ([]byte, error) {
 // ---------------------------------------------------------------------------
 // state_dictionary.json
 
-// storageState is one storage entry of state_dictionary.json.
-type storageState struct {
-	HydroID        int32  `json:"hydro_id"`
-	DimensionIndex int    `json:"dimension_index"`
-	Unit           string `json:"unit"`
-}
-
-// inflowLagState is one inflow-lag entry of state_dictionary.json.
-type inflowLagState struct {
-	HydroID        int32  `json:"hydro_id"`
-	LagIndex       int    `json:"lag_index"`
-	DimensionIndex int    `json:"dimension_index"`
-	Unit           string `json:"unit"`
+// stateVariable is one entry of state_dictionary.json's state_variables:
+// Cobre's keys, in Cobre's order; lag_index only on inflow lags.
+type stateVariable struct {
+	Type       string `json:"type"`        // "storage" or "inflow_lag"
+	EntityType string `json:"entity_type"` // "hydro"
+	EntityID   int32  `json:"entity_id"`
+	LagIndex   *int   `json:"lag_index,omitempty"`
+	Unit       string `json:"unit"` // "hm3" or "m3/s"
 }
 
 // stateDictionaryDoc is state_dictionary.json: which hydro quantity each
-// dimension of the policy's state vector (the cut coefficients) is.
+// dimension of the policy's state vector (the cut coefficients) is. The
+// array index of an entry is its dimension.
 type stateDictionaryDoc struct {
-	StateDimension  int              `json:"state_dimension"`
-	StorageStates   []storageState   `json:"storage_states"`
-	InflowLagStates []inflowLagState `json:"inflow_lag_states"`
+	Version        string          `json:"version"`
+	StateVariables []stateVariable `json:"state_variables"`
 }
 
-// stateDictionary lays out the state vector: storages first (hydros in id
-// order, dimensions 0..H-1), then inflow lags hydro-major (hydros in id
-// order, lags 1..InflowLagOrder), dimensions H..N-1.
+// stateDictionary lays out the state vector as Cobre does: one storage per
+// hydro (hydros in id order, dimensions 0..H-1), then each hydro's inflow
+// lags 1..InflowLagOrder, hydro-major (dimensions H..N-1). Its length is
+// c.StateDimension(), the policy's state_dimension; policy.Open checks it.
 func stateDictionary(c *manifest.Case) stateDictionaryDoc {
 	ids := make([]int32, len(c.Hydros))
 	for i, h := range c.Hydros {
 		ids[i] = h.ID
 	}
 	slices.Sort(ids)
-	d := stateDictionaryDoc{
-		StateDimension:  c.StateDimension(),
-		StorageStates:   make([]storageState, 0, len(ids)),
-		InflowLagStates: make([]inflowLagState, 0, len(ids)*c.InflowLagOrder),
-	}
-	dim := 0
+	d := stateDictionaryDoc{Version: dictVersion, StateVariables: make([]stateVariable, 0, c.StateDimension())}
 	for _, id := range ids {
-		d.StorageStates = append(d.StorageStates, storageState{HydroID: id, DimensionIndex: dim, Unit: "hm3"})
-		dim++
+		d.StateVariables = append(d.StateVariables, stateVariable{Type: "storage", EntityType: "hydro", EntityID: id, Unit: "hm3"})
 	}
 	for _, id := range ids {
 		for lag := 1; lag <= c.InflowLagOrder; lag++ {
-			d.InflowLagStates = append(d.InflowLagStates, inflowLagState{HydroID: id, LagIndex: lag, DimensionIndex: dim, Unit: "m3s"})
-			dim++
+			d.StateVariables = append(d.StateVariables, stateVariable{Type: "inflow_lag", EntityType: "hydro", EntityID: id, LagIndex: &lag, Unit: "m3/s"})
 		}
 	}
 	return d

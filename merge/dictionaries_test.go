@@ -184,20 +184,22 @@ func dictWriteTemp(t *testing.T, name string, data []byte) string {
 // ---------------------------------------------------------------------------
 // entities.csv
 
-// dictTinyEntities is entities.csv of the tiny case, written out by hand.
+// dictTinyEntities is entities.csv of the tiny case, written out by hand
+// from Cobre's rules (docs/cobre.md): hydros 0, thermals 1, buses 2 (bus_id
+// their own id), lines 3 (bus_id -1), pumping stations 4, contracts 5,
+// non-controllables 7; system_id 0; the generic constraint has no row.
 var dictTinyEntities = [][]string{
 	{"entity_type_code", "entity_id", "name", "bus_id", "system_id"},
-	{"0", "1", "Sudeste", "1", "1"},
-	{"0", "2", "Sul", "2", "2"},
-	{"1", "1", "Serra Azul", "1", "1"},
-	{"1", "2", `Itaipú "Binacional", PR`, "2", "2"},
-	{"2", "1", "Angra", "1", "1"},
-	{"2", "2", "Norte Fluminense GNL", "2", "2"},
-	{"3", "1", "Sudeste - Sul", "1", "1"},
-	{"4", "1", "EEB Serra Azul", "1", "1"},
-	{"5", "1", "Exportação Uruguai", "2", "2"},
-	{"6", "1", "EOL Ventos do Sul", "2", "2"},
-	{"7", "1", "Vazão mínima a jusante", "", ""},
+	{"0", "1", "Serra Azul", "1", "0"},
+	{"0", "2", `Itaipú "Binacional", PR`, "2", "0"},
+	{"1", "1", "Angra", "1", "0"},
+	{"1", "2", "Norte Fluminense GNL", "2", "0"},
+	{"2", "1", "Sudeste", "1", "0"},
+	{"2", "2", "Sul", "2", "0"},
+	{"3", "1", "Sudeste - Sul", "-1", "0"},
+	{"4", "1", "EEB Serra Azul", "1", "0"},
+	{"5", "1", "Exportação Uruguai", "2", "0"},
+	{"7", "1", "EOL Ventos do Sul", "2", "0"},
 }
 
 func dictAwkwardEntities() [][]string {
@@ -213,13 +215,12 @@ func dictAwkwardEntities() [][]string {
 		}
 		panic("no row " + typ + " " + id)
 	}
-	set("0", "2", "Sul, \"Grande\"\nRS")
-	set("1", "1", "  Serra Azul ")
-	set("2", "1", "Usina 日本語 ☃ Ñandú")
+	set("2", "2", "Sul, \"Grande\"\nRS")
+	set("0", "1", "  Serra Azul ")
+	set("1", "1", "Usina 日本語 ☃ Ñandú")
 	set("3", "1", "a,b,,c")
 	set("5", "1", "linha 1\nlinha 2\n")
-	set("6", "1", "'simples'; ponto e vírgula\ttab")
-	set("7", "1", `"entre aspas"`)
+	set("7", "1", "'simples'; ponto e vírgula\ttab")
 	set("4", "1", `a""b`)
 	return rows
 }
@@ -265,22 +266,15 @@ func TestDictEntitiesRoundTrip(t *testing.T) {
 			for _, r := range res[1].Rows {
 				row := make([]string, len(r))
 				for i, v := range r {
-					if v != nil {
-						row[i] = v.(string)
-					} else if i < 3 {
-						t.Errorf("DuckDB row %v: null in column %d", r, i)
+					if v == nil {
+						t.Fatalf("DuckDB row %v: null in column %d", r, i)
 					}
+					row[i] = v.(string)
 				}
 				duck = append(duck, row)
 			}
 			if !reflect.DeepEqual(duck, tc.want[1:]) {
 				t.Fatalf("DuckDB read back\n%q\nwant\n%q", duck, tc.want[1:])
-			}
-			// Generic constraints have no bus: SQL NULL, not 0 or "".
-			for _, r := range res[1].Rows {
-				if r[0] == "7" && (r[3] != nil || r[4] != nil) {
-					t.Errorf("generic constraint row %v: bus_id/system_id not NULL", r)
-				}
 			}
 		})
 	}
@@ -320,6 +314,20 @@ var dictCSVTypes = map[arrow.Type]string{
 	arrow.INT8: "Int8", arrow.INT32: "Int32", arrow.INT64: "Int64", arrow.FLOAT64: "Float64", arrow.BOOL: "Boolean",
 }
 
+// dictCobreTypes spells them as Cobre's variables.csv does (docs/cobre.md).
+var dictCobreTypes = map[string]string{"Int8": "i8", "Int32": "i32", "Int64": "i64", "Float64": "f64", "Boolean": "bool"}
+
+// dictCobreFiles is Cobre's short name ("file" of variables.csv) of each
+// table, in Cobre's order (docs/cobre.md).
+var dictCobreFiles = []struct{ file, table string }{
+	{"costs", "simulation/costs"}, {"hydros", "simulation/hydros"}, {"thermals", "simulation/thermals"},
+	{"exchanges", "simulation/exchanges"}, {"buses", "simulation/buses"}, {"pumping_stations", "simulation/pumping_stations"},
+	{"contracts", "simulation/contracts"}, {"non_controllables", "simulation/non_controllables"},
+	{"inflow_lags", "simulation/inflow_lags"}, {"generic_violations", "simulation/violations/generic"},
+	{"convergence", "training/convergence"}, {"iteration_timing", "training/timing/iterations"},
+	{"rank_timing", "training/timing/mpi_ranks"},
+}
+
 // dictOneRow fills every column field of a rows struct with one value.
 func dictOneRow(rows any) any {
 	v := reflect.ValueOf(rows).Elem()
@@ -340,8 +348,12 @@ func dictOneRow(rows any) any {
 
 // TestDictVariablesMatchParquetFiles writes one real file per table with
 // the shard encoder (bounds.parquet is the dictionary's own file), reads
-// each file's schema back with arrow-go and checks variables.csv lists
-// exactly those columns, in file order, with their types and nullability.
+// each file's schema back with arrow-go and checks that variables.csv
+// lists exactly the columns of the 13 schemas Cobre lists, under Cobre's
+// short names, in file order, with their types (Cobre's spelling) and
+// nullability; that its rows, units included, are Cobre's
+// (testdata/cobre/variables.csv); and that bounds.parquet, which it does
+// not list (as in Cobre), has the schema of testdata/columns.csv.
 func TestDictVariablesMatchParquetFiles(t *testing.T) {
 	c := dictLoadCase(t, "tiny")
 	dict := dictBuild(t, c)
@@ -370,10 +382,10 @@ func TestDictVariablesMatchParquetFiles(t *testing.T) {
 		}
 	}
 
-	// What the files say.
+	// What the files say, by table.
 	dir := t.TempDir()
 	type colInfo struct{ schema, name, typ, nullable string }
-	var fromFiles []colInfo
+	fromFiles := map[string][]colInfo{}
 	for _, tb := range shard.AllTables {
 		p := filepath.Join(dir, strings.ReplaceAll(tb.Name, "/", "__")+".parquet")
 		if err := os.WriteFile(p, files[tb.Name], 0o644); err != nil {
@@ -396,9 +408,18 @@ func TestDictVariablesMatchParquetFiles(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s.%s: unexpected type %s in the file", tb.Name, f.Name, f.Type)
 			}
-			fromFiles = append(fromFiles, colInfo{tb.Name, f.Name, typ, strconv.FormatBool(f.Nullable)})
+			fromFiles[tb.Name] = append(fromFiles[tb.Name], colInfo{tb.Name, f.Name, typ, strconv.FormatBool(f.Nullable)})
 		}
 		pf.Close()
+	}
+	var wantCSV []colInfo
+	for _, f := range dictCobreFiles {
+		if len(fromFiles[f.table]) == 0 {
+			t.Fatalf("no file for %s", f.table)
+		}
+		for _, c := range fromFiles[f.table] {
+			wantCSV = append(wantCSV, colInfo{f.file, c.name, dictCobreTypes[c.typ], c.nullable})
+		}
 	}
 
 	// What variables.csv says.
@@ -406,33 +427,62 @@ func TestDictVariablesMatchParquetFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(recs[0], []string{"schema", "column_name", "arrow_type", "nullable", "unit", "description"}) {
+	if !slices.Equal(recs[0], []string{"file", "column", "type", "unit", "description", "nullable"}) {
 		t.Fatalf("variables.csv header %q", recs[0])
 	}
 	var fromCSV []colInfo
 	for _, r := range recs[1:] {
-		fromCSV = append(fromCSV, colInfo{r[0], r[1], r[2], r[3]})
-		if r[5] == "" {
+		fromCSV = append(fromCSV, colInfo{r[0], r[1], r[2], r[5]})
+		if r[4] == "" {
 			t.Errorf("variables.csv %s.%s: no description", r[0], r[1])
 		}
 	}
-	if !slices.Equal(fromCSV, fromFiles) {
-		for i := range max(len(fromCSV), len(fromFiles)) {
+	if !slices.Equal(fromCSV, wantCSV) {
+		for i := range max(len(fromCSV), len(wantCSV)) {
 			var a, b colInfo
 			if i < len(fromCSV) {
 				a = fromCSV[i]
 			}
-			if i < len(fromFiles) {
-				b = fromFiles[i]
+			if i < len(wantCSV) {
+				b = wantCSV[i]
 			}
 			if a != b {
-				t.Errorf("row %d: variables.csv %v, file %v", i+1, a, b)
+				t.Errorf("row %d: variables.csv %v, files %v", i+1, a, b)
 			}
 		}
 		t.FailNow()
 	}
 
-	// And the golden column list agrees with both.
+	// Cobre's rows, units included.
+	facts, err := os.ReadFile(filepath.Join("..", "testdata", "cobre", "variables.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frecs, err := csv.NewReader(bytes.NewReader(facts)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [][]string
+	for _, r := range recs {
+		got = append(got, []string{r[0], r[1], r[2], r[3], r[5]})
+	}
+	got[0] = []string{"file", "column", "type", "unit", "nullable"} // the fixture leaves out the description
+	if !reflect.DeepEqual(got, frecs) {
+		for i := range max(len(got), len(frecs)) {
+			var a, b []string
+			if i < len(got) {
+				a = got[i]
+			}
+			if i < len(frecs) {
+				b = frecs[i]
+			}
+			if !slices.Equal(a, b) {
+				t.Errorf("line %d: variables.csv %q, Cobre %q", i+1, a, b)
+			}
+		}
+	}
+
+	// bounds.parquet has the schema of testdata/columns.csv.
 	golden, err := os.ReadFile(filepath.Join("..", "testdata", "columns.csv"))
 	if err != nil {
 		t.Fatal(err)
@@ -441,12 +491,14 @@ func TestDictVariablesMatchParquetFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fromGolden []colInfo
+	var goldenBounds []colInfo
 	for _, r := range grecs[1:] {
-		fromGolden = append(fromGolden, colInfo{r[0], r[1], r[2], r[3]})
+		if r[0] == shard.Bounds.Name {
+			goldenBounds = append(goldenBounds, colInfo{r[0], r[1], r[2], r[3]})
+		}
 	}
-	if !slices.Equal(fromGolden, fromCSV) {
-		t.Errorf("variables.csv differs from testdata/columns.csv")
+	if len(goldenBounds) == 0 || !slices.Equal(goldenBounds, fromFiles[shard.Bounds.Name]) {
+		t.Errorf("bounds.parquet columns %v, testdata/columns.csv %v", fromFiles[shard.Bounds.Name], goldenBounds)
 	}
 }
 
@@ -454,7 +506,7 @@ func TestDictVariablesMatchParquetFiles(t *testing.T) {
 // codes.json
 
 type dictCodes struct {
-	Version     int
+	Version     string
 	GeneratedAt string
 	Sets        map[string]map[string]string
 }
@@ -493,8 +545,17 @@ func TestDictCodesCoverData(t *testing.T) {
 	c := dictLoadCase(t, "demo")
 	dict := dictBuild(t, c)
 	codes := dictReadCodes(t, dict["codes.json"])
-	if codes.Version != 1 || codes.GeneratedAt != dictGeneratedAt {
-		t.Errorf("codes.json version %d generated_at %q", codes.Version, codes.GeneratedAt)
+	if codes.Version != "1.0" || codes.GeneratedAt != dictGeneratedAt {
+		t.Errorf("codes.json version %q generated_at %q", codes.Version, codes.GeneratedAt)
+	}
+	// Every code table is Cobre's (testdata/cobre/codes.json).
+	facts, err := os.ReadFile(filepath.Join("..", "testdata", "cobre", "codes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cobre := dictReadCodes(t, facts)
+	if !reflect.DeepEqual(codes.Sets, cobre.Sets) || codes.Version != cobre.Version {
+		t.Errorf("codes.json\n%s\nCobre's (testdata/cobre/codes.json)\n%s", dict["codes.json"], facts)
 	}
 	wantSets := []string{"bound_type", "contract_type", "entity_type", "operative_state", "storage_binding"}
 	var gotSets []string
@@ -505,7 +566,7 @@ func TestDictCodesCoverData(t *testing.T) {
 	if !slices.Equal(gotSets, wantSets) {
 		t.Fatalf("codes.json sets %v, want %v", gotSets, wantSets)
 	}
-	if !bytes.HasPrefix(dict["codes.json"], []byte("{\n  \"version\": 1,\n  \"generated_at\": ")) {
+	if !bytes.HasPrefix(dict["codes.json"], []byte("{\n  \"version\": \"1.0\",\n  \"generated_at\": ")) {
 		t.Errorf("codes.json does not start with version, generated_at:\n%s", dict["codes.json"])
 	}
 	if l := codes.Sets["contract_type"]; l["0"] != "import" || l["1"] != "export" {
@@ -560,9 +621,11 @@ func TestDictCodesCoverData(t *testing.T) {
 			t.Errorf("no %s_code values seen in the data: the check is vacuous", set)
 		}
 	}
-	// The demo data uses maintenance and every storage binding; make sure
-	// the check saw them (else it checks little).
-	if !seen["operative_state"][1] || len(seen["storage_binding"]) < 2 {
+	// The demo data uses operating, maintenance and saturated and several
+	// storage bindings; make sure the check saw them (else it checks
+	// little).
+	if !seen["operative_state"][shard.OperativeOperating] || !seen["operative_state"][shard.OperativeMaintenance] ||
+		!seen["operative_state"][shard.OperativeSaturated] || len(seen["storage_binding"]) < 2 {
 		t.Errorf("demo data exercised few codes: %v", seen)
 	}
 	for set, vals := range seen {
@@ -587,10 +650,12 @@ func TestDictSynthUsesRegistryCodes(t *testing.T) {
 		got, want int8
 	}{
 		{"StorageBindingNone", synth.StorageBindingNone, shard.StorageBindingNone},
-		{"StorageBindingMin", synth.StorageBindingMin, shard.StorageBindingMin},
-		{"StorageBindingMax", synth.StorageBindingMax, shard.StorageBindingMax},
-		{"OperativeNormal", synth.OperativeNormal, shard.OperativeNormal},
+		{"StorageBindingBelowMinimum", synth.StorageBindingBelowMinimum, shard.StorageBindingBelowMinimum},
+		{"StorageBindingAboveMaximum", synth.StorageBindingAboveMaximum, shard.StorageBindingAboveMaximum},
+		{"StorageBindingBoth", synth.StorageBindingBoth, shard.StorageBindingBoth},
+		{"OperativeOperating", synth.OperativeOperating, shard.OperativeOperating},
 		{"OperativeMaintenance", synth.OperativeMaintenance, shard.OperativeMaintenance},
+		{"OperativeSaturated", synth.OperativeSaturated, shard.OperativeSaturated},
 	} {
 		if c.got != c.want {
 			t.Errorf("synth.%s = %d, shard registry %d", c.name, c.got, c.want)
@@ -601,6 +666,10 @@ func TestDictSynthUsesRegistryCodes(t *testing.T) {
 // ---------------------------------------------------------------------------
 // state_dictionary.json
 
+// TestDictStateDictionary: Cobre's shape (docs/cobre.md): {"version":
+// "1.0", "state_variables": [...]}, one storage per hydro (by id), then each
+// hydro's lags 1..order, hydro-major; exactly Cobre's keys per entry; the
+// length is the case's state dimension; an empty list is [], not null.
 func TestDictStateDictionary(t *testing.T) {
 	custom := dictCopyCase(t, dictLoadCase(t, "tiny"))
 	custom.InflowLagOrder = 3
@@ -625,66 +694,40 @@ func TestDictStateDictionary(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := dictBuild(t, tc.c)["state_dictionary.json"]
 			var d struct {
-				StateDimension *int `json:"state_dimension"`
-				StorageStates  []struct {
-					HydroID        *int32 `json:"hydro_id"`
-					DimensionIndex *int   `json:"dimension_index"`
-					Unit           string `json:"unit"`
-				} `json:"storage_states"`
-				InflowLagStates []struct {
-					HydroID        *int32 `json:"hydro_id"`
-					LagIndex       *int   `json:"lag_index"`
-					DimensionIndex *int   `json:"dimension_index"`
-					Unit           string `json:"unit"`
-				} `json:"inflow_lag_states"`
+				Version        *string                      `json:"version"`
+				StateVariables []map[string]json.RawMessage `json:"state_variables"`
 			}
 			dec := json.NewDecoder(bytes.NewReader(b))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&d); err != nil {
 				t.Fatalf("%v\n%s", err, b)
 			}
-			if d.StateDimension == nil || *d.StateDimension != tc.n || tc.c.StateDimension() != tc.n {
-				t.Fatalf("state_dimension %v, StateDimension %d, want %d", d.StateDimension, tc.c.StateDimension(), tc.n)
+			if d.Version == nil || *d.Version != "1.0" {
+				t.Errorf("version %v, want \"1.0\"", d.Version)
 			}
-			if !bytes.Contains(b, []byte(`"storage_states": [`)) || !bytes.Contains(b, []byte(`"inflow_lag_states": [`)) {
-				t.Errorf("empty lists must be [], not null:\n%s", b)
+			if !bytes.Contains(b, []byte(`"state_variables": [`)) {
+				t.Errorf("an empty list must be [], not null:\n%s", b)
+			}
+			if len(d.StateVariables) != tc.n || tc.c.StateDimension() != tc.n {
+				t.Fatalf("%d state variables, StateDimension %d, want %d", len(d.StateVariables), tc.c.StateDimension(), tc.n)
 			}
 			var ids []int32
 			for _, h := range tc.c.Hydros {
 				ids = append(ids, h.ID)
 			}
 			slices.Sort(ids)
-			used := make([]int, tc.n)
-			mark := func(i *int) {
-				if i == nil || *i < 0 || *i >= tc.n {
-					t.Fatalf("dimension_index %v out of 0..%d", i, tc.n-1)
+			want := func(i int) string {
+				if i < len(ids) {
+					return fmt.Sprintf(`{"entity_id":%d,"entity_type":"hydro","type":"storage","unit":"hm3"}`, ids[i])
 				}
-				used[*i]++
+				p := tc.c.InflowLagOrder
+				j := i - len(ids)
+				return fmt.Sprintf(`{"entity_id":%d,"entity_type":"hydro","lag_index":%d,"type":"inflow_lag","unit":"m3/s"}`, ids[j/p], j%p+1)
 			}
-			if len(d.StorageStates) != len(ids) {
-				t.Fatalf("%d storage states, want %d", len(d.StorageStates), len(ids))
-			}
-			for i, s := range d.StorageStates {
-				mark(s.DimensionIndex)
-				if *s.HydroID != ids[i] || *s.DimensionIndex != i || s.Unit != "hm3" {
-					t.Errorf("storage state %d = {%d %d %s}, want {%d %d hm3}", i, *s.HydroID, *s.DimensionIndex, s.Unit, ids[i], i)
-				}
-			}
-			p := tc.c.InflowLagOrder
-			if len(d.InflowLagStates) != len(ids)*p {
-				t.Fatalf("%d lag states, want %d", len(d.InflowLagStates), len(ids)*p)
-			}
-			for i, s := range d.InflowLagStates {
-				mark(s.DimensionIndex)
-				wantID, wantLag := ids[i/p], i%p+1
-				if *s.HydroID != wantID || *s.LagIndex != wantLag || *s.DimensionIndex != len(ids)+i || s.Unit != "m3s" {
-					t.Errorf("lag state %d = {%d lag %d dim %d %s}, want {%d lag %d dim %d m3s}",
-						i, *s.HydroID, *s.LagIndex, *s.DimensionIndex, s.Unit, wantID, wantLag, len(ids)+i)
-				}
-			}
-			for i, n := range used {
-				if n != 1 {
-					t.Errorf("dimension %d used %d times, want once", i, n)
+			for i, v := range d.StateVariables {
+				got, _ := json.Marshal(v) // map keys sorted
+				if string(got) != want(i) {
+					t.Errorf("state variable %d = %s, want %s", i, got, want(i))
 				}
 			}
 		})
@@ -733,21 +776,26 @@ type dictBound struct {
 	value float64
 }
 
-// dictTinyBounds are the bounds of one stage of the tiny case, by hand:
-// (entity type, id, bound type, value).
+// dictTinyBounds are the bounds of one stage of the tiny case, by hand
+// from Cobre's list (docs/cobre.md): (entity type, id, bound type, value).
+// Hydro: storage_min, storage_max, turbined_min, turbined_max,
+// outflow_min, generation_min, generation_max (productivity x turbined
+// max); no outflow_max (the case has no maximum outflow). Thermal,
+// line, pumping station, contract: a minimum (0) and a maximum. Buses and
+// non-controllables: none.
 var dictTinyBounds = []dictBound{
-	{1, 1, -1, 0, 100}, {1, 1, -1, 1, 1200}, {1, 1, -1, 2, 300},
-	{1, 2, -1, 0, 500}, {1, 2, -1, 1, 2000}, {1, 2, -1, 2, 800},
-	{2, 1, -1, 3, 400}, {2, 2, -1, 3, 300},
-	{3, 1, -1, 4, 400},
-	{4, 1, -1, 5, 60},
-	{5, 1, -1, 6, 80},
-	{6, 1, -1, 7, 150},
+	{0, 1, -1, 0, 100}, {0, 1, -1, 1, 1200}, {0, 1, -1, 2, 0}, {0, 1, -1, 3, 300}, {0, 1, -1, 4, 0}, {0, 1, -1, 6, 0}, {0, 1, -1, 7, 0.9 * 300},
+	{0, 2, -1, 0, 500}, {0, 2, -1, 1, 2000}, {0, 2, -1, 2, 0}, {0, 2, -1, 3, 800}, {0, 2, -1, 4, 0}, {0, 2, -1, 6, 0}, {0, 2, -1, 7, 0.85 * 800},
+	{1, 1, -1, 6, 0}, {1, 1, -1, 7, 400},
+	{1, 2, -1, 6, 0}, {1, 2, -1, 7, 300},
+	{3, 1, -1, 8, 0}, {3, 1, -1, 9, 400},
+	{4, 1, -1, 8, 0}, {4, 1, -1, 9, 60},
+	{5, 1, -1, 8, 0}, {5, 1, -1, 9, 80},
 }
 
 // dictExpand repeats one stage's bounds over the stages, ordered by
-// entity type, id, stage, bound type; skip drops entries.
-func dictExpand(stages int, perStage []dictBound, skip func(dictBound) bool) []dictBound {
+// entity type, id, stage, bound type.
+func dictExpand(stages int, perStage []dictBound) []dictBound {
 	var out []dictBound
 	for i := 0; i < len(perStage); {
 		j := i
@@ -756,9 +804,6 @@ func dictExpand(stages int, perStage []dictBound, skip func(dictBound) bool) []d
 		}
 		for s := range int32(stages) {
 			for _, b := range perStage[i:j] {
-				if skip != nil && skip(b) {
-					continue
-				}
 				b.stage = s
 				out = append(out, b)
 			}
@@ -769,8 +814,8 @@ func dictExpand(stages int, perStage []dictBound, skip func(dictBound) bool) []d
 }
 
 func TestDictBounds(t *testing.T) {
-	// Thermal 1 at 0 MW: an upper bound is listed even at 0. Hydro 1's
-	// minimum storage 0 is the default: not listed.
+	// Every bound is listed, defaults and zeros included: thermal 1 at
+	// 0 MW, hydro 1's minimum storage 0.
 	awkward := dictAwkwardCase(t)
 	for i := range awkward.Thermals {
 		if awkward.Thermals[i].ID == 1 {
@@ -778,7 +823,8 @@ func TestDictBounds(t *testing.T) {
 		}
 	}
 	awkwardPerStage := slices.Clone(dictTinyBounds)
-	awkwardPerStage[6].value = 0
+	awkwardPerStage[0].value = 0  // hydro 1 storage_min
+	awkwardPerStage[15].value = 0 // thermal 1 generation_max
 	busesOnly := dictCopyCase(t, dictLoadCase(t, "tiny"))
 	busesOnly.Hydros, busesOnly.Thermals, busesOnly.Lines, busesOnly.PumpingStations = nil, nil, nil, nil
 	busesOnly.Contracts, busesOnly.NonControllables = nil, nil
@@ -787,8 +833,8 @@ func TestDictBounds(t *testing.T) {
 		c    *manifest.Case
 		want []dictBound
 	}{
-		{"tiny", dictLoadCase(t, "tiny"), dictExpand(3, dictTinyBounds, nil)},
-		{"awkward", awkward, dictExpand(3, awkwardPerStage, func(b dictBound) bool { return b.id == 1 && b.typ == 1 && b.bound == 0 })},
+		{"tiny", dictLoadCase(t, "tiny"), dictExpand(3, dictTinyBounds)},
+		{"awkward", awkward, dictExpand(3, awkwardPerStage)},
 		{"no-bounded-entities", busesOnly, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -822,11 +868,6 @@ func TestDictBounds(t *testing.T) {
 			}
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("bounds\n%v\nwant\n%v", got, tc.want)
-			}
-			for _, r := range got {
-				if bt, _ := shard.BoundTypeByCode(r.bound); bt.HasDefault && r.value == bt.Default {
-					t.Errorf("row %v holds its type's default", r)
-				}
 			}
 
 			// DuckDB reads it with the right types and the same rows.

@@ -362,7 +362,9 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 	}
 	var cfg manifest.TrainingConfigDoc
 	if c := root.open.Training; c != nil {
-		cfg = manifest.TrainingConfigDoc{Seed: c.Seed, MaxIterations: c.MaxIterations, ForwardPasses: c.ForwardPasses, StoppingMode: c.StoppingMode, PolicyMode: c.PolicyMode}
+		cfg = manifest.TrainingConfigDoc{Seed: c.Seed, MaxIterations: c.MaxIterations, ForwardPasses: c.ForwardPasses, StoppingMode: stoppingMode(c.StoppingMode), PolicyMode: c.PolicyMode}
+	} else {
+		cfg.StoppingMode = manifest.StoppingAny
 	}
 	hosts := map[string]bool{}
 	for _, j := range t.journals {
@@ -441,6 +443,19 @@ func (s *state) trainingOutputs() (files []outputFile, ok bool, err error) {
 	}
 	ok = tr.Status == TrainingComplete || tr.Status == TrainingConverged
 	return files, ok, nil
+}
+
+// stoppingMode is metadata.json's configuration.stopping_mode for what
+// the root recorded: how the stopping rules combine, "any" or "all" as in
+// Cobre. Anything but "all" is "any": Cobre's default, and what a single
+// rule means; journals of earlier releases recorded a rule name there
+// ("iteration_limit", "gap"), and why training stopped is
+// convergence.termination_reason, never this key.
+func stoppingMode(recorded string) string {
+	if recorded == manifest.StoppingAll {
+		return manifest.StoppingAll
+	}
+	return manifest.StoppingAny
 }
 
 func sha256hex(b []byte) string {

@@ -109,6 +109,12 @@ func Open(dir string, expect Expect) (*Policy, error) { return OpenFS(vfs.OS(), 
 // optional) and against expect, verifies every stage file's structure and,
 // where metadata.json has a "files" entry, its size and xxh64. Stages are
 // ordered by the stage_id inside the files, not by file name.
+//
+// When dir is the policy of a merged output (OUT/policy, beside
+// OUT/training/dictionaries/state_dictionary.json), the state dictionary
+// must list exactly state_dimension state variables, one per dimension of
+// the cut coefficients (ErrStateDimension otherwise); a policy directory
+// without that sibling is not checked against it.
 func OpenFS(fsys vfs.FS, dir string, expect Expect) (*Policy, error) {
 	p := &Policy{Dir: dir, fsys: fsys, byID: map[uint32]int{}}
 	raw, err := vfs.ReadFile(fsys, filepath.Join(dir, layout.MetadataName), maxMetadata)
@@ -133,6 +139,9 @@ func OpenFS(fsys vfs.FS, dir string, expect Expect) (*Policy, error) {
 	if expect.NumStages != 0 && *md.NumStages != expect.NumStages {
 		return nil, fmt.Errorf("%w: expected %d stages, metadata.json says num_stages %d (%s)",
 			ErrStageCount, expect.NumStages, *md.NumStages, dir)
+	}
+	if err := checkStateDictionary(fsys, dir, *md.StateDimension); err != nil {
+		return nil, err
 	}
 	for name, e := range md.Files {
 		if _, err := strconv.ParseUint(e.XXH64, 16, 64); err != nil || len(e.XXH64) != 16 {
@@ -368,4 +377,64 @@ func (p *Policy) LoadStates(stageID uint32) (*StageStatesView, error) {
 		return nil, err
 	}
 	return p.loadStates(st.StatesFile)
+}
+
+// checkStateDictionary checks the state dictionary beside a merged
+// policy directory (dir/../training/dictionaries/state_dictionary.json)
+// against the policy's state dimension: its "state_variables" array
+// names one state variable per dimension. An absent dictionary is not an
+// error. The array is counted as it streams, never held whole.
+func checkStateDictionary(fsys vfs.FS, dir string, dim int) error {
+	name := filepath.Join(filepath.Dir(filepath.Clean(dir)), filepath.FromSlash(layout.DictDir), layout.DictStateName)
+	f, err := fsys.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrStateDimension, name, err)
+	}
+	defer f.Close()
+	bad := func(what string) error {
+		return fmt.Errorf("%w: %s: %s", ErrStateDimension, name, what)
+	}
+	dec := json.NewDecoder(f)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return bad("not a JSON object")
+	}
+	n := -1
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return bad(err.Error())
+		}
+		if key != "state_variables" {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return bad(err.Error())
+			}
+			continue
+		}
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+			return bad("state_variables is not an array")
+		}
+		for n = 0; dec.More(); n++ {
+			if n >= dim {
+				return bad(fmt.Sprintf("more than state_dimension %d state variables", dim))
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return bad(err.Error())
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return bad(err.Error())
+		}
+	}
+	switch {
+	case n < 0:
+		return bad("no state_variables")
+	case n != dim:
+		return bad(fmt.Sprintf("%d state variables, metadata.json says state_dimension %d", n, dim))
+	}
+	return nil
 }

@@ -9,8 +9,14 @@ import "fmt"
 // constants below rather than literals, so that what the data says and
 // what the dictionary explains cannot drift apart.
 //
-// Codes never change meaning once released: a new meaning gets a new
-// value, and a retired value is never reused.
+// The tables are Cobre's, value for value and label for label (cobre-io
+// 0.5.x, the codes.json its output writer emits; docs/cobre.md): a Cobre
+// notebook joining codes.json with the data reads the same answers from
+// either solver's output. Earlier hydroshard releases numbered every
+// table differently (0 was "normal" for operative_state, bus for
+// entity_type); data written by them must be re-read with their own
+// codes.json. Codes never change meaning again: a new meaning would get a
+// new value, and a value Cobre does not have is never written.
 
 // Code is one value of a code set and its label.
 type Code struct {
@@ -52,26 +58,46 @@ func (s CodeSet) Value(label string) (int8, bool) {
 	return 0, false
 }
 
-// Operative state codes: operative_state_code of every entity table.
+// Operative state codes: operative_state_code of every entity table
+// (hydros, thermals, exchanges, pumping_stations, contracts,
+// non_controllables). One value per row: the state of the entity in that
+// stage and block. rank.Writer refuses any other value (shard.CheckValues).
 const (
-	// OperativeNormal: the entity operates normally.
-	OperativeNormal int8 = 0
-	// OperativeMaintenance: the entity is out for maintenance for the whole
-	// stage and produces nothing.
+	// OperativeDeactivated (0): the entity is not in service in the block:
+	// before its entry stage, after its exit stage, or switched off by the
+	// study. It produces, consumes and carries nothing.
+	OperativeDeactivated int8 = 0
+	// OperativeMaintenance (1): in the system but out for maintenance; it
+	// produces, consumes and carries nothing.
 	OperativeMaintenance int8 = 1
+	// OperativeOperating (2): in service and dispatched normally, its
+	// decision within its limits. The code of an ordinary row: a solver
+	// that tracks no state writes 2, never 0 (0 says "deactivated").
+	OperativeOperating int8 = 2
+	// OperativeSaturated (3): in service and held at its upper limit
+	// (generation, flow, pumping or contracted power at capacity).
+	// Cobre's code has the label and no definition; this is hydroshard's
+	// reading of it, and what cmd/simrank writes for a thermal plant
+	// dispatched at full capacity.
+	OperativeSaturated int8 = 3
 )
 
 // Storage binding codes: storage_binding_code of simulation/hydros. The code
-// describes the final storage of the block.
+// describes the final storage of the block against the reservoir's bounds.
 const (
-	// StorageBindingNone: storage strictly between its minimum and maximum.
+	// StorageBindingNone (0): final storage strictly between its minimum
+	// and maximum.
 	StorageBindingNone int8 = 0
-	// StorageBindingMin: storage at its minimum, or below it (then
-	// storage_violation_below_hm3 > 0). Takes precedence over
-	// StorageBindingMax when minimum and maximum coincide.
-	StorageBindingMin int8 = 1
-	// StorageBindingMax: storage at its maximum.
-	StorageBindingMax int8 = 2
+	// StorageBindingBelowMinimum (1): final storage at its minimum, or
+	// below it (then storage_violation_below_hm3 > 0): the lower bound
+	// binds.
+	StorageBindingBelowMinimum int8 = 1
+	// StorageBindingAboveMaximum (2): final storage at its maximum (the
+	// plant spills or turbines to stay there): the upper bound binds.
+	StorageBindingAboveMaximum int8 = 2
+	// StorageBindingBoth (3): both bounds bind at once: a reservoir whose
+	// minimum equals its maximum (run-of-river), with its storage there.
+	StorageBindingBoth int8 = 3
 )
 
 // Contract type codes: the direction of an energy contract (the case's
@@ -84,73 +110,91 @@ const (
 )
 
 // Entity type codes: entity_type_code of entities.csv and of
-// training/dictionaries/bounds; one per entity kind of the case.
+// training/dictionaries/bounds; one per entity kind of the case. Code 6 is
+// reserved by Cobre (battery) and unused; generic constraints have no code
+// (they are not in entities.csv), as in Cobre.
 const (
-	EntityBus               int8 = 0
-	EntityHydro             int8 = 1
-	EntityThermal           int8 = 2
-	EntityLine              int8 = 3
-	EntityPumpingStation    int8 = 4
-	EntityContract          int8 = 5
-	EntityNonControllable   int8 = 6
-	EntityGenericConstraint int8 = 7
+	EntityHydro           int8 = 0
+	EntityThermal         int8 = 1
+	EntityBus             int8 = 2
+	EntityLine            int8 = 3
+	EntityPumpingStation  int8 = 4
+	EntityContract        int8 = 5
+	EntityNonControllable int8 = 7
 )
 
-// Bound type codes: bound_type_code of training/dictionaries/bounds. See
-// BoundTypes for the entity, unit and default of each.
+// Bound type codes: bound_type_code of training/dictionaries/bounds. A
+// bound type may apply to several entity types (generation_min to hydros
+// and thermals, flow_max to lines, pumping stations and contracts); see
+// EntityBounds for which, and in which unit.
 const (
-	BoundStorageMin              int8 = 0
-	BoundStorageMax              int8 = 1
-	BoundTurbinedMax             int8 = 2
-	BoundThermalGenerationMax    int8 = 3
-	BoundLineCapacity            int8 = 4
-	BoundPumpedFlowMax           int8 = 5
-	BoundContractPowerMax        int8 = 6
-	BoundNonControllableCapacity int8 = 7
+	BoundStorageMin    int8 = 0
+	BoundStorageMax    int8 = 1
+	BoundTurbinedMin   int8 = 2
+	BoundTurbinedMax   int8 = 3
+	BoundOutflowMin    int8 = 4
+	BoundOutflowMax    int8 = 5
+	BoundGenerationMin int8 = 6
+	BoundGenerationMax int8 = 7
+	BoundFlowMin       int8 = 8
+	BoundFlowMax       int8 = 9
 )
 
-// BoundType describes one bound type of training/dictionaries/bounds.
-//
-// The default rule: bounds.parquet lists a bound only where it carries
-// information. A bound type with a default (HasDefault; only lower bounds
-// have one, and it is 0) is listed only where its value differs from the
-// default, so a reader fills every absent (entity, stage) of that type
-// with Default. A bound type without a default (every upper bound: there
-// is no neutral value, an absent maximum would read as either 0 or
-// unbounded) is always listed, for every entity of its type and every
-// stage.
+// BoundType is one code of the bound_type set.
 type BoundType struct {
-	Code       int8
-	Label      string
-	EntityType int8   // the entity type code the bound applies to
-	Unit       string // unit of bound_value for this bound type
-	HasDefault bool
-	Default    float64
-	Doc        string
+	Code  int8
+	Label string
+	Doc   string
 }
-
-// Listed reports whether a bound of value v is written to bounds.parquet
-// under the default rule (see BoundType).
-func (b BoundType) Listed(v float64) bool { return !b.HasDefault || v != b.Default }
 
 // BoundTypes lists every bound type in code order.
 var BoundTypes = []BoundType{
-	{Code: BoundStorageMin, Label: "storage_min_hm3", EntityType: EntityHydro, Unit: "hm3", HasDefault: true, Default: 0,
-		Doc: "Minimum stored volume of the reservoir (hydro storage_min_hm3)"},
-	{Code: BoundStorageMax, Label: "storage_max_hm3", EntityType: EntityHydro, Unit: "hm3",
-		Doc: "Maximum stored volume of the reservoir (hydro storage_max_hm3)"},
-	{Code: BoundTurbinedMax, Label: "turbined_max_m3s", EntityType: EntityHydro, Unit: "m3/s",
-		Doc: "Maximum turbined flow (hydro turbined_max_m3s)"},
-	{Code: BoundThermalGenerationMax, Label: "generation_max_mw", EntityType: EntityThermal, Unit: "MW",
-		Doc: "Maximum thermal generation (thermal capacity_mw)"},
-	{Code: BoundLineCapacity, Label: "flow_max_mw", EntityType: EntityLine, Unit: "MW",
-		Doc: "Maximum flow in each direction (line capacity_mw)"},
-	{Code: BoundPumpedFlowMax, Label: "pumped_flow_max_m3s", EntityType: EntityPumpingStation, Unit: "m3/s",
-		Doc: "Maximum pumped flow (pumping station max_flow_m3s)"},
-	{Code: BoundContractPowerMax, Label: "power_max_mw", EntityType: EntityContract, Unit: "MW",
-		Doc: "Maximum contracted power (contract max_mw)"},
-	{Code: BoundNonControllableCapacity, Label: "capacity_mw", EntityType: EntityNonControllable, Unit: "MW",
-		Doc: "Installed capacity of the non-controllable source (capacity_mw)"},
+	{BoundStorageMin, "storage_min", "Minimum stored volume of a reservoir"},
+	{BoundStorageMax, "storage_max", "Maximum stored volume of a reservoir"},
+	{BoundTurbinedMin, "turbined_min", "Minimum turbined flow"},
+	{BoundTurbinedMax, "turbined_max", "Maximum turbined flow"},
+	{BoundOutflowMin, "outflow_min", "Minimum total outflow (turbined plus spilled)"},
+	{BoundOutflowMax, "outflow_max", "Maximum total outflow (turbined plus spilled)"},
+	{BoundGenerationMin, "generation_min", "Minimum generation"},
+	{BoundGenerationMax, "generation_max", "Maximum generation"},
+	{BoundFlowMin, "flow_min", "Minimum flow: power on a line or contract, water through a pumping station"},
+	{BoundFlowMax, "flow_max", "Maximum flow: power on a line or contract, water through a pumping station"},
+}
+
+// EntityBound is one bound that bounds.parquet lists for every entity of
+// an entity type and every stage.
+type EntityBound struct {
+	EntityType int8
+	BoundType  int8
+	Unit       string // unit of bound_value
+	// Source says where the value comes from in the case (Go
+	// documentation only).
+	Source string
+}
+
+// EntityBounds lists the bounds of bounds.parquet: by entity type in the
+// order the file lists them (hydro, thermal, line, pumping station,
+// contract: Cobre's), and within an entity type in bound type order. Every
+// bound is listed for every entity and stage, defaults included, as Cobre
+// does. Buses and non-controllable sources have none. Cobre also lists a
+// hydro's outflow_max where the plant has a maximum outflow; the case has
+// no such field, so hydroshard never writes one.
+var EntityBounds = []EntityBound{
+	{EntityHydro, BoundStorageMin, "hm3", "storage_min_hm3"},
+	{EntityHydro, BoundStorageMax, "hm3", "storage_max_hm3"},
+	{EntityHydro, BoundTurbinedMin, "m3/s", "0 (the case has no minimum turbined flow)"},
+	{EntityHydro, BoundTurbinedMax, "m3/s", "turbined_max_m3s"},
+	{EntityHydro, BoundOutflowMin, "m3/s", "0 (the case has no minimum outflow)"},
+	{EntityHydro, BoundGenerationMin, "MW", "0 (the case has no minimum generation)"},
+	{EntityHydro, BoundGenerationMax, "MW", "productivity_mw_per_m3s x turbined_max_m3s"},
+	{EntityThermal, BoundGenerationMin, "MW", "0 (the case has no minimum generation)"},
+	{EntityThermal, BoundGenerationMax, "MW", "capacity_mw"},
+	{EntityLine, BoundFlowMin, "MW", "0 (direct direction, as Cobre)"},
+	{EntityLine, BoundFlowMax, "MW", "capacity_mw (direct direction)"},
+	{EntityPumpingStation, BoundFlowMin, "m3/s", "0 (the case has no minimum pumped flow)"},
+	{EntityPumpingStation, BoundFlowMax, "m3/s", "max_flow_m3s"},
+	{EntityContract, BoundFlowMin, "MW", "0 (the case has no minimum contracted power)"},
+	{EntityContract, BoundFlowMax, "MW", "max_mw"},
 }
 
 // BoundTypeByCode returns the bound type of a code.
@@ -172,30 +216,33 @@ const (
 	CodeSetBoundType      = "bound_type"
 )
 
-// CodeSets lists every code set, in the order codes.json lists them.
+// CodeSets lists every code set, in the order codes.json lists them
+// (Cobre's).
 var CodeSets = []CodeSet{
 	{Name: CodeSetOperativeState, Columns: []string{"operative_state_code"}, Codes: []Code{
-		{OperativeNormal, "normal", "The entity operates normally"},
-		{OperativeMaintenance, "maintenance", "Out for maintenance for the whole stage; produces nothing"},
+		{OperativeDeactivated, "deactivated", "Not in service in the block (before entry, after exit, switched off); produces nothing"},
+		{OperativeMaintenance, "maintenance", "Out for maintenance; produces nothing"},
+		{OperativeOperating, "operating", "In service, dispatched within its limits (the ordinary row)"},
+		{OperativeSaturated, "saturated", "In service and held at its upper limit (hydroshard's reading of Cobre's label)"},
 	}},
 	{Name: CodeSetStorageBinding, Columns: []string{"storage_binding_code"}, Codes: []Code{
 		{StorageBindingNone, "none", "Final storage strictly between its minimum and maximum"},
-		{StorageBindingMin, "min", "Final storage at (or below) its minimum"},
-		{StorageBindingMax, "max", "Final storage at its maximum"},
+		{StorageBindingBelowMinimum, "below_minimum", "Final storage at (or below) its minimum"},
+		{StorageBindingAboveMaximum, "above_maximum", "Final storage at its maximum"},
+		{StorageBindingBoth, "both", "Minimum equals maximum and final storage is there: both bounds bind"},
 	}},
 	{Name: CodeSetContractType, Codes: []Code{
 		{ContractImport, "import", "Energy bought from outside the system"},
 		{ContractExport, "export", "Energy sold outside the system"},
 	}},
 	{Name: CodeSetEntityType, Columns: []string{"entity_type_code"}, Codes: []Code{
-		{EntityBus, "bus", "Electrical bus (subsystem); simulation/buses"},
 		{EntityHydro, "hydro", "Hydro plant and its reservoir; simulation/hydros"},
 		{EntityThermal, "thermal", "Thermal plant; simulation/thermals"},
+		{EntityBus, "bus", "Electrical bus (subsystem); simulation/buses"},
 		{EntityLine, "line", "Transmission line; simulation/exchanges"},
 		{EntityPumpingStation, "pumping_station", "Pumping station; simulation/pumping_stations"},
 		{EntityContract, "contract", "Energy contract; simulation/contracts"},
 		{EntityNonControllable, "non_controllable", "Non-controllable source; simulation/non_controllables"},
-		{EntityGenericConstraint, "generic_constraint", "Generic constraint; simulation/violations/generic"},
 	}},
 	{Name: CodeSetBoundType, Columns: []string{"bound_type_code"}, Codes: boundCodes()},
 }

@@ -57,14 +57,17 @@ func TestCodeSetsWellFormed(t *testing.T) {
 	if len(Codes) != len(CodeSets) {
 		t.Errorf("Codes has %d sets, CodeSets %d", len(Codes), len(CodeSets))
 	}
-	// The meanings data already carries must not move.
+	// Cobre's tables (docs/cobre.md; the conformance tests compare the
+	// whole codes.json with testdata/cobre/codes.json).
 	for _, c := range []struct {
 		set   string
 		value int8
 		label string
 	}{
-		{CodeSetOperativeState, 0, "normal"}, {CodeSetOperativeState, 1, "maintenance"},
-		{CodeSetStorageBinding, 0, "none"}, {CodeSetStorageBinding, 1, "min"}, {CodeSetStorageBinding, 2, "max"},
+		{CodeSetOperativeState, OperativeDeactivated, "deactivated"}, {CodeSetOperativeState, OperativeMaintenance, "maintenance"},
+		{CodeSetOperativeState, OperativeOperating, "operating"}, {CodeSetOperativeState, OperativeSaturated, "saturated"},
+		{CodeSetStorageBinding, StorageBindingNone, "none"}, {CodeSetStorageBinding, StorageBindingBelowMinimum, "below_minimum"},
+		{CodeSetStorageBinding, StorageBindingAboveMaximum, "above_maximum"}, {CodeSetStorageBinding, StorageBindingBoth, "both"},
 		{CodeSetContractType, 0, "import"}, {CodeSetContractType, 1, "export"},
 	} {
 		s, _ := CodeSetByName(c.set)
@@ -109,13 +112,13 @@ func TestCodeColumns(t *testing.T) {
 	}
 }
 
-// TestCodeEntityTypes: one code per entity kind of the case.
+// TestCodeEntityTypes: Cobre's entity types, 6 (battery) reserved, no
+// generic constraint.
 func TestCodeEntityTypes(t *testing.T) {
 	s, _ := CodeSetByName(CodeSetEntityType)
 	want := map[int8]string{
-		EntityBus: "bus", EntityHydro: "hydro", EntityThermal: "thermal", EntityLine: "line",
-		EntityPumpingStation: "pumping_station", EntityContract: "contract",
-		EntityNonControllable: "non_controllable", EntityGenericConstraint: "generic_constraint",
+		EntityHydro: "hydro", EntityThermal: "thermal", EntityBus: "bus", EntityLine: "line",
+		EntityPumpingStation: "pumping_station", EntityContract: "contract", EntityNonControllable: "non_controllable",
 	}
 	if len(s.Codes) != len(want) {
 		t.Fatalf("%d entity types, want %d", len(s.Codes), len(want))
@@ -125,11 +128,14 @@ func TestCodeEntityTypes(t *testing.T) {
 			t.Errorf("entity type %d = %q (%v), want %q", v, got, ok, label)
 		}
 	}
+	if _, ok := s.Label(6); ok {
+		t.Error("entity type 6 is Cobre's reserved code (battery): it must stay unused")
+	}
 }
 
-// TestCodeBoundTypes: codes unique and in order, each on a real entity type
-// with a unit, and the default rule: lower bounds default to 0 (and a 0 is
-// not listed), upper bounds have no default (always listed, even 0).
+// TestCodeBoundTypes: codes unique and in order, labels in the code set;
+// EntityBounds names real entity and bound types with a unit and a
+// source, entity types grouped, bound types in code order within one.
 func TestCodeBoundTypes(t *testing.T) {
 	s, _ := CodeSetByName(CodeSetBoundType)
 	ents, _ := CodeSetByName(CodeSetEntityType)
@@ -143,30 +149,35 @@ func TestCodeBoundTypes(t *testing.T) {
 		if got, ok := s.Label(b.Code); !ok || got != b.Label {
 			t.Errorf("bound type %d: codes label %q, BoundTypes %q", b.Code, got, b.Label)
 		}
-		if _, ok := ents.Label(b.EntityType); !ok {
-			t.Errorf("bound type %s: entity type %d is not a code", b.Label, b.EntityType)
-		}
-		if b.Unit == "" || b.Doc == "" {
-			t.Errorf("bound type %s: no unit or doc", b.Label)
-		}
-		isMin := strings.Contains(b.Label, "_min")
-		if b.HasDefault != isMin {
-			t.Errorf("bound type %s: HasDefault = %v, want %v (only lower bounds have a default)", b.Label, b.HasDefault, isMin)
+		if b.Doc == "" {
+			t.Errorf("bound type %s: no doc", b.Label)
 		}
 		if got, ok := BoundTypeByCode(b.Code); !ok || got.Label != b.Label {
 			t.Errorf("BoundTypeByCode(%d) = %v, %v", b.Code, got, ok)
 		}
 	}
-	lo, _ := BoundTypeByCode(BoundStorageMin)
-	hi, _ := BoundTypeByCode(BoundStorageMax)
-	if lo.Default != 0 || lo.Listed(0) || !lo.Listed(100) || !lo.Listed(-1) {
-		t.Errorf("storage min: default %v, Listed(0)=%v Listed(100)=%v", lo.Default, lo.Listed(0), lo.Listed(100))
-	}
-	if !hi.Listed(0) || !hi.Listed(1200) {
-		t.Errorf("storage max must always be listed")
-	}
 	if _, ok := BoundTypeByCode(99); ok {
 		t.Errorf("BoundTypeByCode(99) found a bound type")
+	}
+	done := map[int8]bool{}
+	for i, eb := range EntityBounds {
+		if _, ok := ents.Label(eb.EntityType); !ok {
+			t.Errorf("EntityBounds[%d]: entity type %d is not a code", i, eb.EntityType)
+		}
+		if _, ok := BoundTypeByCode(eb.BoundType); !ok {
+			t.Errorf("EntityBounds[%d]: bound type %d is not a code", i, eb.BoundType)
+		}
+		if eb.Unit == "" || eb.Source == "" {
+			t.Errorf("EntityBounds[%d]: no unit or source", i)
+		}
+		if i > 0 && EntityBounds[i-1].EntityType != eb.EntityType {
+			if done[eb.EntityType] {
+				t.Errorf("EntityBounds[%d]: entity type %d is not grouped", i, eb.EntityType)
+			}
+			done[EntityBounds[i-1].EntityType] = true
+		} else if i > 0 && eb.BoundType <= EntityBounds[i-1].BoundType {
+			t.Errorf("EntityBounds[%d]: bound types not in code order", i)
+		}
 	}
 }
 

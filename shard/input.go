@@ -7,6 +7,14 @@ package shard
 //
 // Each field's `col` tag names its column in the registry; a test checks
 // that every non-derived column of every table has exactly one field.
+//
+// Code fields hold the constants of codes.go, Cobre's tables, and nothing
+// else (CheckValues refuses another value): OperativeStateCode one of
+// OperativeDeactivated, OperativeMaintenance, OperativeOperating (the
+// ordinary row: a zero-filled slice says "deactivated") and
+// OperativeSaturated; StorageBindingCode one of StorageBindingNone,
+// StorageBindingBelowMinimum, StorageBindingAboveMaximum and
+// StorageBindingBoth.
 
 // NullInt32 is a nullable int32 column. Valid == nil means every row is
 // valid; Values == nil means every row is null.

@@ -12,8 +12,11 @@ import (
 )
 
 // Column describes one column of a table. The registry below is the single
-// source of truth: Arrow schemas, the Parquet dictionary settings and (later)
+// source of truth: Arrow schemas, the Parquet dictionary settings and
 // variables.csv are all generated from it, so they cannot drift apart.
+// Unit is the column's physical unit; variables.csv writes Cobre's unit
+// string, which differs on a few columns (merge's cobreUnits,
+// docs/cobre.md).
 type Column struct {
 	Name     string
 	Type     arrow.DataType
@@ -225,8 +228,9 @@ var (
 	)
 )
 
-// Training tables and the bounds dictionary, in the registry so that
-// variables.csv documents every table the project writes.
+// Training tables and the bounds dictionary. variables.csv lists the
+// training tables; the bounds dictionary is in the registry for its schema
+// and encoding, and, as in Cobre, is not listed there.
 var (
 	Convergence = newTable("training/convergence", "",
 		col("iteration", i32, "", "Training iteration (1-based)"),

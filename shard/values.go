@@ -22,6 +22,11 @@ import (
 //   - no two rows of a table share a key: (stage_id, block_id, entity id),
 //     (stage_id, block_id) for costs, (stage_id, hydro_id, lag_index) for
 //     inflow_lags, whose lag_index must be in 1..inflow_lag_order;
+//   - every value of a code column (operative_state_code,
+//     storage_binding_code, and in bounds rows entity_type_code and
+//     bound_type_code) is a code of its set in codes.json (CodeSets):
+//     Cobre's tables, so a value outside them would read as no label, or
+//     as another meaning, in every notebook that joins codes.json;
 //   - no float64 value that is present is NaN or ±Inf, in nullable
 //     columns too. A nullable column says "missing" with a null
 //     (NullFloat64.Valid[i] false, or Values nil); a NaN would be a second
@@ -40,9 +45,9 @@ import (
 // key space, or to sorting the packed keys when that space is large.
 // Scratch buffers are pooled.
 
-// ValueError reports a value that does not fit the case: an unknown
-// entity id, a repeated key, a lag outside the inflow model, a NaN or an
-// infinity. It names the table, the column (for a repeated key, the key's
+// ValueError reports a value that does not fit the case or the registry:
+// an unknown entity id, a repeated key, a lag outside the inflow model, a
+// code outside its code set, a NaN or an infinity. It names the table, the column (for a repeated key, the key's
 // columns), the row and the value.
 type ValueError struct {
 	Table  string // registry name, e.g. "simulation/hydros"
@@ -140,7 +145,36 @@ type valuePlan struct {
 	stage, block, entity, lag int
 	kind                      entityKind
 	floats                    []int
+	codes                     []codeCheck
 	keyName                   string // "(stage_id, block_id, hydro_id)"
+}
+
+// codeCheck is one code column of a table and the values its set allows.
+type codeCheck struct {
+	col   int
+	set   *CodeSet
+	valid [256]bool // by uint8(value)
+}
+
+// codeSetOfColumn returns the code set that claims a column name.
+func codeSetOfColumn(name string) (*CodeSet, bool) {
+	for i := range CodeSets {
+		for _, c := range CodeSets[i].Columns {
+			if c == name {
+				return &CodeSets[i], true
+			}
+		}
+	}
+	return nil, false
+}
+
+// describe lists the set's codes as "0 deactivated, 1 maintenance, ...".
+func describe(s *CodeSet) string {
+	parts := make([]string, len(s.Codes))
+	for i, c := range s.Codes {
+		parts[i] = strconv.Itoa(int(c.Value)) + " " + c.Label
+	}
+	return strings.Join(parts, ", ")
 }
 
 func newValuePlan(t *Table) *valuePlan {
@@ -156,6 +190,15 @@ func newValuePlan(t *Table) *valuePlan {
 	for i, c := range t.Columns {
 		if c.Type.ID() == f64.ID() && !c.Derived {
 			p.floats = append(p.floats, i)
+		}
+		if c.Type.ID() == i8.ID() && !c.Derived {
+			if set, ok := codeSetOfColumn(c.Name); ok {
+				cc := codeCheck{col: i, set: set}
+				for _, code := range set.Codes {
+					cc.valid[uint8(code.Value)] = true
+				}
+				p.codes = append(p.codes, cc)
+			}
 		}
 	}
 	spec, ok := keySpecs[t]
@@ -271,7 +314,8 @@ var checkers = sync.Pool{New: func() any { return new(valueChecker) }}
 // CheckValues checks the values of tables against case c (the rules are
 // above) and returns the first problem as a *ValueError, or a
 // *ColumnError when a table's columns do not fit it (CheckRows). Tables of
-// the registry that are not simulation tables get the float check only.
+// the registry that are not simulation tables get the code and float
+// checks only.
 // It modifies nothing; it is safe for concurrent use.
 func CheckValues(c *manifest.Case, tables ...TableRows) error {
 	if c == nil {
@@ -320,6 +364,20 @@ func (vc *valueChecker) check(tr TableRows) error {
 		}
 		if err := vc.checkKeys(t, p, cols, n); err != nil {
 			return err
+		}
+	}
+	for i := range p.codes {
+		cc := &p.codes[i]
+		vals, ok := src[cc.col].Addr().Interface().(*[]int8)
+		if !ok {
+			continue
+		}
+		for row, v := range *vals {
+			if !cc.valid[uint8(v)] {
+				val := strconv.Itoa(int(v))
+				return &ValueError{Table: t.Name, Column: t.Columns[cc.col].Name, Row: row, Value: val,
+					Reason: fmt.Sprintf("code %s is not in codes.json %s (%s)", val, cc.set.Name, describe(cc.set))}
+			}
 		}
 	}
 	for _, i := range p.floats {

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +166,12 @@ func TestCheckValuesErrors(t *testing.T) {
 		}, "simulation/thermals: column gnl_committed_mw row 5: +Inf is not a finite number (a missing value is a null, never NaN or ±Inf)"},
 		{"id before a NaN", func(s *shard.Scenario) { s.Buses.LoadMW[0] = math.NaN(); s.Buses.BusID[3] = 7 },
 			"simulation/buses: column bus_id row 3: id 7 is not a bus of case tiny"},
+		{"operative state outside codes.json", func(s *shard.Scenario) { s.Thermals.OperativeStateCode[4] = 4 },
+			"simulation/thermals: column operative_state_code row 4: code 4 is not in codes.json operative_state (0 deactivated, 1 maintenance, 2 operating, 3 saturated)"},
+		{"negative operative state", func(s *shard.Scenario) { s.NonControllables.OperativeStateCode[2] = -1 },
+			"simulation/non_controllables: column operative_state_code row 2: code -1 is not in codes.json operative_state (0 deactivated, 1 maintenance, 2 operating, 3 saturated)"},
+		{"storage binding outside codes.json", func(s *shard.Scenario) { s.Hydros.StorageBindingCode[9] = 7 },
+			"simulation/hydros: column storage_binding_code row 9: code 7 is not in codes.json storage_binding (0 none, 1 below_minimum, 2 above_maximum, 3 both)"},
 		{"short column", func(s *shard.Scenario) { s.Buses.LoadMW = s.Buses.LoadMW[1:] },
 			"simulation/buses.load_mw: column has 11 rows, want 12 (the length of stage_id)"},
 	}
@@ -181,6 +190,99 @@ func TestCheckValuesErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckValuesCodes: every code column of every table is checked
+// against its set in codes.json: each code of the set passes, the values
+// just outside it and an arbitrary one fail, naming table, column and row.
+// Bounds rows (entity_type_code, bound_type_code) too.
+func TestCheckValuesCodes(t *testing.T) {
+	c := loadCase(t, "tiny")
+	checked := map[string]bool{}
+	for _, tb := range shard.AllTables {
+		for ci, col := range tb.Columns {
+			set, ok := codeSetOf(col.Name)
+			if !ok {
+				continue
+			}
+			t.Run(tb.Name+"."+col.Name, func(t *testing.T) {
+				tr := codeRows(t, c, tb)
+				codes := codeColumn(t, tr, ci)
+				allowed := map[int8]bool{}
+				for _, code := range set.Codes {
+					allowed[code.Value] = true
+					codes[0] = code.Value
+					if err := shard.CheckValues(c, tr); err != nil {
+						t.Errorf("code %d (%s): %v", code.Value, code.Label, err)
+					}
+				}
+				for v := -128; v <= 127; v++ {
+					if allowed[int8(v)] {
+						continue
+					}
+					codes[0] = int8(v)
+					var ve *shard.ValueError
+					err := shard.CheckValues(c, tr)
+					if !errors.As(err, &ve) || ve.Table != tb.Name || ve.Column != col.Name || ve.Row != 0 || ve.Value != strconv.Itoa(v) ||
+						!strings.Contains(ve.Reason, "codes.json "+set.Name) {
+						t.Fatalf("code %d: %v, want a *ValueError naming %s, %s, row 0 and the set %s", v, err, tb.Name, col.Name, set.Name)
+					}
+				}
+				checked[tb.Name+"."+col.Name] = true
+			})
+		}
+	}
+	// Not vacuous: the simulation tables' code columns and the bounds'.
+	want := []string{"simulation/hydros.operative_state_code", "simulation/hydros.storage_binding_code",
+		"simulation/thermals.operative_state_code", "simulation/exchanges.operative_state_code",
+		"simulation/pumping_stations.operative_state_code", "simulation/contracts.operative_state_code",
+		"simulation/non_controllables.operative_state_code",
+		"training/dictionaries/bounds.entity_type_code", "training/dictionaries/bounds.bound_type_code"}
+	for _, w := range want {
+		if !checked[w] {
+			t.Errorf("%s was not checked", w)
+		}
+	}
+}
+
+func codeSetOf(column string) (shard.CodeSet, bool) {
+	for _, s := range shard.CodeSets {
+		if slices.Contains(s.Columns, column) {
+			return s, true
+		}
+	}
+	return shard.CodeSet{}, false
+}
+
+// codeRows returns well-formed rows of a table with a code column: a
+// synthetic scenario's table, or one bounds row.
+func codeRows(t *testing.T, c *manifest.Case, tb *shard.Table) shard.TableRows {
+	t.Helper()
+	if tb == shard.Bounds {
+		return shard.TableRows{Table: tb, Rows: &shard.BoundsRows{EntityTypeCode: []int8{shard.EntityHydro}, EntityID: []int32{1},
+			StageID: []int32{0}, BoundTypeCode: []int8{shard.BoundStorageMax}, BoundValue: []float64{1}}}
+	}
+	for _, tr := range scenario(t, c, 0).Tables() {
+		if tr.Table == tb {
+			return tr
+		}
+	}
+	t.Fatalf("no %s in a synthetic scenario of %s", tb.Name, c.Name)
+	return shard.TableRows{}
+}
+
+// codeColumn returns column ci of rows (an []int8 field tagged with the
+// column's name).
+func codeColumn(t *testing.T, tr shard.TableRows, ci int) []int8 {
+	t.Helper()
+	v := reflect.ValueOf(tr.Rows).Elem()
+	for i := range v.NumField() {
+		if v.Type().Field(i).Tag.Get("col") == tr.Table.Columns[ci].Name {
+			return v.Field(i).Interface().([]int8)
+		}
+	}
+	t.Fatalf("%s: no field for %s", tr.Table.Name, tr.Table.Columns[ci].Name)
+	return nil
 }
 
 // TestCheckValuesNulls: what is under a null is not looked at, and a

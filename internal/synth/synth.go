@@ -23,29 +23,34 @@ import (
 	"github.com/hydroshard/hydroshard/shard"
 )
 
-// Storage binding codes (simulation/hydros storage_binding_code); they feed
-// codes.json storage_binding. The code describes the final storage of the
-// block.
+// Storage binding codes (simulation/hydros storage_binding_code), Cobre's
+// table (see shard): the code describes the final storage of the block.
 const (
 	// StorageBindingNone: storage strictly between its minimum and maximum.
 	StorageBindingNone = shard.StorageBindingNone
-	// StorageBindingMin: storage at its minimum, or below it (then
-	// storage_violation_below_hm3 > 0). Takes precedence over
-	// StorageBindingMax when minimum and maximum coincide.
-	StorageBindingMin = shard.StorageBindingMin
-	// StorageBindingMax: storage at its maximum (the plant spills or
-	// turbines at full capacity to stay there).
-	StorageBindingMax = shard.StorageBindingMax
+	// StorageBindingBelowMinimum: storage at its minimum, or below it
+	// (then storage_violation_below_hm3 > 0).
+	StorageBindingBelowMinimum = shard.StorageBindingBelowMinimum
+	// StorageBindingAboveMaximum: storage at its maximum (the plant spills
+	// or turbines at full capacity to stay there).
+	StorageBindingAboveMaximum = shard.StorageBindingAboveMaximum
+	// StorageBindingBoth: minimum and maximum coincide (a run-of-river
+	// plant with no operating range) and the storage is there.
+	StorageBindingBoth = shard.StorageBindingBoth
 )
 
-// Operative state codes (operative_state_code of every entity table); they
-// feed codes.json operative_state.
+// Operative state codes (operative_state_code of every entity table),
+// Cobre's table (see shard). The synthetic solver writes three of them.
 const (
-	// OperativeNormal: the entity operates normally.
-	OperativeNormal = shard.OperativeNormal
-	// OperativeMaintenance: the entity is out for maintenance for the whole
-	// stage and produces nothing (generation 0). Only thermals use it here.
+	// OperativeOperating: the entity is in service within its limits;
+	// every row not described below.
+	OperativeOperating = shard.OperativeOperating
+	// OperativeMaintenance: a thermal plant out for maintenance for the
+	// whole stage; it produces nothing (generation 0).
 	OperativeMaintenance = shard.OperativeMaintenance
+	// OperativeSaturated: a thermal plant dispatched at its full capacity
+	// (capacity_mw > 0).
+	OperativeSaturated = shard.OperativeSaturated
 )
 
 // StorageViolationPenalty is the penalty, in $ per hm3 and per block row, of
@@ -384,6 +389,15 @@ func nullable(n int, valid []bool) shard.NullFloat64 {
 
 func int8s(n int) []int8 { return make([]int8, n) }
 
+// operating returns n operative state codes, all OperativeOperating.
+func operating(n int) []int8 {
+	out := make([]int8, n)
+	for i := range out {
+		out[i] = OperativeOperating
+	}
+	return out
+}
+
 func (g *gen) run(scenario int) *shard.Scenario {
 	c := g.c
 	nT, nB := g.nT, g.nB
@@ -431,7 +445,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 			DivertedOutflowM3s:             nullable(n, g.divOut),
 			ProductivityMWPerM3s:           nullable(n, g.allProd),
 			StorageBindingCode:             int8s(n),
-			OperativeStateCode:             int8s(n),
+			OperativeStateCode:             operating(n),
 		}
 		hy.StageID, hy.BlockID, hy.HydroID = blockKeys(nT, nB, ids)
 		s.Hydros = hy
@@ -444,7 +458,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		th = &shard.ThermalsRows{
 			GenerationMW: f[0], GenerationCost: f[1], IsGNL: make([]bool, n),
 			GNLCommittedMW: nullable(n, g.isGNL), GNLDecisionMW: nullable(n, g.isGNL),
-			OperativeStateCode: int8s(n),
+			OperativeStateCode: operating(n),
 		}
 		th.StageID, th.BlockID, th.ThermalID = blockKeys(nT, nB, ids)
 		for r := range n {
@@ -457,7 +471,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		ids := idsOf(c.Lines, func(e manifest.Line) int32 { return e.ID })
 		n := nT * nB * nL
 		f := floats(n, 3)
-		ex = &shard.ExchangesRows{DirectFlowMW: f[0], ReverseFlowMW: f[1], ExchangeCost: f[2], OperativeStateCode: int8s(n)}
+		ex = &shard.ExchangesRows{DirectFlowMW: f[0], ReverseFlowMW: f[1], ExchangeCost: f[2], OperativeStateCode: operating(n)}
 		ex.StageID, ex.BlockID, ex.LineID = blockKeys(nT, nB, ids)
 		s.Exchanges = ex
 	}
@@ -466,7 +480,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		ids := idsOf(c.PumpingStations, func(e manifest.PumpingStation) int32 { return e.ID })
 		n := nT * nB * nP
 		f := floats(n, 3)
-		ps = &shard.PumpingStationsRows{PumpedFlowM3s: f[0], PowerConsumptionMW: f[1], PumpingCost: f[2], OperativeStateCode: int8s(n)}
+		ps = &shard.PumpingStationsRows{PumpedFlowM3s: f[0], PowerConsumptionMW: f[1], PumpingCost: f[2], OperativeStateCode: operating(n)}
 		ps.StageID, ps.BlockID, ps.PumpingStationID = blockKeys(nT, nB, ids)
 		s.PumpingStations = ps
 	}
@@ -475,7 +489,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		ids := idsOf(c.Contracts, func(e manifest.Contract) int32 { return e.ID })
 		n := nT * nB * nK
 		f := floats(n, 3)
-		ct = &shard.ContractsRows{PowerMW: f[0], PricePerMWh: f[1], TotalCost: f[2], OperativeStateCode: int8s(n)}
+		ct = &shard.ContractsRows{PowerMW: f[0], PricePerMWh: f[1], TotalCost: f[2], OperativeStateCode: operating(n)}
 		ct.StageID, ct.BlockID, ct.ContractID = blockKeys(nT, nB, ids)
 		s.Contracts = ct
 	}
@@ -484,7 +498,7 @@ func (g *gen) run(scenario int) *shard.Scenario {
 		ids := idsOf(c.NonControllables, func(e manifest.NonControllable) int32 { return e.ID })
 		n := nT * nB * nN
 		f := floats(n, 4)
-		nc = &shard.NonControllablesRows{GenerationMW: f[0], AvailableMW: f[1], CurtailmentMW: f[2], CurtailmentCost: f[3], OperativeStateCode: int8s(n)}
+		nc = &shard.NonControllablesRows{GenerationMW: f[0], AvailableMW: f[1], CurtailmentMW: f[2], CurtailmentCost: f[3], OperativeStateCode: operating(n)}
 		nc.StageID, nc.BlockID, nc.NonControllableID = blockKeys(nT, nB, ids)
 		s.NonControllables = nc
 	}
@@ -746,10 +760,13 @@ func (g *gen) run(scenario int) *shard.Scenario {
 				}
 				viol := max(0, lo-sf)
 				code := StorageBindingNone
-				if sf <= lo {
-					code = StorageBindingMin
-				} else if sf >= hi {
-					code = StorageBindingMax
+				switch {
+				case sf <= lo && sf >= hi:
+					code = StorageBindingBoth
+				case sf <= lo:
+					code = StorageBindingBelowMinimum
+				case sf >= hi:
+					code = StorageBindingAboveMaximum
 				}
 				outflow[i] = tur + spill
 				storage[i] = sf
@@ -903,8 +920,11 @@ func (g *gen) run(scenario int) *shard.Scenario {
 					th.GNLCommittedMW.Values[r] = committed[i]
 					th.GNLDecisionMW.Values[r] = decision[i]
 				}
-				if maint[i] {
+				switch {
+				case maint[i]:
 					th.OperativeStateCode[r] = OperativeMaintenance
+				case tc.CapacityMW > 0 && thermGen[i] >= tc.CapacityMW:
+					th.OperativeStateCode[r] = OperativeSaturated
 				}
 				costs.ThermalCost[t] += th.GenerationCost[r]
 				busTherm[g.thermBus[i]] += thermGen[i]

@@ -234,7 +234,7 @@ func TestStorageViolation(t *testing.T) {
 	for r, v := range s.Hydros.StorageViolationBelowHm3 {
 		if v > 0 {
 			n++
-			if s.Hydros.StorageBindingCode[r] != StorageBindingMin {
+			if c := s.Hydros.StorageBindingCode[r]; c != StorageBindingBelowMinimum && c != StorageBindingBoth {
 				t.Errorf("row %d: violation %v with binding code %d", r, v, s.Hydros.StorageBindingCode[r])
 			}
 		}
@@ -591,7 +591,7 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			e.check(f >= 0 && f <= p.MaxFlowM3s*(1+1e-12), "pumped flow bounds", "row %d: %v not in [0, %v]", r, f, p.MaxFlowM3s)
 			e.check(near(x.PowerConsumptionMW[r], f*p.MWPerM3s, x.PowerConsumptionMW[r]), "pumping power", "row %d", r)
 			e.check(near(x.PumpingCost[r], x.PowerConsumptionMW[r]*h*p.CostPerMWh, x.PumpingCost[r]), "pumping cost", "row %d", r)
-			e.check(x.OperativeStateCode[r] == 0, "pumping state", "row %d", r)
+			e.check(x.OperativeStateCode[r] == OperativeOperating, "pumping state", "row %d", r)
 			k := int(st)*B + int(b)
 			pumpIn[k*nH+hydIdx[p.ToHydroID]] += f
 			pumpOut[k*nH+hydIdx[p.FromHydroID]] += f
@@ -664,16 +664,18 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			}
 			code := x.StorageBindingCode[r]
 			switch {
+			case sf <= h.StorageMinHm3 && sf >= h.StorageMaxHm3:
+				e.check(code == StorageBindingBoth, "binding code", "row %d: storage %v at min %v and max %v, code %d", r, sf, h.StorageMinHm3, h.StorageMaxHm3, code)
 			case sf <= h.StorageMinHm3:
-				e.check(code == StorageBindingMin, "binding code", "row %d: storage %v at min %v, code %d", r, sf, h.StorageMinHm3, code)
+				e.check(code == StorageBindingBelowMinimum, "binding code", "row %d: storage %v at min %v, code %d", r, sf, h.StorageMinHm3, code)
 			case sf >= h.StorageMaxHm3:
-				e.check(code == StorageBindingMax, "binding code", "row %d: storage %v at max %v, code %d", r, sf, h.StorageMaxHm3, code)
+				e.check(code == StorageBindingAboveMaximum, "binding code", "row %d: storage %v at max %v, code %d", r, sf, h.StorageMaxHm3, code)
 			default:
 				e.check(code == StorageBindingNone, "binding code", "row %d: storage %v inside (%v, %v), code %d", r, sf, h.StorageMinHm3, h.StorageMaxHm3, code)
 			}
 			e.check(near(x.SpillageCost[r], spill*hours*conv*h.SpillageCost, x.SpillageCost[r]), "spillage cost", "row %d", r)
 			e.check(x.WaterValuePerHm3[r] > 0, "water value > 0", "row %d: %v", r, x.WaterValuePerHm3[r])
-			e.check(x.OperativeStateCode[r] == OperativeNormal, "hydro state", "row %d", r)
+			e.check(x.OperativeStateCode[r] == OperativeOperating, "hydro state", "row %d", r)
 			for name, col := range map[string][]float64{
 				"turbined_slack": x.TurbinedSlackM3s, "outflow_slack_below": x.OutflowSlackBelowM3s, "outflow_slack_above": x.OutflowSlackAboveM3s,
 				"generation_slack": x.GenerationSlackMW, "filling_target": x.FillingTargetViolationHm3, "evaporation_pos": x.EvaporationViolationPosM3s,
@@ -729,13 +731,16 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			e.check(x.IsGNL[r] == th.GNL, "is_gnl", "row %d", r)
 			e.check(valid(x.GNLCommittedMW, r) == th.GNL && valid(x.GNLDecisionMW, r) == th.GNL, "gnl columns valid iff GNL", "row %d", r)
 			state := x.OperativeStateCode[r]
-			e.check(state == OperativeNormal || state == OperativeMaintenance, "thermal state", "row %d: %d", r, state)
+			e.check(state == OperativeOperating || state == OperativeMaintenance || state == OperativeSaturated, "thermal state", "row %d: %d", r, state)
 			e.check(state != OperativeMaintenance || g == 0, "maintenance means no generation", "row %d: %v", r, g)
-			e.check(x.OperativeStateCode[int(st)*B*nTh+r%nTh] == state, "maintenance lasts the stage", "row %d", r)
+			atCap := th.CapacityMW > 0 && g >= th.CapacityMW
+			e.check(state == OperativeMaintenance || (state == OperativeSaturated) == atCap, "saturated iff at capacity", "row %d: state %d, generation %v of %v", r, state, g, th.CapacityMW)
+			first := x.OperativeStateCode[int(st)*B*nTh+r%nTh]
+			e.check((first == OperativeMaintenance) == (state == OperativeMaintenance), "maintenance lasts the stage", "row %d", r)
 			if th.GNL {
 				cm, dc := x.GNLCommittedMW.Values[r], x.GNLDecisionMW.Values[r]
 				e.check(cm >= 0 && cm <= th.CapacityMW && dc >= 0 && dc <= th.CapacityMW, "gnl bounds", "row %d: %v %v", r, cm, dc)
-				e.check(state != OperativeNormal || g >= cm-1e-9*max(1, cm), "gnl generation >= committed", "row %d: %v < %v", r, g, cm)
+				e.check(state == OperativeMaintenance || g >= cm-1e-9*max(1, cm), "gnl generation >= committed", "row %d: %v < %v", r, g, cm)
 				if int(st) >= GNLLeadStages {
 					prev := x.GNLDecisionMW.Values[r-GNLLeadStages*B*nTh]
 					e.check(cm == prev, "gnl commitment = decision of lead stages before", "row %d: %v, want %v", r, cm, prev)
@@ -757,7 +762,7 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			e.check(a >= 0 && a <= q.CapacityMW && g >= 0 && cu >= 0, "non-controllable bounds", "row %d: avail %v gen %v curt %v", r, a, g, cu)
 			e.check(near(g+cu, a, a), "generation + curtailment = available", "row %d", r)
 			e.check(near(x.CurtailmentCost[r], cu*c.Hours[b]*q.CurtailmentCost, x.CurtailmentCost[r]), "curtailment cost", "row %d", r)
-			e.check(x.OperativeStateCode[r] == 0, "non-controllable state", "row %d", r)
+			e.check(x.OperativeStateCode[r] == OperativeOperating, "non-controllable state", "row %d", r)
 			add(st, b, q.BusID, g)
 		}
 	}
@@ -776,7 +781,7 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			}
 			e.check(x.PricePerMWh[r] == q.PricePerMWh, "contract price", "row %d", r)
 			e.check(near(x.TotalCost[r], pw*c.Hours[b]*q.PricePerMWh, x.TotalCost[r]), "contract cost", "row %d", r)
-			e.check(x.OperativeStateCode[r] == 0, "contract state", "row %d", r)
+			e.check(x.OperativeStateCode[r] == OperativeOperating, "contract state", "row %d", r)
 			add(st, b, q.BusID, pw)
 		}
 	}
@@ -790,7 +795,7 @@ func checkScenario(t *testing.T, c *manifest.Case, s *shard.Scenario) {
 			d, v := x.DirectFlowMW[r], x.ReverseFlowMW[r]
 			e.check(d >= 0 && v >= 0 && d <= l.CapacityMW && v <= l.CapacityMW, "line flow bounds", "row %d: %v %v", r, d, v)
 			e.check(near(x.ExchangeCost[r], (d+v)*c.Hours[b]*l.CostPerMWh, x.ExchangeCost[r]), "exchange cost", "row %d", r)
-			e.check(x.OperativeStateCode[r] == 0, "exchange state", "row %d", r)
+			e.check(x.OperativeStateCode[r] == OperativeOperating, "exchange state", "row %d", r)
 			keep := 1 - l.LossFraction
 			add(st, b, l.SourceBusID, -d+v*keep)
 			add(st, b, l.TargetBusID, d*keep-v)
