@@ -109,11 +109,16 @@ type Distribution struct {
 
 // Summary is simulation/summary.json: cost statistics across scenarios.
 type Summary struct {
-	SchemaVersion int         `json:"schema_version"`
-	Scenarios     int         `json:"scenarios"`
-	TotalCost     *Stats      `json:"total_cost"`
-	StageCosts    []StageStat `json:"stage_costs"`
+	SchemaVersion int `json:"schema_version"`
+	// Cost says which cost is summarised (SummaryCost).
+	Cost       string      `json:"cost"`
+	Scenarios  int         `json:"scenarios"`
+	TotalCost  *Stats      `json:"total_cost"`
+	StageCosts []StageStat `json:"stage_costs"`
 }
+
+// SummaryCost is Summary.Cost: what its statistics are of.
+const SummaryCost = "discounted cost: immediate_cost x discount_factor of simulation/costs, summed over the blocks of each stage (stage_costs) and over all stages (total_cost), per scenario"
 
 // StageStat is the statistics of one stage's discounted cost.
 type StageStat struct {

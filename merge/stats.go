@@ -53,7 +53,7 @@ func (s *state) summarize() *manifest.Summary {
 			stages[i] = append(stages[i], v)
 		}
 	}
-	sum := &manifest.Summary{SchemaVersion: 1, Scenarios: len(totals), TotalCost: describe(totals), StageCosts: []manifest.StageStat{}}
+	sum := &manifest.Summary{SchemaVersion: 1, Cost: manifest.SummaryCost, Scenarios: len(totals), TotalCost: describe(totals), StageCosts: []manifest.StageStat{}}
 	for i, v := range stages {
 		if d := describe(v); d != nil {
 			sum.StageCosts = append(sum.StageCosts, manifest.StageStat{Stage: i, Stats: *d})

@@ -13,12 +13,15 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/hydroshard/hydroshard/manifest"
 )
 
-// CreatedBy is written into every Parquet footer. It is fixed (no version
-// suffix that changes per build, no clock) so the same input gives the
-// same bytes on any rank count and any machine.
-const CreatedBy = "hydroshard"
+// CreatedBy is written into every Parquet footer, in the form other
+// writers use ("parquet-cpp-arrow version 17.0.0"), so a reader can tell
+// which release wrote a file. It holds the release (manifest.Version) and
+// nothing that changes per build or with the clock, so the same input
+// gives the same bytes on any rank count and any machine.
+const CreatedBy = "hydroshard version " + manifest.Version
 
 // MaxRowGroupRows caps the rows of one Parquet row group.
 const MaxRowGroupRows = 100_000
@@ -452,6 +455,10 @@ func checkLen(t *Table, c Column, v reflect.Value, n int) error {
 		return &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("%s has %d rows, want %d (the length of %s)", what, got, n, t.Columns[0].Name)}
 	}
 	if v.Kind() == reflect.Slice {
+		if v.Len() == 0 && n > 0 {
+			// Left nil: say so, rather than "has 0 rows".
+			return &ColumnError{Table: t.Name, Column: c.Name, What: fmt.Sprintf("column is missing (its field is empty), want %d rows (the length of %s)", n, t.Columns[0].Name)}
+		}
 		if v.Len() != n {
 			return bad("column", v.Len())
 		}

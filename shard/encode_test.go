@@ -181,7 +181,7 @@ func TestEncodeErrors(t *testing.T) {
 	}{
 		{"short column", TableRows{Hydros, short}, "simulation/hydros.spillage_m3s: column has 5 rows, want 6 (the length of stage_id)"},
 		{"block not in case", TableRows{Hydros, badBlock}, "simulation/hydros row 4: stage 0 block 9 is not in the case"},
-		{"missing columns", TableRows{Costs, nullInNonNull}, "simulation/costs.total_cost: column has 0 rows, want 1"},
+		{"missing columns", TableRows{Costs, nullInNonNull}, "simulation/costs.total_cost: column is missing (its field is empty), want 1 rows"},
 		{"unknown line", TableRows{Exchanges, badLine}, "simulation/exchanges row 0: line 3 is not in the case"},
 		{"wrong rows type", TableRows{Hydros, &CostsRows{}}, "simulation/hydros has no column \"total_cost\""},
 		{"nil rows", TableRows{Hydros, (*HydrosRows)(nil)}, "non-nil pointer"},

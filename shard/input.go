@@ -8,6 +8,16 @@ package shard
 // Each field's `col` tag names its column in the registry; a test checks
 // that every non-derived column of every table has exactly one field.
 //
+// Meaning and units: each column's unit is the suffix of its name and of
+// its field (_mw: MW, _mwh: MWh, _m3s: m3/s, _hm3: hm3, _per_mwh: per MWh;
+// costs are in the case's currency, per stage or block as the row says),
+// and docs/tables.md describes every column (the registry's Column.Doc
+// and Column.Unit say the same, and variables.csv is built from them).
+// Ids: StageID and BlockID count from 0 (stages 0..Case.Stages-1, blocks
+// 0..len(Case.Hours)-1; a null BlockID is a stage-level row); entity
+// ids (HydroID, LineID, ...) are the ids the case gives its entities, not
+// positions, and must be ids of the case (CheckValues refuses others).
+//
 // Code fields hold the constants of codes.go, Cobre's tables, and nothing
 // else (CheckValues refuses another value): OperativeStateCode one of
 // OperativeDeactivated, OperativeMaintenance, OperativeOperating (the
