@@ -12,15 +12,34 @@ export PATH="/usr/local/go/bin:$PATH"
 out=${1:-$(mktemp -d /tmp/hydroshard-demo.XXXXXX)}
 ranks=4 scenarios=16 seed=42 iterations=10
 mkdir -p bin
-go build -o bin/simrank ./cmd/simrank
-go build -o bin/merge-shards ./cmd/merge-shards
+
+# The first run on a fresh clone downloads and compiles the dependencies,
+# which takes minutes: say so, and on a terminal show go's progress (the
+# download or package it is at) on one line.
+echo "== building (first run downloads and compiles dependencies, a few minutes)..."
+if [ -t 1 ]; then
+  log=$(mktemp)
+  { go build -v -o bin/simrank ./cmd/simrank && go build -v -o bin/merge-shards ./cmd/merge-shards; } >"$log" 2>&1 &
+  pid=$! spin='|/-\' i=0
+  while kill -0 "$pid" 2>/dev/null; do
+    last=$(tail -n 1 "$log" 2>/dev/null | cut -c1-70)
+    printf '\r\033[K  %s %s' "${spin:i++%4:1}" "$last"
+    sleep 0.2
+  done
+  printf '\r\033[K'
+  if ! wait "$pid"; then cat "$log" >&2; rm -f "$log"; echo "demo.sh: go build failed" >&2; exit 1; fi
+  rm -f "$log"
+else
+  go build -o bin/simrank ./cmd/simrank
+  go build -o bin/merge-shards ./cmd/merge-shards
+fi
 
 echo "== running $ranks ranks of simrank (demo case: $iterations training iterations, then $scenarios scenarios; seed $seed) into $out"
 pids=()
 for r in $(seq 0 $((ranks - 1))); do
   SLURM_PROCID=$r SLURM_NTASKS=$ranks SLURM_LOCALID=$r SLURM_JOB_ID=demo \
     bin/simrank --case demo --out "$out" --iterations $iterations --forward-passes 8 --threads 2 --checkpoint-every 5 \
-      --scenarios $scenarios --seed $seed --quiet &
+      --scenarios $scenarios --seed $seed &
   pids+=($!)
 done
 status=0

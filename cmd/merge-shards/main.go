@@ -2,10 +2,13 @@
 // into one verified dataset, and checks or reports on it afterwards.
 //
 //	merge-shards [flags] OUT          merge (idempotent; run it again any time)
-//	merge-shards verify [--full] OUT  check a merged directory against its index
+//	merge-shards verify [--full] [--json] [--workers N] OUT  check a merged directory against its index
 //	merge-shards report [--json] OUT  what a merge would find, changing nothing
 //	merge-shards status [--json] [--watch] OUT  a run's progress, beside live ranks
 //	merge-shards policy pack|unpack OUT/policy  zstd-compress or restore stage files
+//	merge-shards help [COMMAND]       the help, on stdout (also --help, -h)
+//
+// Flags may come before or after OUT; "--" ends them (cli.go).
 //
 // Exit codes: 0 complete, 3 partial (missing scenarios), 4 running (writers
 // hold live leases; nothing changed), 2 corrupt or inconsistent input, 1
@@ -27,7 +30,9 @@ import (
 	"runtime/debug"
 	"strconv"
 	"syscall"
+	"time"
 
+	"github.com/hydroshard/hydroshard/internal/cli"
 	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/policy"
@@ -48,13 +53,25 @@ const usage = `usage:
   merge-shards report [--json] [--lease-grace D] OUT
   merge-shards status [--json] [--watch [--interval D]] [--lease-grace D] OUT
   merge-shards policy pack|unpack OUT/policy
+  merge-shards help [verify|report|status|policy]
+
+Flags may come before or after OUT (merge-shards OUT --json); "--" ends
+them (merge-shards -- help merges a directory named help). A command
+comes first. --help or -h prints this help on stdout.
 
 merge-shards reads every rank journal under OUT/_shards/journal, checks they
 describe one run, picks one committed copy of each partition, finishes commits
 whose renames were interrupted, verifies the files, removes temp garbage and
-writes OUT/simulation/_manifest.json, _files.csv (integrity index),
-metadata.json, summary.json and, only when every scenario is committed and
-verified, _SUCCESS. Running it again on a merged directory changes nothing.
+writes:
+  OUT/simulation/  _manifest.json, _files.csv (integrity index),
+           metadata.json, summary.json and, only when every scenario is
+           committed and verified, _SUCCESS;
+  OUT/training/    when the ranks trained: convergence.parquet, timing/,
+           dictionaries/, metadata.json, _manifest.json (complete,
+           converged, interrupted or partial) and _SUCCESS when complete;
+  OUT/policy/      the latest checkpoint every rank finished: cuts/, basis/,
+           states/ stage files and metadata.json.
+Running it again on a merged directory changes nothing.
 It is safe beside a running study: while any writer holds a live lease
 (renewed within --lease-grace by the file system's clock) it changes nothing
 and exits 4.
@@ -63,7 +80,8 @@ and exits 4.
            against simulation/_files.csv, every policy stage file (packed or
            not) against policy/metadata.json, every training table against
            training/_manifest.json; names every missing, truncated or altered
-           file (exit 2 if any).
+           file (exit 2 if any). It needs simulation/_manifest.json, which
+           a merge writes once the ranks have simulated.
   report   prints what a merge would find and do, changing nothing.
   status   the progress of a run, beside live ranks, changing nothing: one
            line per rank (live, closed or dead; scenarios committed of those
@@ -76,21 +94,23 @@ and exits 4.
            the original is removed (policy readers refuse a packed directory).
   policy unpack  restores the stage files, checking size and XXH64 against
            metadata.json; a .zst that fails is named, kept, and exit is 2.
+  help     this help; help COMMAND: the help of a command and its flags.
 
 Exit codes:
   0  complete: every scenario committed and verified
   3  partial: scenarios missing (listed; --rerun-list FILE writes them one per
-     line for simrank --scenarios-from FILE); rerun them and merge again
+     line, for your solver's list option, e.g. simrank --scenarios-from FILE);
+     rerun them and merge again
   4  running: writers hold live leases (listed); nothing changed; merge again
      when they are done (a killed writer's lease expires after --lease-grace)
   2  corrupt or inconsistent input (damaged journal, file lost or altered after commit
      (--requeue-lost revokes such scenarios for a rerun instead),
      journal of another case, conflict with --strict): nothing changed
-  1  usage or environment error (bad flags, unreadable directory, disk full,
-     another merge running, or an internal error), or out of memory: the
-     merge process died (a Go runtime fatal error, or SIGKILL as the
-     kernel's OOM killer sends; said on stderr). Nothing committed is lost:
-     the merge is crash-safe; merge again with more memory
+  1  usage or environment error (bad flags, said in one line; unreadable
+     directory, disk full, another merge running, or an internal error), or
+     out of memory: the merge process died (a Go runtime fatal error, or
+     SIGKILL as the kernel's OOM killer sends; said on stderr). Nothing
+     committed is lost: the merge is crash-safe; merge again with more memory
 
 A partial merge lists at most 1048576 missing scenarios (the lowest; the
 count is always exact), in the report, its JSON, --rerun-list and
@@ -125,7 +145,7 @@ func progressTo(stderr io.Writer) io.Writer {
 		if f == os.Stderr && stderrTerminal {
 			return f
 		}
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		if cli.IsTerminal(f) {
 			return f
 		}
 	}
@@ -141,6 +161,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			code = exitEnv
 		}
 	}()
+	return dispatch(ctx, args, stdout, stderr)
+}
+
+// dispatch runs the command args name (the merge when args[0] is none).
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
 		case "verify":
@@ -151,20 +176,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 			return runStatus(ctx, args[1:], stdout, stderr)
 		case "policy":
 			return runPolicy(args[1:], stdout, stderr)
+		case "help":
+			return runHelp(ctx, args[1:], stdout, stderr)
 		}
 	}
-	fs := flag.NewFlagSet("merge-shards", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	return runMerge(ctx, args, stdout, stderr)
+}
+
+// runMerge runs the merge: "[flags] OUT".
+func runMerge(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := cli.NewFlags("merge-shards")
 	verify := fs.String("verify", "size", "verification of every data file: size, or full (size and XXH64)")
 	gc := fs.Bool("gc", false, "delete the files quarantined under _shards/unclaimed/ (data files no commit claims: every merge moves them out of simulation/ to there)")
 	strict := fs.Bool("strict", false, "a scenario committed twice with different bytes is an error (exit 2) instead of latest-wins")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
-	rerun := fs.String("rerun-list", "", "write the missing scenario ids to FILE, one per line (empty file when complete)")
-	workers := fs.Int("workers", 0, "parallel verification workers (default: number of CPUs)")
+	rerun := fs.String("rerun-list", "", "write the missing scenario ids to FILE, one per line (empty file when complete), for your solver's list option (simrank --scenarios-from FILE)")
+	workers := fs.Int("workers", 0, "parallel verification workers, at least 1 (default: number of CPUs)")
 	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live: its files are left alone")
 	requeue := fs.Bool("requeue-lost", false, "when the only problems are committed data files lost, truncated or altered after commit: revoke those scenarios (durably), move the damaged copies aside and list them for a rerun (exit 3) instead of exit 2")
-	out, code := parse(fs, args)
+	out, code := parse(fs, args, stdout, stderr, func() error {
+		if *verify != merge.VerifySize && *verify != merge.VerifyFull {
+			return fmt.Errorf("--verify %s: unknown verify level, want size or full", *verify)
+		}
+		if err := workersCheck(fs, workers); err != nil {
+			return err
+		}
+		return graceCheck(*grace)
+	})
 	if code >= 0 {
 		return code
 	}
@@ -189,20 +227,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 	return rep.ExitCode()
 }
 
+// graceCheck refuses a --lease-grace that is not positive (the lease
+// package would take it for the default).
+func graceCheck(grace time.Duration) error {
+	if grace <= 0 {
+		return fmt.Errorf("--lease-grace %v: want > 0", grace)
+	}
+	return nil
+}
+
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("merge-shards verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs := cli.NewFlags("merge-shards verify")
 	full := fs.Bool("full", false, "also check every file's XXH64 (reads all data)")
 	asJSON := fs.Bool("json", false, "print the result as JSON on stdout")
-	workers := fs.Int("workers", 0, "parallel verification workers (default: number of CPUs)")
-	out, code := parse(fs, args)
+	workers := fs.Int("workers", 0, "parallel verification workers, at least 1 (default: number of CPUs)")
+	out, code := parse(fs, args, stdout, stderr, func() error { return workersCheck(fs, workers) })
 	if code >= 0 {
 		return code
 	}
 	v, err := merge.VerifyMerged(ctx, out, merge.Options{Verify: verifyLevel(*full), Workers: *workers, Progress: progressTo(stderr)})
 	if err != nil {
-		fmt.Fprintf(stderr, "merge-shards verify: %v\n", err)
+		fmt.Fprintf(stderr, "merge-shards verify: %s: %s\n", out, verifyError(out, err))
 		return exitEnv
 	}
 	if err := print(stdout, *asJSON, v, v.Human()); err != nil {
@@ -215,12 +260,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("merge-shards report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs := cli.NewFlags("merge-shards report")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live")
-	out, code := parse(fs, args)
+	out, code := parse(fs, args, stdout, stderr, func() error { return graceCheck(*grace) })
 	if code >= 0 {
 		return code
 	}
@@ -239,26 +282,26 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // 2 checksum mismatch (the file is named and nothing is lost), 1 usage or
 // environment error.
 func runPolicy(args []string, stdout, stderr io.Writer) int {
-	name := "merge-shards policy"
-	if len(args) > 0 && (args[0] == "pack" || args[0] == "unpack") {
-		name += " " + args[0]
-	}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
-	if len(args) == 0 || (args[0] != "pack" && args[0] != "unpack") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
-			fs.Usage()
-			return exitComplete
+	fs := cli.NewFlags("merge-shards policy")
+	pos, err := cli.ParseArgs(fs, args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, fs)
+		return exitComplete
+	case err != nil:
+		return usageError(stderr, fs.Name(), "%s", cli.FlagError(fs, err))
+	case len(pos) == 0 || (pos[0] != "pack" && pos[0] != "unpack"):
+		got := "nothing"
+		if len(pos) > 0 {
+			got = fmt.Sprintf("%q", pos[0])
 		}
-		fmt.Fprintf(stderr, "merge-shards policy: want pack or unpack\n")
-		fs.Usage()
-		return exitEnv
+		return usageError(stderr, fs.Name(), "want pack or unpack, got %s", got)
+	case len(pos) != 2:
+		return usageError(stderr, fs.Name()+" "+pos[0], "want one policy directory (OUT/policy), got %d arguments", len(pos)-1)
 	}
-	op := args[0]
-	dir, code := parse(fs, args[1:])
-	if code >= 0 {
-		return code
+	op, dir := pos[0], pos[1]
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageError(stderr, fs.Name()+" "+op, "%s is not a directory", dir)
 	}
 	do := policy.Pack
 	if op == "unpack" {
@@ -291,26 +334,6 @@ func writeRerunList(name string, ids []int) error {
 		err = cerr
 	}
 	return err
-}
-
-// parse parses flags and the one OUT argument; code is -1 to go on.
-func parse(fs *flag.FlagSet, args []string) (string, int) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return "", exitComplete
-		}
-		return "", exitEnv
-	}
-	if fs.NArg() != 1 {
-		fmt.Fprintf(fs.Output(), "%s: want exactly one output directory, got %d arguments\n", fs.Name(), fs.NArg())
-		fs.Usage()
-		return "", exitEnv
-	}
-	if st, err := os.Stat(fs.Arg(0)); err != nil || !st.IsDir() {
-		fmt.Fprintf(fs.Output(), "%s: %s is not a directory\n", fs.Name(), fs.Arg(0))
-		return "", exitEnv
-	}
-	return fs.Arg(0), -1
 }
 
 func print(w io.Writer, asJSON bool, v any, human string) error {

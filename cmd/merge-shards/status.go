@@ -3,12 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
+	"github.com/hydroshard/hydroshard/internal/cli"
 	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/merge"
 )
@@ -20,20 +19,19 @@ const clearScreen = "\x1b[H\x1b[2J"
 // D] OUT": exit 0 when OUT could be read (status is no verdict), 1 on a
 // usage or environment error.
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("merge-shards status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	fs := cli.NewFlags("merge-shards status")
 	asJSON := fs.Bool("json", false, "print the status as JSON (with --watch: one compact JSON object a line, per refresh)")
 	watch := fs.Bool("watch", false, "refresh every --interval until every writer is closed or dead (or SIGINT): the table redrawn on a terminal, else one summary line per refresh")
 	interval := fs.Duration("interval", 2*time.Second, "with --watch: time between refreshes")
 	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live; an older lease, a missing one, or a gone process of this host: dead")
-	out, code := parse(fs, args)
+	out, code := parse(fs, args, stdout, stderr, func() error {
+		if *interval <= 0 {
+			return fmt.Errorf("--interval %v: want > 0", *interval)
+		}
+		return graceCheck(*grace)
+	})
 	if code >= 0 {
 		return code
-	}
-	if *interval <= 0 {
-		fmt.Fprintf(stderr, "merge-shards status: --interval %v: want > 0\n", *interval)
-		return exitEnv
 	}
 	opts := merge.Options{Lease: lease.Options{Grace: *grace}}
 	if !*watch {
@@ -48,7 +46,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		return exitComplete
 	}
-	tty := isTerminal(stdout)
+	tty := cli.IsTerminal(stdout)
 	settled := false // the previous refresh found writers, none of them live
 	for {
 		rep, err := merge.Status(ctx, out, opts)
@@ -92,14 +90,4 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		case <-t.C:
 		}
 	}
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

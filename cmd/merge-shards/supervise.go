@@ -60,6 +60,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/hydroshard/hydroshard/internal/cli"
 )
 
 const (
@@ -198,7 +200,7 @@ func startChild() (*child, error) {
 		return nil, err
 	}
 	mark := strconv.Itoa(os.Getpid())
-	if isTerminal(os.Stderr) {
+	if cli.IsTerminal(os.Stderr) {
 		mark += ",tty"
 	}
 	env := []string{childEnv + "=" + mark}

@@ -18,10 +18,17 @@
 // use any number of ranks; an unfinished one resumes only with its own
 // world size (exit 1 otherwise, naming it).
 //
+// The command line follows merge-shards' conventions (cli.go): flags in
+// any order, --help, -h and "simrank help" on stdout with exit 0, one-line
+// usage errors. By default it prints one summary line per phase (and a
+// progress line on a terminal); -v a line per iteration, checkpoint and
+// scenario; --quiet errors and notices only.
+//
 // Exit codes: 0 done (or interrupted by a signal with the journal closed),
 // 1 the run failed (I/O, a bad case: one beyond manifest's MaxStages,
 // MaxBlocks, MaxInflowLagOrder or MaxEntities is refused before anything
-// is sized from it), 2 usage or launcher environment error. A rank that
+// is sized from it), 2 usage or launcher environment error (an unknown
+// --case included). A rank that
 // runs out of memory is not supervised: Go's runtime ends it with exit 2
 // and "fatal error: out of memory" on stderr (so exit 2 with "fatal
 // error:" on stderr is a crash, not a usage error), and the kernel's OOM
@@ -45,6 +52,7 @@ import (
 	"time"
 
 	"github.com/hydroshard/hydroshard"
+	"github.com/hydroshard/hydroshard/internal/cli"
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/manifest"
@@ -61,7 +69,7 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type config struct {
@@ -69,7 +77,7 @@ type config struct {
 	scenarios, pad, workers        int
 	seed                           uint64
 	rank, world                    int
-	quiet                          bool
+	quiet, verbose                 bool
 	iterations, forwardPasses      int
 	threads                        int
 	iterationDelay                 time.Duration
@@ -81,9 +89,10 @@ type config struct {
 	exportStates                   bool
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("simrank", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors and help are printed below
+	fs.Usage = func() {}
 	var c config
 	fs.StringVar(&c.caseName, "case", "demo", "case: a builtin (production, xl), a directory with case.json, a JSON file, or a name under testdata/cases/")
 	fs.StringVar(&c.out, "out", "", "output directory (required; shared by all ranks)")
@@ -93,13 +102,15 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.world, "world", -1, "world size (overrides the launcher environment; needs --rank)")
 	fs.StringVar(&c.from, "scenarios-from", "", "write only the scenario ids listed in FILE (one per line, as merge-shards --rerun-list writes), shared among the ranks")
 	fs.StringVar(&c.ownership, "ownership", "contiguous", "scenario ownership rule: contiguous or round-robin")
-	fs.IntVar(&c.pad, "scenario-pad", 0, "zero-pad partition names to this width (4 reproduces Cobre's scenario_id=0042)")
-	fs.IntVar(&c.workers, "workers", 0, "encoding goroutines: tables of one scenario and of consecutive scenarios at once (default: GOMAXPROCS, at most 4)")
+	fs.IntVar(&c.pad, "scenario-pad", 0, "zero-pad partition names to this width, 0..12 (4 reproduces Cobre's scenario_id=0042)")
+	fs.IntVar(&c.workers, "workers", 0, "encoding goroutines, at least 1: tables of one scenario and of consecutive scenarios at once (default: GOMAXPROCS, at most 4)")
 	// A synthetic rank produces scenarios far faster than a solver (or the
 	// encoder), so it always fills the writer's queue; 8 keep the workers
 	// busy at a fraction of the memory of the writer's default 64.
 	fs.IntVar(&c.queue, "queue", 8, "scenarios the writer may hold before WriteScenario blocks (rank.Options.Queue)")
-	fs.BoolVar(&c.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&c.quiet, "quiet", false, "errors and notices only: no summary lines, no progress line")
+	fs.BoolVar(&c.verbose, "v", false, "verbose: also one line per training iteration, checkpoint and queued scenario")
+	fs.BoolVar(&c.verbose, "verbose", false, "the same as -v")
 	fs.IntVar(&c.iterations, "iterations", 0, "training iterations to run before the simulation (0: no training phase); a rerun continues after the last durable iteration, or skips training once it is done in --out")
 	fs.IntVar(&c.forwardPasses, "forward-passes", 8, "forward passes per training iteration, split among the ranks")
 	fs.IntVar(&c.threads, "threads", 1, "solver threads per rank: recorded in the journals; training writes one timing row per thread")
@@ -109,65 +120,46 @@ func run(args []string, stderr io.Writer) int {
 	fs.IntVar(&c.checkpointEvery, "checkpoint-every", 0, "with --iterations: after every durable iteration that is a multiple of M (and the last), each rank writes its policy checkpoint fragments (0: none)")
 	fs.BoolVar(&c.allCuts, "all-cuts", false, "with --checkpoint-every: every rank writes all cuts (default: only the cuts of the forward passes it owns)")
 	fs.BoolVar(&c.exportStates, "export-states", false, "with --checkpoint-every: the root also writes the visited states (one per forward pass of every iteration so far) in each checkpoint")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: simrank --out DIR [flags]\n\nWrites synthetic SDDP results: with --iterations, a training history first (this rank's share of each iteration); then the simulation results of the scenarios this rank owns.\n\nExit codes: 0 done (or interrupted by SIGTERM with the journal closed), 1 run failed (I/O, a case beyond its limits), 2 usage or launcher environment error; out of memory, Go's runtime also exits 2, with \"fatal error: out of memory\" on stderr (the kernel's OOM killer: SIGKILL). What was committed stays durable: rerun, and merge.\nFault injection for tests, in binaries built with -tags faultinject only: HYDROSHARD_FAULT=point:action:n (see package vfs).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "simrank: unexpected argument %q\n", fs.Arg(0))
-		return exitUsage
-	}
-	if c.out == "" {
-		fmt.Fprintln(stderr, "simrank: --out is required")
-		return exitUsage
-	}
-	if c.scenarios < 1 || c.scenarios > manifest.MaxScenarios {
-		fmt.Fprintf(stderr, "simrank: --scenarios %d: want 1..%d\n", c.scenarios, manifest.MaxScenarios)
-		return exitUsage
-	}
+	pos, err := cli.ParseArgs(fs, args)
 	switch {
-	case c.iterations < 0:
-		fmt.Fprintf(stderr, "simrank: --iterations %d: want 0 (no training) or more\n", c.iterations)
-		return exitUsage
-	case c.forwardPasses < 1:
-		fmt.Fprintf(stderr, "simrank: --forward-passes %d: want at least 1\n", c.forwardPasses)
-		return exitUsage
-	case c.threads < 1:
-		fmt.Fprintf(stderr, "simrank: --threads %d: want at least 1\n", c.threads)
-		return exitUsage
-	case c.checkpointEvery < 0:
-		fmt.Fprintf(stderr, "simrank: --checkpoint-every %d: want 0 (no checkpoints) or more\n", c.checkpointEvery)
-		return exitUsage
-	case c.iterationDelay < 0:
-		fmt.Fprintf(stderr, "simrank: --iteration-delay %v: want >= 0\n", c.iterationDelay)
-		return exitUsage
-	case c.queue < 1:
-		fmt.Fprintf(stderr, "simrank: --queue %d: want at least 1\n", c.queue)
-		return exitUsage
-	case c.leaseInterval <= 0:
-		fmt.Fprintf(stderr, "simrank: --lease-interval %v: want > 0\n", c.leaseInterval)
-		return exitUsage
-	case c.scenarioDelay < 0:
-		fmt.Fprintf(stderr, "simrank: --scenario-delay %v: want >= 0\n", c.scenarioDelay)
-		return exitUsage
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(stdout, fs)
+		return exitOK
+	case err != nil:
+		return usageError(stderr, "%s", cli.FlagError(fs, err))
+	case len(pos) > 0 && pos[0] == "help":
+		printHelp(stdout, fs)
+		return exitOK
+	case len(pos) > 0:
+		return usageError(stderr, "unexpected argument %q: simrank takes flags only", pos[0])
+	case c.out == "":
+		return usageError(stderr, "--out is required")
+	case c.quiet && c.verbose:
+		return usageError(stderr, "--quiet and -v: choose one")
 	}
+	if msg := checkFlags(fs, c); msg != "" {
+		return usageError(stderr, "%s", msg)
+	}
+	level := levelDefault
+	switch {
+	case c.quiet:
+		level = levelQuiet
+	case c.verbose:
+		level = levelVerbose
+	}
+	log := newLogger(stderr, level)
 	own, err := rank.ParseOwnership(c.ownership)
 	if err != nil {
-		fmt.Fprintf(stderr, "simrank: %v\n", err)
-		return exitUsage
+		return usageError(stderr, "--ownership %s: want %s or %s", c.ownership, rank.Contiguous, rank.RoundRobin)
 	}
 	id, err := identity(c)
 	if err != nil {
-		fmt.Fprintf(stderr, "simrank: %v\n", err)
-		return exitUsage
+		return usageError(stderr, "%v", err)
 	}
 	cs, err := loadCase(c.caseName)
+	if errors.Is(err, errNoCase) {
+		return usageError(stderr, "%v", err)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "simrank: %v\n", err)
 		return exitError
@@ -176,8 +168,7 @@ func run(args []string, stderr io.Writer) int {
 	if c.from != "" {
 		list, err := readIDs(c.from, c.scenarios)
 		if err != nil {
-			fmt.Fprintf(stderr, "simrank: %v\n", err)
-			return exitUsage
+			return usageError(stderr, "%v", err)
 		}
 		// Share the listed ids among the ranks with the same rule.
 		owned = nil
@@ -200,14 +191,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 		trainingDone = st.Done
 		if st.Done {
-			fmt.Fprintf(stderr, "simrank %s: training: already done in %s (%d iterations on %d ranks, %s): skipped\n", id, c.out, st.Iterations, st.World, st.Termination)
+			log.notice("simrank %s: training: already done in %s (%d iterations on %d ranks, %s): skipped", id, c.out, st.Iterations, st.World, st.Termination)
 		} else if st.World > 0 && st.World != id.World {
 			fmt.Fprintf(stderr, "simrank: %s: training: the training in %s is not done (%s) and was run on %d ranks: resume it with %d ranks (a new rank count would restart its iterations)\n", id, c.out, st.Reason, st.World, st.World)
 			return exitError
 		}
 	}
 	if c.iterations > 0 && !trainingDone {
-		tctx, stop, code := train(ctx, c, id, cs, stderr)
+		tctx, stop, code := train(ctx, c, id, cs, log)
 		defer stop()
 		if code >= 0 {
 			return code
@@ -219,7 +210,7 @@ func run(args []string, stderr io.Writer) int {
 	w, err := rank.Open(ctx, c.out, id, cs, rank.Options{Scenarios: c.scenarios, ScenarioPad: c.pad, Ownership: own, Workers: c.workers, Queue: c.queue, Solver: solverName, Threads: c.threads, LeaseInterval: c.leaseInterval})
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintf(stderr, "simrank %s: interrupted by signal before the simulation\n", id)
+			log.notice("simrank %s: interrupted by signal before the simulation", id)
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "simrank: %s: %v\n", id, err)
@@ -251,10 +242,10 @@ func run(args []string, stderr io.Writer) int {
 			break
 		}
 		done++
-		if !c.quiet {
-			fmt.Fprintf(stderr, "simrank %s: queued scenario %d (%d/%d)\n", id, s, done, len(pending))
-		}
+		log.detail("simrank %s: queued scenario %d (%d/%d)", id, s, done, len(pending))
+		log.progress(done == len(pending), "simrank %s: %d/%d scenarios queued", id, done, len(pending))
 	}
+	log.clear()
 	var cerr error
 	if ctx.Err() != nil && !w.Interrupted() {
 		// The signal reached only the training phase's handler.
@@ -269,13 +260,43 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "simrank %s: %v\n", id, runErr)
 		return exitError
 	}
-	status := "done"
+	status, say := "done", log.summary
 	if w.Interrupted() || ctx.Err() != nil {
-		status = "interrupted by signal, journal closed"
+		status, say = "interrupted by signal, journal closed", log.notice
 	}
-	fmt.Fprintf(stderr, "simrank %s: %s: %d scenarios committed, %d already committed earlier, in %.2fs -> %s\n",
+	say("simrank %s: %s: %d scenarios committed, %d already committed earlier, in %.2fs -> %s",
 		id, status, w.CommittedHere(), len(owned)-len(pending), time.Since(start).Seconds(), c.out)
 	return exitOK
+}
+
+// checkFlags checks the flags' values: "" if they are fine, else the
+// usage error, naming the flag.
+func checkFlags(fs *flag.FlagSet, c config) string {
+	switch {
+	case c.scenarios < 1 || c.scenarios > manifest.MaxScenarios:
+		return fmt.Sprintf("--scenarios %d: want 1..%d", c.scenarios, manifest.MaxScenarios)
+	case c.iterations < 0:
+		return fmt.Sprintf("--iterations %d: want 0 (no training) or more", c.iterations)
+	case c.forwardPasses < 1:
+		return fmt.Sprintf("--forward-passes %d: want at least 1", c.forwardPasses)
+	case c.threads < 1:
+		return fmt.Sprintf("--threads %d: want at least 1", c.threads)
+	case c.checkpointEvery < 0:
+		return fmt.Sprintf("--checkpoint-every %d: want 0 (no checkpoints) or more", c.checkpointEvery)
+	case c.iterationDelay < 0:
+		return fmt.Sprintf("--iteration-delay %v: want >= 0", c.iterationDelay)
+	case c.queue < 1:
+		return fmt.Sprintf("--queue %d: want at least 1", c.queue)
+	case c.leaseInterval <= 0:
+		return fmt.Sprintf("--lease-interval %v: want > 0", c.leaseInterval)
+	case c.scenarioDelay < 0:
+		return fmt.Sprintf("--scenario-delay %v: want >= 0", c.scenarioDelay)
+	case c.pad < 0 || c.pad > 12:
+		return fmt.Sprintf("--scenario-pad %d: want 0..12", c.pad)
+	case cli.IsSet(fs, "workers") && c.workers < 1:
+		return fmt.Sprintf("--workers %d: want at least 1 (omit it for the default)", c.workers)
+	}
+	return ""
 }
 
 const solverName = "hydroshard simrank (synthetic)"
@@ -284,10 +305,10 @@ const solverName = "hydroshard simrank (synthetic)"
 // returns the signal-aware context (cancelled by SIGTERM/SIGINT from now
 // on), its stop function, and an exit code, or -1 when the simulation
 // should follow.
-func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, stderr io.Writer) (context.Context, func(), int) {
+func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, log *logger) (context.Context, func(), int) {
 	tw, err := rank.OpenTraining(ctx, c.out, id, cs, trainingOptions(c))
 	if err != nil {
-		fmt.Fprintf(stderr, "simrank: %s: training: %v\n", id, err)
+		log.notice("simrank: %s: training: %v", id, err)
 		return ctx, func() {}, exitError
 	}
 	tctx, stop := tw.HandleSignals(ctx)
@@ -321,9 +342,8 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 			runErr = err
 			break
 		}
-		if !c.quiet {
-			fmt.Fprintf(stderr, "simrank %s: training iteration %d/%d durable\n", id, it, c.iterations)
-		}
+		log.detail("simrank %s: training iteration %d/%d durable", id, it, c.iterations)
+		log.progress(it == c.iterations, "simrank %s: training iteration %d/%d", id, it, c.iterations)
 		if checkpointDue(c, it) == it {
 			if err := checkpoint(tctx, tw, c, id, cs, it); err != nil {
 				if tctx.Err() != nil && errors.Is(err, tctx.Err()) {
@@ -332,9 +352,7 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 				runErr = err
 				break
 			}
-			if !c.quiet {
-				fmt.Fprintf(stderr, "simrank %s: checkpoint of iteration %d durable\n", id, it)
-			}
+			log.detail("simrank %s: checkpoint of iteration %d durable", id, it)
 		}
 	}
 	var cerr error
@@ -347,14 +365,15 @@ func train(ctx context.Context, c config, id rank.Identity, cs *manifest.Case, s
 	if runErr == nil {
 		runErr = cerr
 	}
+	log.clear()
 	if runErr != nil {
-		fmt.Fprintf(stderr, "simrank %s: training: %v\n", id, runErr)
+		log.notice("simrank %s: training: %v", id, runErr)
 		return tctx, stop, exitError
 	}
-	fmt.Fprintf(stderr, "simrank %s: training: %d iterations written (%d durable before), %d/%d in %.2fs\n",
+	log.summary("simrank %s: training: %d iterations written (%d durable before), %d/%d in %.2fs",
 		id, tw.Written(), tw.ResumedFrom(), tw.LastIteration(), c.iterations, time.Since(start).Seconds())
 	if !done {
-		fmt.Fprintf(stderr, "simrank %s: interrupted by signal during training, journal closed; simulation skipped\n", id)
+		log.notice("simrank %s: interrupted by signal during training, journal closed; simulation skipped", id)
 		return tctx, stop, exitOK
 	}
 	return tctx, stop, -1
@@ -425,6 +444,9 @@ func identity(c config) (rank.Identity, error) {
 	return rank.DetectIdentity(os.LookupEnv)
 }
 
+// errNoCase: a --case that names no case (a usage error).
+var errNoCase = errors.New("not a builtin (production, xl), not a path, and not an example case (tiny, demo)")
+
 // loadCase resolves a case name: a builtin generated case, a path, or one
 // of the example cases (testdata/cases/<name>, embedded in the binary so
 // that it works from any directory).
@@ -437,7 +459,7 @@ func loadCase(name string) (*manifest.Case, error) {
 	}
 	f, err := hydroshard.Cases.Open(path.Join("testdata/cases", name, "case.json"))
 	if err != nil {
-		return nil, fmt.Errorf("case %q: not a builtin (production, xl), not a path, and not an example case (tiny, demo)", name)
+		return nil, fmt.Errorf("--case %q: %w", name, errNoCase)
 	}
 	defer f.Close()
 	c, err := manifest.DecodeCase(f)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -26,7 +27,7 @@ func TestExampleCasesFromAnyDirectory(t *testing.T) {
 	out := t.TempDir()
 	t.Chdir(t.TempDir())
 	var stderr bytes.Buffer
-	if code := run([]string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", "1", "--world", "2", "--quiet"}, &stderr); code != exitOK {
+	if code := run([]string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", "1", "--world", "2", "--quiet"}, io.Discard, &stderr); code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	m, _ := filepath.Glob(filepath.Join(out, "simulation/costs/scenario_id=*/data.parquet"))
@@ -58,7 +59,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"--case", "tiny"}, "--out is required", exitUsage},
 		{[]string{"--out", t.TempDir(), "--case", "tiny"}, "no launcher environment", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "2", "--world", "2"}, "Rank", exitUsage},
-		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "nope"}, `case "nope"`, exitError},
+		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "nope"}, `--case "nope": not a builtin`, exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", huge}, "stages = 1000000, want 1..10000", exitError},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--case", "tiny", "--scenarios", "5", "--scenarios-from", ids}, "line 2: \"7\" is not a scenario id in 0..4", exitUsage},
 		{[]string{"--out", t.TempDir(), "--rank", "0", "--world", "1", "--ownership", "zigzag"}, "zigzag", exitUsage},
@@ -72,7 +73,7 @@ func TestUsageErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		var stderr bytes.Buffer
-		code := run(tc.args, &stderr)
+		code := run(tc.args, io.Discard, &stderr)
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, code, stderr.String(), tc.code, tc.want)
 		}
@@ -88,7 +89,7 @@ func TestTrainingPhase(t *testing.T) {
 	args := []string{"--case", "tiny", "--out", out, "--scenarios", "2", "--rank", "0", "--world", "1", "--quiet", "--iterations", "3", "--forward-passes", "5", "--threads", "2", "--seed", "4"}
 	for i := range 2 {
 		var stderr bytes.Buffer
-		if code := run(args, &stderr); code != exitOK {
+		if code := run(args, io.Discard, &stderr); code != exitOK {
 			t.Fatalf("run %d: exit %d: %s", i, code, stderr.String())
 		}
 		if skipped := strings.Contains(stderr.String(), "training: already done"); skipped != (i == 1) {
@@ -96,7 +97,7 @@ func TestTrainingPhase(t *testing.T) {
 		}
 	}
 	var stderr bytes.Buffer
-	if code := run(append(args, "--iterations", "4"), &stderr); code != exitOK {
+	if code := run(append(args, "--iterations", "4"), io.Discard, &stderr); code != exitOK {
 		t.Fatalf("K=4: exit %d: %s", code, stderr.String())
 	}
 	cs, err := manifest.LoadCase(filepath.Join("..", "..", "testdata", "cases", "tiny"))
@@ -164,7 +165,7 @@ func TestCheckpointEvery(t *testing.T) {
 				args = append(args, "--all-cuts")
 			}
 			var stderr bytes.Buffer
-			if code := run(args, &stderr); code != exitOK {
+			if code := run(args, io.Discard, &stderr); code != exitOK {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 		}
@@ -225,7 +226,7 @@ func TestRerunOtherWorldSize(t *testing.T) {
 	rankRun := func(out string, r, world int, extra ...string) (int, string) {
 		var stderr bytes.Buffer
 		args := append(append([]string{"--out", out, "--rank", strconv.Itoa(r), "--world", strconv.Itoa(world)}, common...), extra...)
-		return run(args, &stderr), stderr.String()
+		return run(args, io.Discard, &stderr), stderr.String()
 	}
 	trainingJournals := func(out string) int {
 		m, _ := filepath.Glob(filepath.Join(out, layout.JournalDir, "*.training.*"))
