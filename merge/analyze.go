@@ -377,11 +377,24 @@ func (s *state) choose() {
 				s.report.Conflicts = append(s.report.Conflicts, manifest.Conflict{Scenario: sc, Entity: e, Winner: win.writer(), Loser: c.writer()})
 				s.conflicted[conflictKey{sc, e}] = true
 				if s.opts.Strict {
-					s.problem(ProblemConflict, win.files[0].Path, intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
+					s.problem(ProblemConflict, entityPath(e, win.files, c.files), intp(sc), "%s committed with different bytes by %s and %s (--strict)", e, c.writer(), win.writer())
 				}
 			}
 		}
 	}
+}
+
+// entityPath is the path of entity's file in the first of lists that has
+// one: a conflict names the file in conflict, not the scenario's first.
+func entityPath(entity string, lists ...[]manifest.FileRecord) string {
+	for _, files := range lists {
+		for _, f := range files {
+			if f.Entity == entity {
+				return f.Path
+			}
+		}
+	}
+	return ""
 }
 
 func fileKey(f manifest.FileRecord) string { return fmt.Sprintf("%s %d %s", f.Path, f.Bytes, f.XXH64) }

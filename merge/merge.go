@@ -319,7 +319,7 @@ func (r *Report) Human() string {
 	}
 	switch r.Outcome {
 	case Partial:
-		fmt.Fprintf(&b, "  rerun the missing scenarios (merge-shards --rerun-list FILE writes them; simrank --scenarios-from FILE) and merge again\n")
+		fmt.Fprintf(&b, "  rerun the missing scenarios with your solver (--rerun-list FILE writes their ids, one per line, for its list option, e.g. simrank --scenarios-from FILE) and merge again\n")
 	case Corrupt:
 		fmt.Fprintf(&b, "  nothing was changed; no _SUCCESS\n")
 		if len(revocable(r.Problems)) > 0 {

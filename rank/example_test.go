@@ -14,8 +14,8 @@ import (
 )
 
 // A solver rank: detect who we are, open the writer (which resumes from
-// any earlier attempt), write the owned scenarios that are not committed
-// yet, stop early on SIGTERM, close.
+// any earlier attempt), write this rank's scenarios that are not committed
+// yet (Remaining), stop early on SIGTERM, close.
 func Example() {
 	out, err := os.MkdirTemp("", "example")
 	if err != nil {
@@ -35,13 +35,15 @@ func Example() {
 	// A bound on every wait, so that a stuck run fails instead of hanging.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	w, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: scenarios})
+	// A rerun job's launcher adds --scenarios-from FILE: pass it as
+	// Options.RerunFile ("" for the first run).
+	w, err := rank.Open(ctx, out, id, c, rank.Options{Scenarios: scenarios, Ownership: rank.Contiguous})
 	if err != nil {
 		log.Fatal(err)
 	}
 	ctx, stop := w.HandleSignals(ctx)
 	defer stop()
-	for _, s := range w.Pending(rank.Contiguous.Owned(scenarios, id)) {
+	for _, s := range w.Remaining() { // this rank's scenarios not committed yet
 		if ctx.Err() != nil {
 			break // SIGTERM: Close records the journal as interrupted
 		}
@@ -91,7 +93,7 @@ func ExampleWriter_WriteScenario() {
 	next := make(chan int)
 	go func() {
 		defer close(next)
-		for _, s := range w.Pending(rank.Contiguous.Owned(scenarios, id)) {
+		for _, s := range w.Remaining() {
 			select {
 			case next <- s:
 			case <-ctx.Done():

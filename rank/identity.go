@@ -53,9 +53,11 @@ type Identity struct {
 }
 
 // IdentityError reports an environment (or explicit value) that does not
-// describe a usable rank. It is a distinct type so that a command can, for
-// example, react to "no launcher found" by asking for --rank/--world while
-// treating a malformed variable as fatal.
+// describe a usable rank. Its message speaks to the program embedding this
+// package (set the launcher's environment, or use Explicit): it knows no
+// command-line flags. It is a distinct type so that a command can, for
+// example, react to "no launcher found" (Var "") by naming its own flags
+// (simrank's --rank/--world) while treating a malformed variable as fatal.
 type IdentityError struct {
 	// Var is the offending variable (or field, for Explicit and Validate). It
 	// is "" when no launcher environment was found at all.
@@ -255,7 +257,7 @@ func DetectIdentity(env func(string) (string, bool)) (Identity, error) {
 	default:
 		return Identity{}, &IdentityError{
 			problem: "no launcher environment found (none of OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID is set)",
-			Want:    "pass explicit --rank and --world, or launch under mpirun or srun",
+			Want:    "set the launcher's environment (launch the rank under srun or mpirun) or use rank.Explicit(rank, world)",
 		}
 	}
 	if err != nil {
@@ -309,7 +311,7 @@ func fromPMIx(r envReader) (Identity, error) {
 		v, _ := r.lookup(rankVar)
 		return Identity{}, identityErr(rankVar, v,
 			"is set but the world size is unknown (PMIx does not export it)",
-			"one of OMPI_COMM_WORLD_SIZE, PMI_SIZE or SLURM_NTASKS to be set, or explicit --rank and --world")
+			"one of OMPI_COMM_WORLD_SIZE, PMI_SIZE or SLURM_NTASKS set by the launcher, or use rank.Explicit(rank, world)")
 	}
 	world, _, err := r.size(fam.sizeVar)
 	if err != nil {

@@ -201,18 +201,21 @@ func TestDetectIdentityErrors(t *testing.T) {
 		wantVar string
 		wantVal string
 		want    []string // substrings of the message
+		absent  []string // not in the message
 	}{
 		{
 			name:    "no launcher",
 			env:     map[string]string{},
 			wantVar: "",
-			want:    []string{"no launcher environment found", "--rank", "--world"},
+			want:    []string{"no launcher environment found", "set the launcher's environment", "rank.Explicit"},
+			absent:  []string{"--rank", "--world"}, // flags of simrank, not of an embedding program
 		},
 		{
 			name:    "only job variables (inside sbatch, not launched)",
 			env:     map[string]string{"SLURM_JOB_ID": "1234", "SLURMD_NODENAME": "n01", "SLURM_NTASKS": "4"},
 			wantVar: "",
-			want:    []string{"no launcher environment found", "--rank", "--world"},
+			want:    []string{"no launcher environment found", "set the launcher's environment", "rank.Explicit"},
+			absent:  []string{"--rank", "--world"}, // flags of simrank, not of an embedding program
 		},
 
 		// Malformed OpenMPI values.
@@ -314,7 +317,8 @@ func TestDetectIdentityErrors(t *testing.T) {
 			name:    "PMIx with no world size anywhere",
 			env:     map[string]string{"PMIX_RANK": "0"},
 			wantVar: "PMIX_RANK", wantVal: "0",
-			want: []string{"PMIX_RANK=0", "world size is unknown"},
+			want:   []string{"PMIX_RANK=0", "world size is unknown", "set by the launcher", "rank.Explicit"},
+			absent: []string{"--rank", "--world"},
 		},
 		{
 			name:    "PMIx rank not an integer",
@@ -446,6 +450,11 @@ func TestDetectIdentityErrors(t *testing.T) {
 			for _, s := range tc.want {
 				if !strings.Contains(msg, s) {
 					t.Errorf("error %q does not contain %q", msg, s)
+				}
+			}
+			for _, s := range tc.absent {
+				if strings.Contains(msg, s) {
+					t.Errorf("error %q contains %q", msg, s)
 				}
 			}
 		})
@@ -587,7 +596,8 @@ func ExampleDetectIdentity() {
 	}
 	fmt.Println(id)
 
-	// Outside any launcher the caller must be told to pass --rank/--world.
+	// Outside any launcher the embedding program is told to set the
+	// launcher's environment or to use rank.Explicit.
 	_, err = rank.DetectIdentity(func(string) (string, bool) { return "", false })
 	var ie *rank.IdentityError
 	if errors.As(err, &ie) && ie.Var == "" {
@@ -595,5 +605,5 @@ func ExampleDetectIdentity() {
 	}
 	// Output:
 	// rank 3/8 (openmpi, slurm job 1234, attempt 0, host n01)
-	// rank identity: no launcher environment found (none of OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID is set); pass explicit --rank and --world, or launch under mpirun or srun
+	// rank identity: no launcher environment found (none of OMPI_COMM_WORLD_RANK, PMI_RANK, PMIX_RANK, SLURM_PROCID is set); set the launcher's environment (launch the rank under srun or mpirun) or use rank.Explicit(rank, world)
 }

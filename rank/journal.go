@@ -18,9 +18,28 @@ import (
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
+// ErrClosed matches (errors.Is) the error of every call that writes,
+// flushes or closes a Writer or TrainingWriter after its Close (or
+// CloseContext, CloseInterrupted, CloseTerminated) began: WriteScenario,
+// Flush, WriteIteration, WriteCheckpoint, and a second Close of any kind.
+// The first Close returns the writer's outcome (nil, or what went wrong);
+// every later one returns an ErrClosed error, whatever the first returned,
+// as an *os.File does: a deferred Close after an explicit one is harmless.
+// Nothing is written after Close. The read-only methods (Committed,
+// CommittedHere, LastIteration, ...) keep answering, with final values.
+var ErrClosed = errors.New("rank: writer is closed")
+
+// closedError is ErrClosed for one call.
+type closedError struct{ op string }
+
+func (e *closedError) Error() string        { return "rank: " + e.op + " after Close: the writer is closed" }
+func (e *closedError) Is(target error) bool { return target == ErrClosed }
+
+func errClosed(op string) error { return &closedError{op: op} }
+
 // writerState is the lifecycle both writers share: calls are serialised,
 // the first I/O error sticks (every later call returns it), and nothing is
-// written after Close.
+// written after Close (every later call returns ErrClosed).
 type writerState struct {
 	mu     sync.Mutex
 	err    error
@@ -30,20 +49,18 @@ type writerState struct {
 // enter checks ctx and takes the lock for a write call named op; on
 // success the caller holds w.mu and must unlock it.
 func (w *writerState) enter(ctx context.Context, op string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	w.mu.Lock()
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return err
+	err := ctx.Err()
+	switch {
+	case w.closed:
+		err = errClosed(op)
+	case err == nil:
+		err = w.err
 	}
-	if w.closed {
+	if err != nil {
 		w.mu.Unlock()
-		return fmt.Errorf("rank: %s after Close", op)
 	}
-	return nil
+	return err
 }
 
 // writerName returns a fresh writer id (layout.WriterID), also the

@@ -69,6 +69,7 @@ type pipeline struct {
 	accepted, finished int           // under the Writer's lock
 	progress           chan struct{} // closed and replaced at each finished job
 	inflight           map[int]bool  // accepted, not finished
+	dropped            int           // accepted, finished uncommitted after a signal or CloseContext's ctx
 	// unreported are bad-input errors found while encoding (the scenario
 	// was not committed; the writer stays usable), returned once by the
 	// next WriteScenario, Flush or Close.
@@ -94,7 +95,8 @@ func (w *Writer) startPipeline() {
 			// the kill): scenarios not started yet are dropped, uncommitted,
 			// for the requeued job to redo, so that Close waits for at most
 			// the scenarios already being encoded.
-			if w.Interrupted() {
+			// CloseContext's ctx ending does the same.
+			if w.Interrupted() || w.abandon.Load() {
 				j.dropped = true
 				j.pending.Add(-len(j.tables))
 				order <- j
@@ -159,6 +161,10 @@ func (w *Writer) encodeTable(enc *shard.Encoder, t task) *vfs.Pending {
 		j.errs[t.i] = errBroken
 		return nil
 	}
+	if w.abandon.Load() {
+		j.errs[t.i] = errDropped
+		return nil
+	}
 	tr := j.tables[t.i]
 	tmp := layout.SimTemp(w.name, j.s.ID, tr.Table.Entity)
 	var rows int64
@@ -185,7 +191,7 @@ func (w *Writer) encodeTable(enc *shard.Encoder, t task) *vfs.Pending {
 // job itself.
 var (
 	errBroken  = errors.New("writer failed earlier")
-	errDropped = errors.New("dropped after a signal")
+	errDropped = errors.New("dropped after a signal, or when CloseContext's ctx ended")
 )
 
 // commit makes one encoded job durable, or discards it.
@@ -241,6 +247,9 @@ func (w *Writer) finish(id int, committed bool, err error) {
 	}
 	var ce *shard.ColumnError
 	var be *shard.BadRowError
+	if !committed && errors.Is(err, errDropped) {
+		p.dropped++
+	}
 	switch {
 	case err == nil, errors.Is(err, errBroken), errors.Is(err, errDropped):
 	case !committed && (errors.As(err, &ce) || errors.As(err, &be)):
@@ -266,9 +275,14 @@ func (w *Writer) takeUnreported() error {
 // failed) and returns what went wrong since the last report: the writer's
 // error when it broke, or the bad-input errors of scenarios that were not
 // committed. It is how a caller learns that the scenarios it handed over
-// are durable, and when it may reuse their slices.
+// are durable, and when it may reuse their slices. After Close it returns
+// an error matching ErrClosed (Close has waited for everything).
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return errClosed("Flush")
+	}
 	target := w.pipe.accepted
 	for w.pipe.finished < target {
 		ch := w.pipe.progress

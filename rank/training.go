@@ -75,7 +75,9 @@ func (e *IterationError) Unwrap() error { return e.Err }
 // Methods are safe for concurrent use. After an I/O error the writer is
 // broken: every later call returns that error and Close records the
 // failure when the journal can still take it. Invalid rows are refused
-// with an error and leave the writer usable.
+// with an error and leave the writer usable. After Close, every
+// WriteIteration, WriteCheckpoint and Close returns an error matching
+// ErrClosed.
 type TrainingWriter struct {
 	out  string
 	fsys vfs.FS
@@ -110,7 +112,9 @@ type TrainingWriter struct {
 // (a rerun of simulation scenarios on another rank count must, or it
 // fails here). This rank's earlier iterations must run
 // 1..LastIteration without a gap (a gap means a journal was removed), and
-// LastIteration must not exceed Config.MaxIterations when that is set.
+// LastIteration must not exceed Config.MaxIterations when that is set. A
+// running rank of the same job and attempt with another world size is a
+// *WorldMismatchError, as in Open.
 func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case, opts TrainingOptions) (*TrainingWriter, error) {
 	if err := checkOpen(ctx, "OpenTraining", id, c); err != nil {
 		return nil, err
@@ -136,7 +140,11 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 	if err := w.dirs.Ensure(layout.Join(out, layout.JournalDir)); err != nil {
 		return nil, fmt.Errorf("rank: preparing %s: %w", out, err)
 	}
-	if err := w.resume(); err != nil {
+	world := newWorldCheck(id)
+	if err := w.resume(world); err != nil {
+		return nil, err
+	}
+	if err := world.verdict(ctx, w.fsys, out); err != nil {
 		return nil, err
 	}
 	name, err := writerName(id, layout.TrainingTag)
@@ -152,6 +160,10 @@ func OpenTraining(ctx context.Context, out string, id Identity, c *manifest.Case
 	}
 	j, l, err := startJournal(w.dirs, out, name, id.Rank, opts.Now, opts.LeaseInterval, open)
 	if err != nil {
+		return nil, err
+	}
+	if err := world.recheck(ctx, w.fsys, out, name); err != nil {
+		_, _ = endJournal(j, l, &manifest.CloseInfo{Status: manifest.StatusFailed, Reason: err.Error()})
 		return nil, err
 	}
 	w.name, w.journal, w.lease = name, j, l
@@ -175,10 +187,13 @@ func checkTrainingConfig(cfg manifest.TrainingConfig, rank int) error {
 // resume reads the existing journals: the case must agree (all phases);
 // training journals must agree on world size and configuration; this
 // rank's durable iterations give LastIteration.
-func (w *TrainingWriter) resume() error {
+func (w *TrainingWriter) resume(world *worldCheck) error {
 	seen := map[int]string{} // this rank's durable iterations -> a journal holding it
 	cfg := w.opts.Config
 	err := scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+		if r.Open != nil {
+			world.note(p, o)
+		}
 		if o.Phase != manifest.PhaseTraining {
 			return nil
 		}
@@ -392,9 +407,11 @@ func (w *TrainingWriter) Interrupted() bool { return w.sig.interrupted() }
 // Close ends the journal: status "clean", or "interrupted" with
 // termination "signal" when HandleSignals saw a signal, or "failed" after
 // an I/O error (which Close returns). Committed is the number of
-// iterations this writer made durable.
+// iterations this writer made durable. The first Close (of any kind)
+// returns the writer's outcome; every later one, and every
+// WriteIteration or WriteCheckpoint, returns an error matching ErrClosed.
 func (w *TrainingWriter) Close() error {
-	return w.close(manifest.StatusClean, "", "")
+	return w.close("Close", manifest.StatusClean, "", "")
 }
 
 // CloseTerminated ends the journal of a training that stopped on its own
@@ -405,21 +422,21 @@ func (w *TrainingWriter) CloseTerminated(termination string) error {
 	if termination == "" {
 		return errors.New("rank: CloseTerminated: empty termination reason")
 	}
-	return w.close(manifest.StatusClean, "", termination)
+	return w.close("CloseTerminated", manifest.StatusClean, "", termination)
 }
 
 // CloseInterrupted ends the journal as interrupted, for callers that stop
 // early for reasons of their own; the termination recorded is "signal" if
 // a signal arrived, else "interrupted".
 func (w *TrainingWriter) CloseInterrupted(reason string) error {
-	return w.close(manifest.StatusInterrupted, reason, "")
+	return w.close("CloseInterrupted", manifest.StatusInterrupted, reason, "")
 }
 
-func (w *TrainingWriter) close(status, reason, termination string) error {
+func (w *TrainingWriter) close(op, status, reason, termination string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return w.err
+		return errClosed(op)
 	}
 	w.closed = true
 	switch {

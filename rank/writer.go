@@ -26,7 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -46,9 +48,18 @@ type Options struct {
 	// ScenarioPad zero-pads partition directory names (0: scenario_id=7,
 	// the default; 4: Cobre's scenario_id=0007).
 	ScenarioPad int
-	// Ownership is recorded in the journal for the report; the merge never
-	// relies on it.
+	// Ownership is the rule that shares the scenarios among the ranks
+	// (default Contiguous). Writer.Owned and Writer.Remaining apply it:
+	// the writer is the one place a solver gives it. It is recorded in the
+	// journal for the report; the merge never relies on it.
 	Ownership Ownership
+	// RerunFile, when set, is a rerun list (one scenario id per line, as
+	// merge-shards --rerun-list writes it; launchers pass it to the ranks
+	// of a rerun job as --scenarios-from FILE): this rank then owns its
+	// share of the listed ids instead of its share of 0..Scenarios-1 (see
+	// MyScenarios). Open reads it first: a bad file is a *RerunListError
+	// naming the file and line, and nothing is written.
+	RerunFile string
 	// Workers is how many goroutines encode tables: the tables of one
 	// scenario and of consecutive scenarios at once (default: GOMAXPROCS,
 	// at most 4).
@@ -75,10 +86,24 @@ type Options struct {
 	LeaseInterval time.Duration
 }
 
-// ErrCommitted is returned by WriteScenario for a scenario that an earlier
-// attempt (or this writer) already committed, or that this writer has
-// already accepted and not finished yet; nothing more is written.
+// ErrCommitted is returned (in a *ScenarioError) by WriteScenario for a
+// scenario that an earlier attempt (or this writer) already committed;
+// nothing more is written. It also matches ErrQueued: either way the
+// scenario must not be handed over again.
 var ErrCommitted = errors.New("rank: scenario already committed")
+
+// ErrQueued is returned (in a *ScenarioError) by WriteScenario for a
+// scenario this writer has already accepted and not committed yet (queued
+// or being written); nothing more is queued. errors.Is(err, ErrCommitted)
+// is true for it too, so code that skips ErrCommitted skips both.
+var ErrQueued error = queuedError{}
+
+type queuedError struct{}
+
+func (queuedError) Error() string {
+	return "rank: scenario already queued or being written by this writer (not committed yet)"
+}
+func (queuedError) Is(target error) bool { return target == ErrCommitted }
 
 // ScenarioError wraps an error with the scenario it concerns.
 type ScenarioError struct {
@@ -120,7 +145,10 @@ func (e *CaseMismatchError) Error() string {
 // later call returns it, scenarios still queued are discarded (their temp
 // files removed, never committed), and Close records the failure in the
 // journal when it still can. A bad-input error found only while encoding
-// (a key the case does not have) is reported once and the writer goes on.
+// (a row whose stage and block are not in the case's grid: a
+// *shard.BadRowError) is reported once and the writer goes on. After
+// Close, every WriteScenario, Flush and Close returns an error matching
+// ErrClosed.
 type Writer struct {
 	out    string
 	fsys   vfs.FS
@@ -132,6 +160,7 @@ type Writer struct {
 	name   string // writer id, also the journal's base name
 
 	entities map[string]bool
+	owned    []int // this rank's scenarios (Owned)
 
 	writerState
 	journal   *journal.Writer
@@ -141,6 +170,7 @@ type Writer struct {
 	sig       *signalState
 	pipe      pipeline
 	broken    atomic.Bool // w.err is set: background work stops
+	abandon   atomic.Bool // CloseContext's ctx ended: drop what has not started
 	// testHookEncode, when set (by tests, before the first WriteScenario),
 	// runs on a worker before each table is encoded.
 	testHookEncode func(scenario int)
@@ -164,9 +194,16 @@ func checkOpen(ctx context.Context, fn string, id Identity, c *manifest.Case) er
 	return nil
 }
 
-// Open prepares outDir for this rank: it creates the directories, reads
-// the journals already there (a requeued job resumes: see Committed) and
-// starts this writer's journal with an open record.
+// Open prepares outDir for this rank: it reads Options.RerunFile when set,
+// creates the directories, reads the journals already there (a requeued
+// job resumes: see Committed) and starts this writer's journal with an
+// open record.
+//
+// It refuses: journals of another case, scenario count or scenario
+// padding (*CaseMismatchError: use another output directory); a running
+// rank of the same job and attempt with another world size
+// (*WorldMismatchError: the launch is wrong); a bad rerun list
+// (*RerunListError).
 func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opts Options) (*Writer, error) {
 	if err := checkOpen(ctx, "Open", id, c); err != nil {
 		return nil, err
@@ -176,6 +213,13 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 	}
 	if opts.ScenarioPad < 0 || opts.ScenarioPad > 12 {
 		return nil, fmt.Errorf("rank: Options.ScenarioPad = %d, want 0..12", opts.ScenarioPad)
+	}
+	if opts.Ownership != Contiguous && opts.Ownership != RoundRobin {
+		return nil, fmt.Errorf("rank: Options.Ownership = %v, want rank.Contiguous or rank.RoundRobin", opts.Ownership)
+	}
+	owned, err := MyScenarios(opts.Scenarios, id, opts.Ownership, opts.RerunFile)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = min(runtime.GOMAXPROCS(0), 4)
@@ -209,6 +253,7 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 		opts:      opts,
 		layout:    manifest.Layout{ScenarioPad: opts.ScenarioPad, Ownership: opts.Ownership.String()},
 		entities:  map[string]bool{},
+		owned:     owned,
 		committed: map[int]bool{},
 		sig:       newSignalState(),
 	}
@@ -220,10 +265,20 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 			return nil, fmt.Errorf("rank: preparing %s: %w", outDir, err)
 		}
 	}
-	if err := w.resume(); err != nil {
+	world := newWorldCheck(id)
+	if err := w.resume(world); err != nil {
+		return nil, err
+	}
+	if err := world.verdict(ctx, w.fsys, outDir); err != nil {
 		return nil, err
 	}
 	if err := w.startJournal(); err != nil {
+		return nil, err
+	}
+	// Ranks of one launch start together: look again at the journals
+	// created since resume read them.
+	if err := world.recheck(ctx, w.fsys, outDir, w.name); err != nil {
+		_, _ = endJournal(w.journal, w.lease, &manifest.CloseInfo{Status: manifest.StatusFailed, Reason: err.Error()})
 		return nil, err
 	}
 	w.startPipeline()
@@ -235,10 +290,13 @@ func Open(ctx context.Context, outDir string, id Identity, c *manifest.Case, opt
 // A scenario whose every commit a merge has revoked (its files were lost
 // or damaged after the commit: merge-shards --requeue-lost) is not
 // committed: this writer writes it again.
-func (w *Writer) resume() error {
+func (w *Writer) resume(world *worldCheck) error {
 	commits := map[manifest.CommitRef]int{} // -> scenario
 	revoked := map[manifest.CommitRef]bool{}
 	err := scanJournals(w.fsys, w.out, w.cas, func(p string, o *manifest.OpenInfo, r *manifest.Record) error {
+		if r.Open != nil {
+			world.note(p, o)
+		}
 		switch {
 		case r.Revoke != nil && o.Phase == manifest.PhaseMerge:
 			for _, c := range r.Revoke.Commits {
@@ -318,8 +376,29 @@ func (w *Writer) IsCommitted(s int) bool {
 	return w.committed[s]
 }
 
+// Owned returns, ascending, the scenarios this rank is to write: its share
+// (by Options.Ownership) of 0..Options.Scenarios-1, or of the ids of
+// Options.RerunFile when that is set (see MyScenarios). Committed ones
+// included: Remaining leaves them out.
+func (w *Writer) Owned() []int { return slices.Clone(w.owned) }
+
+// Remaining returns, ascending, the scenarios of Owned that are not
+// committed yet (by any attempt, as read at Open, or by this writer): what
+// this rank still has to write. A requeued rank gets only what its earlier
+// attempts did not commit. A scenario queued and not committed yet is
+// still in it.
+func (w *Writer) Remaining() []int { return w.uncommitted(w.owned) }
+
 // Pending returns the scenarios of owned that are not committed yet.
-func (w *Writer) Pending(owned []int) []int {
+//
+// Deprecated: use Remaining, which takes this rank's scenarios from the
+// writer's own Options (Ownership, RerunFile) instead of a second copy of
+// the rule: w.Pending(rank.Contiguous.Owned(n, id)) is w.Remaining() with
+// Options.Ownership Contiguous (the default). Pending stays for one
+// release.
+func (w *Writer) Pending(owned []int) []int { return w.uncommitted(owned) }
+
+func (w *Writer) uncommitted(owned []int) []int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []int
@@ -341,14 +420,16 @@ func (w *Writer) Pending(owned []int) []int {
 //
 // It returns once the scenario is checked and queued (nil), blocking while
 // the queue is full; Flush or Close wait for the commits. Bad input (an id
-// out of range, a scenario committed or queued already: ErrCommitted, a
-// table the case does not have, mismatched column lengths, and values the
+// out of range, a scenario committed already: ErrCommitted, or queued
+// already: ErrQueued, a table the case does not have or a nil table the
+// case requires (costs always), mismatched column lengths, and values the
 // case rules out: an entity id it does not have, a repeated (stage, block,
 // entity) key, NaN or an infinity: a *shard.ValueError naming table,
 // column and row) is a *ScenarioError returned at once; the writer stays
 // usable. An error of an earlier scenario is
 // returned instead of accepting s (see Writer). s's slices must not be
-// modified until Flush or Close returns.
+// modified until Flush or Close returns. After Close it returns an error
+// matching ErrClosed.
 func (w *Writer) WriteScenario(ctx context.Context, s *shard.Scenario) error {
 	if err := w.enter(ctx, "WriteScenario"); err != nil {
 		return err
@@ -381,10 +462,10 @@ func (w *Writer) WriteScenario(ctx context.Context, s *shard.Scenario) error {
 	if w.err != nil || w.closed {
 		delete(w.pipe.inflight, s.ID)
 		<-w.pipe.slots
-		if w.err != nil {
-			return w.err
+		if w.closed {
+			return errClosed("WriteScenario")
 		}
-		return errors.New("rank: WriteScenario after Close")
+		return w.err
 	}
 	w.pipe.accepted++
 	w.pipe.queue <- j // never blocks: the slot reserved room
@@ -400,8 +481,11 @@ func (w *Writer) check(s *shard.Scenario) ([]shard.TableRows, manifest.CostSumma
 	if s.ID < 0 || s.ID >= w.opts.Scenarios {
 		return nil, cost, &ScenarioError{Scenario: s.ID, Err: fmt.Errorf("id out of range: the run has scenarios 0..%d", w.opts.Scenarios-1)}
 	}
-	if w.committed[s.ID] || w.pipe.inflight[s.ID] {
+	if w.committed[s.ID] {
 		return nil, cost, &ScenarioError{Scenario: s.ID, Err: ErrCommitted}
+	}
+	if w.pipe.inflight[s.ID] {
+		return nil, cost, &ScenarioError{Scenario: s.ID, Err: ErrQueued}
 	}
 	tables, err := w.checkTables(s)
 	if err != nil {
@@ -425,23 +509,36 @@ func (w *Writer) check(s *shard.Scenario) ([]shard.TableRows, manifest.CostSumma
 	return tables, cost, nil
 }
 
-// checkTables pairs the scenario's tables with the case: every entity type
-// of the case must be present, no other.
+// checkTables pairs the scenario's tables with the case: the costs table
+// and the table of every entity type of the case must be present, no
+// other.
 func (w *Writer) checkTables(s *shard.Scenario) ([]shard.TableRows, error) {
 	tables := s.Tables()
 	have := map[string]bool{}
 	for _, t := range tables {
 		if !w.entities[t.Table.Entity] {
-			return nil, fmt.Errorf("has a %s table but case %s has no such entities", t.Table.Entity, w.cas.Name)
+			return nil, fmt.Errorf("has %s %s table but case %s has no %s: leave it nil", article(t.Table.Entity), t.Table.Entity, w.cas.Name, t.Table.Entity)
 		}
 		have[t.Table.Entity] = true
 	}
 	for _, e := range w.cas.Entities() {
-		if !have[e] {
-			return nil, fmt.Errorf("has no %s table but case %s has such entities", e, w.cas.Name)
+		if have[e] {
+			continue
 		}
+		if e == shard.Costs.Entity {
+			return nil, errors.New("has no costs table: the costs table is required in every scenario (shard.Scenario.Costs is nil)")
+		}
+		return nil, fmt.Errorf("has no %s table but case %s has %s: the table of every entity type of the case is required", e, w.cas.Name, e)
 	}
 	return tables, nil
+}
+
+// article is the indefinite article of an entity table's name.
+func article(entity string) string {
+	if entity != "" && strings.ContainsRune("aeiou", rune(entity[0])) {
+		return "an"
+	}
+	return "a"
 }
 
 // costSummary computes the discounted cost of each stage and their total.
@@ -476,32 +573,76 @@ func (w *Writer) HandleSignals(parent context.Context) (context.Context, func())
 func (w *Writer) Interrupted() bool { return w.sig.interrupted() }
 
 // Close ends the journal with a close record: "clean", "interrupted" when a
-// signal arrived, or "failed" after an error (which Close returns).
+// signal arrived, or "failed" after an error (which Close returns). It
+// first waits until every accepted scenario is committed (or discarded,
+// after an error or a signal); CloseContext bounds that wait.
+//
+// The first Close (of any kind: Close, CloseContext, CloseInterrupted)
+// returns the writer's outcome; every later call of any of them, and of
+// WriteScenario or Flush, returns an error matching ErrClosed.
 func (w *Writer) Close() error {
-	return w.close(manifest.StatusClean, "")
+	return w.close(context.Background(), "Close", manifest.StatusClean, "")
+}
+
+// CloseContext is Close with a bound on the wait for the queue. When ctx
+// ends first, every scenario not yet fully encoded is dropped (not
+// committed: a requeue or rerun writes it); the writer waits only for the
+// tables being encoded at that moment (one per worker) and for the
+// commits already under way, records the journal as interrupted, and
+// returns an error wrapping ctx.Err() that says how many scenarios were
+// dropped. When nothing had to be dropped it is Close. The journal is
+// closed in every case: ctx bounds the wait, not the close.
+//
+// Give it a context for the shutdown (a deadline), not the one that
+// stopped the work: after SIGTERM the context of HandleSignals is done
+// already, and CloseContext with it would drop at once the scenarios that
+// Close would finish (Close after a signal finishes the scenarios being
+// encoded and drops only those not started).
+func (w *Writer) CloseContext(ctx context.Context) error {
+	return w.close(ctx, "CloseContext", manifest.StatusClean, "")
 }
 
 // CloseInterrupted ends the journal as interrupted, for callers that stop
-// early for reasons of their own.
+// early for reasons of their own. It waits for the queue as Close does.
 func (w *Writer) CloseInterrupted(reason string) error {
-	return w.close(manifest.StatusInterrupted, reason)
+	return w.close(context.Background(), "CloseInterrupted", manifest.StatusInterrupted, reason)
 }
 
-func (w *Writer) close(status, reason string) error {
+func (w *Writer) close(ctx context.Context, op, status, reason string) error {
 	w.mu.Lock()
 	if w.closed {
-		defer w.mu.Unlock()
-		return w.err
+		w.mu.Unlock()
+		return errClosed(op)
 	}
 	w.closed = true
 	close(w.pipe.queue)
 	w.mu.Unlock()
-	<-w.pipe.drained // every accepted scenario is committed or discarded
+	// Wait until every accepted scenario is committed or discarded; a
+	// queue already written is never abandoned, whatever ctx says.
+	var gaveUp error
+	select {
+	case <-w.pipe.drained:
+	default:
+		select {
+		case <-w.pipe.drained:
+		case <-ctx.Done():
+			gaveUp = ctx.Err()
+			w.abandon.Store(true)
+			<-w.pipe.drained
+		}
+	}
 
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if status == manifest.StatusClean && w.Interrupted() {
+	var dropErr error
+	if gaveUp != nil && w.pipe.dropped > 0 {
+		dropErr = fmt.Errorf("rank: %s: %w before the queue was written: %d accepted scenarios dropped, not committed (a requeue or rerun writes them)", op, gaveUp, w.pipe.dropped)
+	}
+	switch {
+	case status == manifest.StatusClean && w.Interrupted():
 		status, reason = manifest.StatusInterrupted, "signal"
+	case status == manifest.StatusClean && dropErr != nil:
+		status, reason = manifest.StatusInterrupted, dropErr.Error()
 	}
 	if w.err != nil {
 		status, reason = manifest.StatusFailed, w.err.Error()
@@ -515,8 +656,5 @@ func (w *Writer) close(status, reason string) error {
 		w.err = aerr
 		return aerr
 	}
-	if cerr != nil {
-		return cerr
-	}
-	return unreported
+	return errors.Join(dropErr, cerr, unreported)
 }

@@ -26,8 +26,11 @@ type Params interface {
 	LineLossFraction(line int32) (float64, bool)
 }
 
-// BadRowError reports a row whose key does not exist in the case: it names
-// the table, the row and what was expected.
+// BadRowError reports, while encoding, a row the case cannot derive
+// columns for: a (stage, block) the case does not have, or a line without
+// a loss fraction. It names the table, the row and what was expected.
+// Entity ids, repeated keys, codes and NaN are checked before encoding, by
+// CheckValues.
 type BadRowError struct {
 	Table string
 	Row   int

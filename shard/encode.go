@@ -405,10 +405,11 @@ func (e *Encoder) Record(tr TableRows, p Params) (arrow.RecordBatch, error) {
 	return rec, nil
 }
 
-// CheckRows checks what can be checked of tr without encoding it: a
-// field for every supplied column, and every column as long as the
-// first. The encoder checks the rest (nulls in a non-nullable column, keys
-// the case does not have) while encoding.
+// CheckRows checks what can be checked of tr without the case: a field
+// for every supplied column, and every column as long as the first.
+// CheckValues checks the values against the case; the encoder checks the
+// rest (nulls in a non-nullable column, a (stage, block) the case does
+// not have) while encoding.
 func CheckRows(tr TableRows) error {
 	_, _, err := sources(tr)
 	return err
