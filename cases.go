@@ -1,7 +1,3 @@
-// Package hydroshard is the output layer of a distributed SDDP solver; see
-// README.md. The packages that do the work are rank (embedded in each
-// solver rank), shard, manifest and merge. This root package only carries
-// the example cases, so that the binaries find them from any directory.
 package hydroshard
 
 import "embed"

@@ -18,7 +18,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,10 +27,10 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/internal/cli"
 	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/merge"
@@ -206,19 +205,16 @@ func runMerge(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code >= 0 {
 		return code
 	}
-	rep, err := merge.Run(ctx, out, merge.Options{Verify: *verify, GC: *gc, Strict: *strict, Workers: *workers, Progress: progressTo(stderr), Lease: lease.Options{Grace: *grace}, RequeueLost: *requeue})
+	rep, err := hydroshard.Merge(ctx, out, hydroshard.MergeOptions{
+		Options:   merge.Options{Verify: *verify, GC: *gc, Strict: *strict, Workers: *workers, Progress: progressTo(stderr), Lease: lease.Options{Grace: *grace}, RequeueLost: *requeue},
+		RerunList: *rerun,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "merge-shards: %v\n", err)
 		return exitEnv
 	}
-	if *rerun != "" && rep.Outcome != merge.Corrupt && rep.Outcome != merge.Running {
-		if err := writeRerunList(*rerun, rep.Missing); err != nil {
-			fmt.Fprintf(stderr, "merge-shards: --rerun-list: %v\n", err)
-			return exitEnv
-		}
-		if n := rep.Scenarios - rep.Committed; len(rep.Missing) < n {
-			fmt.Fprintf(stderr, "merge-shards: --rerun-list: %s lists the first %d of the %d missing scenarios (no more are listed); rerun them and merge again for the rest\n", *rerun, len(rep.Missing), n)
-		}
+	if n := rep.Scenarios - rep.Committed; *rerun != "" && rep.Outcome != merge.Corrupt && rep.Outcome != merge.Running && len(rep.Missing) < n {
+		fmt.Fprintf(stderr, "merge-shards: --rerun-list: %s lists the first %d of the %d missing scenarios (no more are listed); rerun them and merge again for the rest\n", *rerun, len(rep.Missing), n)
 	}
 	if err := print(stdout, *asJSON, rep, rep.Human()); err != nil {
 		fmt.Fprintf(stderr, "merge-shards: %v\n", err)
@@ -245,7 +241,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code >= 0 {
 		return code
 	}
-	v, err := merge.VerifyMerged(ctx, out, merge.Options{Verify: verifyLevel(*full), Workers: *workers, Progress: progressTo(stderr)})
+	v, err := hydroshard.Verify(ctx, out, merge.Options{Verify: verifyLevel(*full), Workers: *workers, Progress: progressTo(stderr)})
 	if err != nil {
 		fmt.Fprintf(stderr, "merge-shards verify: %s: %s\n", out, verifyError(out, err))
 		return exitEnv
@@ -316,24 +312,6 @@ func runPolicy(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "policy %sed: %s\n", op, dir)
 	return exitComplete
-}
-
-// writeRerunList writes scenario ids to a file, one per line.
-func writeRerunList(name string, ids []int) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	for _, id := range ids {
-		w.WriteString(strconv.Itoa(id))
-		w.WriteByte('\n')
-	}
-	err = w.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 func print(w io.Writer, asJSON bool, v any, human string) error {

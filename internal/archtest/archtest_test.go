@@ -112,11 +112,14 @@ func checkImports(mod string, pkgs []Package) []string {
 		}
 	}
 	for _, p := range sortedKeys(imports) {
-		if p == "cmd" || under(p, "cmd") {
+		// The commands and the module's root package (hydroshard.OpenRank
+		// and hydroshard.Merge, the two doors of the API) wire rank and
+		// merge together; no other package does.
+		if p == "cmd" || under(p, "cmd") || p == "." {
 			continue
 		}
 		if slices.Contains(imports[p], "rank") && slices.Contains(imports[p], "merge") {
-			bad = append(bad, fmt.Sprintf("%s imports both rank and merge: only a command (cmd/...) may wire the two together", p))
+			bad = append(bad, fmt.Sprintf("%s imports both rank and merge: only a command (cmd/...) or the root package may wire the two together", p))
 		}
 	}
 	for _, p := range pkgs {
@@ -313,6 +316,7 @@ func TestCheckImports(t *testing.T) {
 		"rank":             {"journal", "layout", "manifest", "policy", "shard", "vfs"},
 		"cmd/merge-shards": {"merge", "policy", "vfs"},
 		"cmd/simrank":      {"rank", "merge", "manifest"},
+		".":                {"rank", "merge", "manifest", "vfs"},
 	}
 	tests := []struct {
 		name string
@@ -329,6 +333,8 @@ func TestCheckImports(t *testing.T) {
 		{"merge reaches rank through shard", add("shard", "rank"), []string{"merge imports rank (merge -> shard -> rank)"}},
 		{"policy reaches rank under it", add("policy/internal/fb", "rank/x"), []string{"policy imports rank/x (policy -> policy/internal/fb -> rank/x)", "merge imports rank/x (merge -> policy -> policy/internal/fb -> rank/x)"}},
 		{"a library wires rank and merge", add("internal/synth", "rank", "merge"), []string{"internal/synth imports both rank and merge"}},
+		{"a package under the root wires rank and merge", add("hydro", "rank", "merge"), []string{"hydro imports both rank and merge"}},
+		{"merge reaches rank through the root package", add("merge", "."), []string{"merge imports rank (merge -> . -> rank)"}},
 		{"a test imports faults", func(m map[string][]string) { m["test:vfs"] = []string{"internal/faults"} }, []string{"vfs imports internal/faults, which no longer exists"}},
 		{"faults imported", add("shard", "internal/faults"), []string{"shard imports internal/faults, which no longer exists"}},
 		{"layout is gone", func(m map[string][]string) { delete(m, "layout") }, []string{"layout: a rule names it"}},
@@ -363,6 +369,9 @@ func add(pkg string, imports ...string) func(map[string][]string) {
 // "test:<pkg>" gives pkg's test imports.
 func fake(mod string, m map[string][]string) []Package {
 	abs := func(p string) string {
+		if p == "." {
+			return mod
+		}
 		if slices.Contains([]string{"errors", "os", "path"}, p) {
 			return p
 		}

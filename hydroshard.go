@@ -1,0 +1,460 @@
+package hydroshard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/vfs"
+)
+
+// RankOptions is the one set of options of a rank: who it is, the case,
+// and what its simulation and training writers share. OpenRank takes
+// them once; Rank.Simulation and Rank.Training open their writers with
+// them (SimulationOptions and TrainingOptions say exactly how).
+type RankOptions struct {
+	// Identity is this rank's identity. Nil: it is detected from the
+	// launcher's environment (rank.DetectIdentity: OpenMPI, PMI, PMIx,
+	// then SLURM variables), read through Env.
+	Identity *rank.Identity
+	// Env is the environment DetectIdentity reads (default os.LookupEnv);
+	// ignored when Identity is given.
+	Env func(string) (string, bool)
+
+	// Case is the study case, filled from the solver's input. When nil,
+	// CasePath is loaded with LoadCase: a case.json file, a directory
+	// holding one, or the name of an example case (tiny, demo). Exactly
+	// one of the two must be given.
+	Case     *manifest.Case
+	CasePath string
+
+	// The simulation writer's options (rank.Options): the run's scenario
+	// count, partition padding, ownership rule, rerun list, encoding
+	// workers and queue. Scenarios is required by Simulation only.
+	Scenarios   int
+	ScenarioPad int
+	Ownership   rank.Ownership
+	RerunFile   string
+	Workers     int
+	Queue       int
+
+	// Training is the training configuration (rank.TrainingOptions.Config).
+	// The root rank (rank 0) must give it (ForwardPasses >= 1) to open a
+	// training writer; the other ranks may.
+	Training manifest.TrainingConfig
+
+	// Shared by both writers (see rank.Options): the solver's name and
+	// threads per rank (recorded in the journals and metadata.json), the
+	// clock of journal timestamps, the file system, the lease renewal
+	// interval.
+	Solver        string
+	Threads       int
+	Now           func() time.Time
+	FS            vfs.FS
+	LeaseInterval time.Duration
+}
+
+// SimulationOptions returns the rank.Options that Rank.Simulation opens
+// the simulation writer with.
+func (o RankOptions) SimulationOptions() rank.Options {
+	return rank.Options{
+		Scenarios:     o.Scenarios,
+		ScenarioPad:   o.ScenarioPad,
+		Ownership:     o.Ownership,
+		RerunFile:     o.RerunFile,
+		Workers:       o.Workers,
+		Queue:         o.Queue,
+		Solver:        o.Solver,
+		Threads:       o.Threads,
+		Now:           o.Now,
+		FS:            o.FS,
+		LeaseInterval: o.LeaseInterval,
+	}
+}
+
+// TrainingOptions returns the rank.TrainingOptions that Rank.Training
+// opens the training writer with (and Rank.TrainingDone reads with).
+func (o RankOptions) TrainingOptions() rank.TrainingOptions {
+	return rank.TrainingOptions{
+		Config:        o.Training,
+		Solver:        o.Solver,
+		Threads:       o.Threads,
+		Now:           o.Now,
+		FS:            o.FS,
+		LeaseInterval: o.LeaseInterval,
+	}
+}
+
+// Rank is one solver rank's door to the output layer: its identity, its
+// case, and its writers, opened on first use with one set of options:
+// Simulation (rank.Writer: scenarios), Training (rank.TrainingWriter:
+// iterations and policy checkpoints). HandleSignals covers every writer,
+// open or opened later; Close closes whatever was opened.
+//
+// Rank is thin: the writers it returns are the rank package's, used
+// directly (WriteScenario, Remaining, WriteIteration, WriteCheckpoint,
+// CloseTerminated, ...), with the rank package's guarantees. A solver may
+// keep using rank.Open and rank.OpenTraining instead; nothing differs on
+// disk.
+//
+// Concurrency: every method is safe for concurrent use. The writers are
+// goroutine-safe themselves (see rank.Writer).
+type Rank struct {
+	out   string
+	id    rank.Identity
+	cas   *manifest.Case
+	opts  RankOptions
+	owned []int
+
+	signalled atomic.Bool   // a HandleSignals handler saw SIGTERM or SIGINT
+	settled   chan struct{} // closed once the writers' handlers saw that signal (or a bound passed)
+	settle    sync.Once
+
+	mu       sync.Mutex
+	closed   bool
+	sim      *rank.Writer
+	train    *rank.TrainingWriter
+	handlers int             // active HandleSignals handlers
+	watched  []watchedWriter // the writers' own signal handlers, while handlers > 0
+}
+
+// watchedWriter is a writer's own signal handling, installed by the Rank.
+type watchedWriter struct {
+	// seen is the context the writer's HandleSignals returned: done once
+	// the writer's handler saw a signal (the writer is then Interrupted).
+	seen context.Context
+	stop func()
+	// late: installed after the Rank saw the signal, so the writer's
+	// handler never sees it.
+	late bool
+}
+
+// settleWait bounds how long the Rank's handler waits, after a signal,
+// for the writers' own handlers to see it too. They got it at the same
+// moment (the signal package delivers to every registered channel); the
+// bound covers a writer installed in the instant between the delivery and
+// the Rank's noting it.
+const settleWait = 2 * time.Second
+
+// watch installs w's own signal handling; the caller holds r.mu.
+func (r *Rank) watch(handle func(context.Context) (context.Context, func())) {
+	// Read before the writer's handler is installed: a signal the Rank
+	// has noted by then was delivered before it, and the writer's handler
+	// will never see it.
+	late := r.signalled.Load()
+	seen, stop := handle(context.Background())
+	r.watched = append(r.watched, watchedWriter{seen: seen, stop: stop, late: late})
+}
+
+// OpenRank prepares this process's rank of a study writing to out: it
+// takes opts.Identity or detects it from the launcher's environment
+// (a *rank.IdentityError when there is none or it is malformed: there is
+// no silent rank 0), takes opts.Case or loads opts.CasePath (LoadCase),
+// validates the case, and, when opts.Scenarios is set, works out this
+// rank's scenarios (Owned; a bad opts.RerunFile is a *rank.RerunListError
+// here, before any work). It touches nothing on disk: the first
+// Simulation or Training creates the directories and its journal.
+func OpenRank(ctx context.Context, out string, opts RankOptions) (*Rank, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if out == "" {
+		return nil, errors.New("hydroshard: OpenRank: no output directory")
+	}
+	var id rank.Identity
+	if opts.Identity != nil {
+		id = *opts.Identity
+		if err := id.Validate(); err != nil {
+			return nil, err
+		}
+	} else {
+		env := opts.Env
+		if env == nil {
+			env = os.LookupEnv
+		}
+		var err error
+		if id, err = rank.DetectIdentity(env); err != nil {
+			return nil, err
+		}
+	}
+	c := opts.Case
+	switch {
+	case c != nil && opts.CasePath != "":
+		return nil, fmt.Errorf("hydroshard: OpenRank: RankOptions.Case and CasePath (%q) both given: give one", opts.CasePath)
+	case c == nil && opts.CasePath == "":
+		return nil, errors.New("hydroshard: OpenRank: no case: set RankOptions.Case or CasePath")
+	case c == nil:
+		var err error
+		if c, err = LoadCase(opts.CasePath); err != nil {
+			return nil, err
+		}
+	default:
+		if err := c.Validate(); err != nil {
+			return nil, fmt.Errorf("hydroshard: case %s: %w", c.Name, err)
+		}
+	}
+	r := &Rank{out: out, id: id, cas: c, opts: opts, settled: make(chan struct{})}
+	if opts.Scenarios != 0 {
+		owned, err := rank.MyScenarios(opts.Scenarios, id, opts.Ownership, opts.RerunFile)
+		if err != nil {
+			return nil, err
+		}
+		r.owned = owned
+	}
+	return r, nil
+}
+
+// LoadCase loads a case: name is a case.json file or a directory holding
+// one (manifest.LoadCase) when such a path exists, else the name of an
+// example case embedded in this module (Cases: tiny, demo), so that a
+// binary finds those from any directory.
+func LoadCase(name string) (*manifest.Case, error) {
+	if _, err := os.Stat(name); err == nil {
+		return manifest.LoadCase(name)
+	}
+	f, err := Cases.Open(path.Join("testdata/cases", name, "case.json"))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
+		return nil, fmt.Errorf("case %q: no such file or directory, and not an example case (tiny, demo)", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("example case %s: %w", name, err)
+	}
+	defer f.Close()
+	c, err := manifest.DecodeCase(f)
+	if err != nil {
+		return nil, fmt.Errorf("example case %s: %w", name, err)
+	}
+	return c, nil
+}
+
+// Out returns the output directory.
+func (r *Rank) Out() string { return r.out }
+
+// Identity returns this rank's identity.
+func (r *Rank) Identity() rank.Identity { return r.id }
+
+// Case returns the case the writers record. It is shared: do not modify it.
+func (r *Rank) Case() *manifest.Case { return r.cas }
+
+// Options returns the options OpenRank was given.
+func (r *Rank) Options() RankOptions { return r.opts }
+
+// Owned returns, ascending, the scenarios this rank is to write (its share
+// of 0..Scenarios-1, or of the rerun list's ids: rank.MyScenarios), as
+// OpenRank worked them out; nil when RankOptions.Scenarios is 0. The
+// simulation writer's Remaining leaves out those committed already.
+func (r *Rank) Owned() []int { return append([]int(nil), r.owned...) }
+
+// Simulation returns the rank's simulation writer, opening it on the
+// first call (rank.Open with SimulationOptions; it reads the journals
+// already in out, so a requeued rank resumes) and returning the same
+// writer on later calls. A failed open keeps nothing: a later call tries
+// again. After Close it returns an error matching rank.ErrClosed.
+func (r *Rank) Simulation(ctx context.Context) (*rank.Writer, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, fmt.Errorf("hydroshard: Rank.Simulation after Close: %w", rank.ErrClosed)
+	}
+	if r.sim != nil {
+		return r.sim, nil
+	}
+	w, err := rank.Open(ctx, r.out, r.id, r.cas, r.opts.SimulationOptions())
+	if err != nil {
+		return nil, err
+	}
+	r.sim = w
+	if r.handlers > 0 {
+		r.watch(w.HandleSignals)
+	}
+	return w, nil
+}
+
+// Training returns the rank's training writer, opening it on the first
+// call (rank.OpenTraining with TrainingOptions: it finds the iterations
+// this rank made durable before, LastIteration) and returning the same
+// writer on later calls, closed or not. Its WriteCheckpoint writes the
+// rank's policy checkpoint fragments. Close it with CloseTerminated to
+// record why training stopped; Rank.Close closes it otherwise. A finished
+// training should not be opened again: ask TrainingDone first. After Close
+// it returns an error matching rank.ErrClosed.
+func (r *Rank) Training(ctx context.Context) (*rank.TrainingWriter, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, fmt.Errorf("hydroshard: Rank.Training after Close: %w", rank.ErrClosed)
+	}
+	if r.train != nil {
+		return r.train, nil
+	}
+	w, err := rank.OpenTraining(ctx, r.out, r.id, r.cas, r.opts.TrainingOptions())
+	if err != nil {
+		return nil, err
+	}
+	r.train = w
+	if r.handlers > 0 {
+		r.watch(w.HandleSignals)
+	}
+	return w, nil
+}
+
+// TrainingDone reports whether the training recorded in out is finished
+// (rank.TrainingDone with TrainingOptions): a rerun of missing scenarios
+// then skips training and may run on any number of ranks. It only reads.
+func (r *Rank) TrainingDone(ctx context.Context) (rank.TrainingState, error) {
+	return rank.TrainingDone(ctx, r.out, r.cas, r.opts.TrainingOptions())
+}
+
+// HandleSignals returns a context that is cancelled when the process gets
+// SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C), and installs the
+// writers' own handling on every writer open now or opened later while it
+// is active: the simulation writer drops the queued scenarios it has not
+// started, and Close records each journal as interrupted (termination
+// "signal"). The context ends once the writers' own handlers have seen the
+// signal too (they get it at the same moment; the wait is bounded by 2 s),
+// so a writer is Interrupted when the caller sees ctx done. The caller
+// should stop starting work when the context is done and call Close. The
+// returned stop function restores default handling; it may be called more
+// than once.
+func (r *Rank) HandleSignals(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ch:
+			// Let the writers' own handlers see the signal before the
+			// caller does: when ctx is done, every writer is Interrupted
+			// (the simulation writer drops its queue) and its Close
+			// records the signal.
+			r.signalled.Store(true)
+			r.mu.Lock()
+			var seen []context.Context
+			for _, w := range r.watched {
+				if !w.late {
+					seen = append(seen, w.seen)
+				}
+			}
+			r.mu.Unlock()
+			bound := time.NewTimer(settleWait)
+		wait:
+			for _, s := range seen {
+				select {
+				case <-s.Done():
+				case <-bound.C:
+					break wait
+				}
+			}
+			bound.Stop()
+			r.settle.Do(func() { close(r.settled) })
+			cancel()
+		case <-done:
+		}
+	}()
+	r.mu.Lock()
+	r.handlers++
+	if r.handlers == 1 {
+		if r.sim != nil {
+			r.watch(r.sim.HandleSignals)
+		}
+		if r.train != nil {
+			r.watch(r.train.HandleSignals)
+		}
+	}
+	r.mu.Unlock()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel()
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			r.handlers--
+			if r.handlers == 0 {
+				for _, w := range r.watched {
+					w.stop()
+				}
+				r.watched = nil
+			}
+		})
+	}
+}
+
+// Interrupted reports whether a signal reached this rank's handling
+// (HandleSignals) or one of its writers'.
+func (r *Rank) Interrupted() bool {
+	if r.signalled.Load() {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return (r.sim != nil && r.sim.Interrupted()) || (r.train != nil && r.train.Interrupted())
+}
+
+// Close closes every writer that was opened and that the caller has not
+// closed itself, and returns what went wrong (errors.Join of the writers'
+// outcomes; a writer the caller closed already is not an error):
+//
+//   - the training writer with TrainingWriter.Close: "clean", or
+//     "interrupted" after a signal. Close it yourself with CloseTerminated
+//     to record why training stopped;
+//   - the simulation writer with Writer.CloseContext(ctx): it waits until
+//     every accepted scenario is committed; when ctx ends first, the
+//     scenarios not fully encoded are dropped for a rerun and the journal
+//     is closed as interrupted.
+//
+// A writer opened after the signal reached HandleSignals (so its own
+// handler missed it) is closed as interrupted, termination "signal".
+// Give Close a context for the shutdown (a deadline), not the one
+// HandleSignals returned: after SIGTERM that one is done already, and
+// every queued scenario would be dropped at once.
+//
+// The first Close returns the outcome; every later one returns an error
+// matching rank.ErrClosed, and so do Simulation and Training.
+func (r *Rank) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return fmt.Errorf("hydroshard: Rank.Close: %w", rank.ErrClosed)
+	}
+	r.closed = true
+	sim, train := r.sim, r.train
+	r.mu.Unlock()
+	signalled := r.signalled.Load()
+	if signalled {
+		<-r.settled // the writers' handlers saw it too (bounded by settleWait)
+	}
+	var errs []error
+	keep := func(err error) {
+		if err != nil && !errors.Is(err, rank.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if train != nil {
+		if signalled && !train.Interrupted() {
+			keep(train.CloseInterrupted("signal"))
+		} else {
+			keep(train.Close())
+		}
+	}
+	if sim != nil {
+		if signalled && !sim.Interrupted() {
+			keep(sim.CloseInterrupted("signal"))
+		} else {
+			keep(sim.CloseContext(ctx))
+		}
+	}
+	return errors.Join(errs...)
+}
