@@ -30,8 +30,11 @@ import (
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/reader"
 	"github.com/hydroshard/hydroshard/shard"
 )
+
+var _ = reader.Open
 
 var (
 	ctx           context.Context
@@ -68,7 +71,7 @@ func TestReadmeSnippetsCompile(t *testing.T) {
 	// Export data of every package the prelude imports (and theirs), as
 	// the go command builds it.
 	cmd := exec.Command("go", "list", "-export", "-deps", "-f", "{{.ImportPath}}\t{{.Export}}",
-		"context", "log", "os", ".", "./manifest", "./policy", "./rank", "./shard")
+		"context", "log", "os", ".", "./manifest", "./policy", "./rank", "./reader", "./shard")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	listing, err := cmd.Output()

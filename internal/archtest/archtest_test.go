@@ -41,10 +41,13 @@ var (
 		{"vfs", nil},
 		{"manifest", []string{"layout"}},
 		{"journal", []string{"manifest", "layout", "vfs"}},
+		// The analysts' reader sits beside the merge: it reads what the
+		// merge vouched for, and never writes.
+		{"reader", []string{"layout", "manifest", "shard", "vfs"}},
 	}
 	// noRankNoCmd are the packages that reach neither the rank writer
 	// nor a command, directly or through another package of the module.
-	noRankNoCmd = []string{"merge", "policy"}
+	noRankNoCmd = []string{"merge", "policy", "reader"}
 	// gone are packages nothing of the module may import (tests
 	// included): they no longer exist.
 	gone = []string{"internal/faults"}
@@ -314,6 +317,7 @@ func TestCheckImports(t *testing.T) {
 		"policy":           {"layout", "vfs", "policy/internal/fb"},
 		"merge":            {"journal", "layout", "manifest", "policy", "shard", "vfs"},
 		"rank":             {"journal", "layout", "manifest", "policy", "shard", "vfs"},
+		"reader":           {"layout", "manifest", "shard", "vfs"},
 		"cmd/merge-shards": {"merge", "policy", "vfs"},
 		"cmd/simrank":      {"rank", "merge", "manifest"},
 		".":                {"rank", "merge", "manifest", "vfs"},
@@ -330,11 +334,12 @@ func TestCheckImports(t *testing.T) {
 		{"journal imports shard", add("journal", "shard"), []string{"journal imports shard: it may import only manifest, layout, vfs"}},
 		{"merge imports rank", add("merge", "rank"), []string{"merge imports rank (merge -> rank): it may import neither rank nor a command"}},
 		{"policy imports a command", add("policy", "cmd/simrank"), []string{"policy imports cmd/simrank (policy -> cmd/simrank)", "merge imports cmd/simrank (merge -> policy -> cmd/simrank)"}},
-		{"merge reaches rank through shard", add("shard", "rank"), []string{"merge imports rank (merge -> shard -> rank)"}},
+		{"merge reaches rank through shard", add("shard", "rank"), []string{"merge imports rank (merge -> shard -> rank)", "reader imports rank (reader -> shard -> rank)"}},
 		{"policy reaches rank under it", add("policy/internal/fb", "rank/x"), []string{"policy imports rank/x (policy -> policy/internal/fb -> rank/x)", "merge imports rank/x (merge -> policy -> policy/internal/fb -> rank/x)"}},
 		{"a library wires rank and merge", add("internal/synth", "rank", "merge"), []string{"internal/synth imports both rank and merge"}},
 		{"a package under the root wires rank and merge", add("hydro", "rank", "merge"), []string{"hydro imports both rank and merge"}},
 		{"merge reaches rank through the root package", add("merge", "."), []string{"merge imports rank (merge -> . -> rank)"}},
+		{"reader imports merge", add("reader", "merge"), []string{"reader imports merge: it may import only layout, manifest, shard, vfs"}},
 		{"a test imports faults", func(m map[string][]string) { m["test:vfs"] = []string{"internal/faults"} }, []string{"vfs imports internal/faults, which no longer exists"}},
 		{"faults imported", add("shard", "internal/faults"), []string{"shard imports internal/faults, which no longer exists"}},
 		{"layout is gone", func(m map[string][]string) { delete(m, "layout") }, []string{"layout: a rule names it"}},
