@@ -25,7 +25,6 @@ package shard_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -39,11 +38,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet/file"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/shard"
@@ -582,39 +577,6 @@ func TestDerivedFixtureDiscriminates(t *testing.T) {
 	}
 }
 
-// readParquet decodes a Parquet file with arrow-go's pqarrow reader.
-func readParquet(t *testing.T, b []byte) arrow.Table {
-	t.Helper()
-	rdr, err := file.NewParquetReader(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbl, err := fr.ReadTable(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tbl.Release)
-	return tbl
-}
-
-// readColumn returns the named column of tbl as one array.
-func readColumn(t *testing.T, tbl arrow.Table, name string) arrow.Array {
-	t.Helper()
-	idx := tbl.Schema().FieldIndices(name)
-	if len(idx) != 1 {
-		t.Fatalf("the file has %d columns named %s", len(idx), name)
-	}
-	chunks := tbl.Column(idx[0]).Data().Chunks()
-	if len(chunks) != 1 {
-		t.Fatalf("%s: %d chunks", name, len(chunks))
-	}
-	return chunks[0]
-}
-
 // sameDerived compares a derived value with the formula's: equal up to
 // rounding (1e-12 relative: the formulas may associate differently from
 // the encoder), and no NaN.
@@ -644,7 +606,7 @@ func TestDerivedColumnsMatchFormulas(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				tbl := readParquet(t, buf.Bytes())
+				tbl := shard.ReadBack(t, buf.Bytes())
 				if tbl.NumRows() != n {
 					t.Fatalf("read %d rows, encoded %d", tbl.NumRows(), n)
 				}
@@ -655,12 +617,12 @@ func TestDerivedColumnsMatchFormulas(t *testing.T) {
 					if !ok {
 						continue
 					}
-					if got := readColumn(t, tbl, name).(*array.Int32).Int32Values(); !slices.Equal(got, in) {
+					if got := shard.ColumnOf(t, tbl, name).(*array.Int32).Int32Values(); !slices.Equal(got, in) {
 						t.Fatalf("%s read back %v, supplied %v", name, got, in)
 					}
 				}
 				bf, _ := rowsField(tr.Rows, "block_id")
-				blocks := readColumn(t, tbl, "block_id").(*array.Int32)
+				blocks := shard.ColumnOf(t, tbl, "block_id").(*array.Int32)
 				for i := 0; i < blocks.Len(); i++ {
 					b, ok := blockOf(bf.Interface().(shard.NullInt32), i)
 					if blocks.IsValid(i) != ok || (ok && blocks.Value(i) != b) {
@@ -675,7 +637,7 @@ func TestDerivedColumnsMatchFormulas(t *testing.T) {
 					if !ok {
 						t.Fatalf("%s: no expected values (see TestDerivedFixtureUpToDate)", col.Name)
 					}
-					arr := readColumn(t, tbl, col.Name).(*array.Float64)
+					arr := shard.ColumnOf(t, tbl, col.Name).(*array.Float64)
 					if arr.NullN() != 0 {
 						t.Errorf("%s: %d nulls", col.Name, arr.NullN())
 					}

@@ -48,3 +48,10 @@ func mustCodec() compress.Codec {
 
 // WithBatch returns o with another write batch size.
 func (o EncOptions) WithBatch(n int64) EncOptions { o.batch = n; return o }
+
+// ReadBack and ColumnOf are the encoder tests' Parquet readers, for the
+// external tests (derive_expect_test.go).
+var (
+	ReadBack = readBack
+	ColumnOf = column
+)

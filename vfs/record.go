@@ -153,27 +153,17 @@ func (r *Recorder) log(o RecordedOp) {
 }
 
 // Create implements FS.
-func (r *Recorder) Create(name string) (File, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f, err := r.inner.Create(name)
-	o := RecordedOp{Op: OpCreate, Path: name, Err: err}
-	if err != nil {
-		r.log(o)
-		return nil, err
-	}
-	r.handles++
-	o.Handle = r.handles
-	r.log(o)
-	return &recFile{r: r, f: f, name: name, handle: o.Handle}, nil
-}
+func (r *Recorder) Create(name string) (File, error) { return r.open(OpCreate, name, r.inner.Create) }
 
 // Open implements FS.
-func (r *Recorder) Open(name string) (File, error) {
+func (r *Recorder) Open(name string) (File, error) { return r.open(OpOpen, name, r.inner.Open) }
+
+// open logs a Create or Open and numbers the handle it returns.
+func (r *Recorder) open(op Op, name string, do func(string) (File, error)) (File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	f, err := r.inner.Open(name)
-	o := RecordedOp{Op: OpOpen, Path: name, Err: err}
+	f, err := do(name)
+	o := RecordedOp{Op: op, Path: name, Err: err}
 	if err != nil {
 		r.log(o)
 		return nil, err
