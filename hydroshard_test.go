@@ -641,9 +641,8 @@ func TestMergedDocumentsRoundTrip(t *testing.T) {
 // they do not know, per document (docs/api.md, "Serialised types"):
 // refused in simulation/_manifest.json (ours, strict: verify fails);
 // tolerated in Cobre's documents (policy/metadata.json by policy.Open,
-// training/metadata.json by verify). training/_manifest.json is ours but
-// verify reads it leniently today: this test pins that, so that making
-// it strict is a visible change (update docs/api.md with it).
+// training/metadata.json by verify); refused in training/_manifest.json
+// (ours, strict, like the simulation's).
 func TestReadersOnUnknownKeys(t *testing.T) {
 	ctx := testCtx(t)
 	withKey := func(t *testing.T, out, rel string) func() {
@@ -702,10 +701,10 @@ func TestReadersOnUnknownKeys(t *testing.T) {
 			t.Errorf("policy.Open: %d stages, want %d", len(p.Stages), c.Stages)
 		}
 	})
-	t.Run("training/_manifest.json tolerated (lenient today)", func(t *testing.T) {
+	t.Run("training/_manifest.json refused", func(t *testing.T) {
 		defer withKey(t, out, "training/_manifest.json")()
-		if v, err := verify(t); err != nil || !v.OK {
-			t.Errorf("verify: %v %+v: it now refuses an unknown key in training/_manifest.json: update docs/api.md (Serialised types) and this test", err, v)
+		if v, err := verify(t); err != nil || v.OK {
+			t.Errorf("verify: %v %+v: want a problem (unknown key in training/_manifest.json)", err, v)
 		}
 	})
 }

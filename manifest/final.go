@@ -3,6 +3,7 @@ package manifest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -167,8 +168,31 @@ func ReadSimManifest(path string, data []byte) (*SimManifest, error) {
 	return &m, nil
 }
 
+// ReadTrainingManifest decodes training/_manifest.json (path names it in
+// errors) as ReadSimManifest does the simulation's: strictly (unknown
+// keys and trailing data are errors: the format is ours) and only in the
+// schema version this build writes.
+func ReadTrainingManifest(path string, data []byte) (*TrainingManifest, error) {
+	var m TrainingManifest
+	if err := decodeStrict(bytes.NewReader(data), &m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if m.SchemaVersion != ManifestVersion {
+		return nil, fmt.Errorf("%s: schema version %d, this build reads %d", path, m.SchemaVersion, ManifestVersion)
+	}
+	return &m, nil
+}
+
+// decodeStrict decodes one JSON value into v: unknown fields and anything
+// but white space after the value are errors.
 func decodeStrict(r io.Reader, v any) error {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON document")
+	}
+	return nil
 }

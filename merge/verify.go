@@ -314,9 +314,9 @@ func (v *VerifyReport) verifyTraining(ctx context.Context, fsys vfs.FS, out stri
 		}
 		return err
 	}
-	var tm manifest.TrainingManifest
-	if err := json.Unmarshal(raw, &tm); err != nil {
-		v.add(ProblemIndex, mrel, "not valid JSON: %v", err)
+	tm, err := manifest.ReadTrainingManifest(mrel, raw)
+	if err != nil {
+		v.add(ProblemIndex, mrel, "%v", err)
 		return nil
 	}
 	for _, k := range sortedKeys(tm.Files) {
@@ -324,8 +324,8 @@ func (v *VerifyReport) verifyTraining(ctx context.Context, fsys vfs.FS, out stri
 			return err
 		}
 		rel := path.Join(layout.TrainingDir, k)
-		if layout.Check(k) != nil || layout.Check(rel) != nil {
-			v.add(ProblemIndex, mrel, "files_xxh64 key %q is not a clean path under %s/", k, layout.TrainingDir)
+		if layout.Check(k) != nil || !layout.IsTrainingOutput(rel) {
+			v.add(ProblemIndex, mrel, "files_xxh64 key %q is not a training output the merge writes under %s/", k, layout.TrainingDir)
 			continue
 		}
 		v.Files++

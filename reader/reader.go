@@ -29,7 +29,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -515,16 +514,11 @@ func (s *Study) TrainingManifest() (*manifest.TrainingManifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reader: %w", err)
 	}
-	var tm manifest.TrainingManifest
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&tm); err != nil {
-		return nil, fmt.Errorf("reader: %s: %w", rel, err)
+	tm, err := manifest.ReadTrainingManifest(rel, raw)
+	if err != nil {
+		return nil, fmt.Errorf("reader: %w", err)
 	}
-	if tm.SchemaVersion != manifest.ManifestVersion {
-		return nil, fmt.Errorf("reader: %s: schema version %d, this build reads %d", rel, tm.SchemaVersion, manifest.ManifestVersion)
-	}
-	return &tm, nil
+	return tm, nil
 }
 
 // trainingFiles are the training tables and their files.
