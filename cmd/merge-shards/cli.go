@@ -28,16 +28,11 @@ import (
 )
 
 // commands are merge-shards' commands; anything else first is the merge's.
-var commands = []string{"verify", "report", "status", "policy", "help"}
+var commands = []string{"verify", "report", "status", "policy", "compact", "help"}
 
 // isCommand reports whether s names a command.
 func isCommand(s string) bool {
-	for _, c := range commands {
-		if s == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(commands, s)
 }
 
 // helpHint is the end of every usage error of a command.

@@ -171,7 +171,7 @@ func TestUsageErrorsOneLine(t *testing.T) {
 		{[]string{out, "verify"}, "a command comes first: merge-shards verify [flags] OUT", "merge-shards"},
 		{[]string{"report", out, "x"}, "want exactly one output directory (OUT), got 2 arguments", "merge-shards report"},
 		{[]string{filepath.Join(out, "nope")}, "nope is not a directory", "merge-shards"},
-		{[]string{"verfy"}, "verfy is not a directory (commands: verify, report, status, policy, help)", "merge-shards"},
+		{[]string{"verfy"}, "verfy is not a directory (commands: verify, report, status, policy, compact, help)", "merge-shards"},
 		{[]string{"--", "help"}, "help is not a directory", "merge-shards"},
 		{[]string{"help", "nosuch"}, "help nosuch: unknown command", "merge-shards"},
 		{[]string{"help", "verify", "x"}, "help: want at most one command", "merge-shards"},

@@ -6,6 +6,7 @@
 //	merge-shards report [--json] OUT  what a merge would find, changing nothing
 //	merge-shards status [--json] [--watch] OUT  a run's progress, beside live ranks
 //	merge-shards policy pack|unpack OUT/policy  zstd-compress or restore stage files
+//	merge-shards compact [--target-size SIZE] [--json] OUT  a few large files per simulation table
 //	merge-shards help [COMMAND]       the help, on stdout (also --help, -h)
 //
 // Flags may come before or after OUT; "--" ends them (cli.go).
@@ -52,7 +53,8 @@ const usage = `usage:
   merge-shards report [--json] [--lease-grace D] OUT
   merge-shards status [--json] [--watch [--interval D]] [--lease-grace D] OUT
   merge-shards policy pack|unpack OUT/policy
-  merge-shards help [verify|report|status|policy]
+  merge-shards compact [--target-size SIZE] [--row-group-rows N] [--json] OUT
+  merge-shards help [verify|report|status|policy|compact]
 
 Flags may come before or after OUT (merge-shards OUT --json); "--" ends
 them (merge-shards -- help merges a directory named help). A command
@@ -93,6 +95,17 @@ and exits 4.
            the original is removed (policy readers refuse a packed directory).
   policy unpack  restores the stage files, checking size and XXH64 against
            metadata.json; a .zst that fails is named, kept, and exit is 2.
+  compact  on a complete, merged study: each simulation table rewritten as
+           a few large files, OUT/compacted/<entity>/part-NNNNN.parquet
+           (about --target-size each, default 256MiB), every scenario with
+           scenario_id as an Int32 column, rows in scenario order, row
+           groups at scenario boundaries with statistics (a filter on
+           scenario_id reads only its row groups). Each file is verified
+           against the partition files (rows per scenario, every column)
+           before it is published; OUT/compacted/_manifest.json is written
+           last. The partition files are kept. Exit 1 when the study is not
+           complete; 2 when a partition file fails its check (named;
+           nothing published). Running it again changes nothing.
   help     this help; help COMMAND: the help of a command and its flags.
 
 Exit codes:
@@ -173,6 +186,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return runReport(ctx, args[1:], stdout, stderr)
 		case "status":
 			return runStatus(ctx, args[1:], stdout, stderr)
+		case "compact":
+			return runCompact(ctx, args[1:], stdout, stderr)
 		case "policy":
 			return runPolicy(args[1:], stdout, stderr)
 		case "help":

@@ -1,0 +1,1059 @@
+package merge
+
+// Compaction (merge-shards compact): a COMPLETE, merged study's simulation
+// tables rewritten as a few large Parquet files per table, with scenario_id
+// as an Int32 column, beside the partition tree. On a cluster file system
+// every open is a metadata round trip: 20,000 small partition files cost an
+// analyst seconds per query that one compacted file does not.
+//
+// Checked, never trusted:
+//   - every partition file read is checked against simulation/_files.csv
+//     (size and XXH64), itself checked against the manifest's
+//     dataset_xxh64, before a byte of it is used;
+//   - every compacted file is hashed while written (vfs.WriteNew), fsynced
+//     under _shards/tmp, then read back and compared with the partition
+//     files (rows per scenario, and an XXH64 of every column of every
+//     scenario computed on both sides) before it is published with a
+//     no-replace rename (vfs.Dirs.Publish);
+//   - compacted/_manifest.json, which lists every compacted file with its
+//     size, XXH64 and rows per scenario range, is written last
+//     (vfs.Dirs.Replace): compacted files without it are an interrupted
+//     compaction, which a rerun finishes (the output is deterministic, so
+//     an existing file must be byte-identical to what the rerun makes).
+//
+// The partition files are never removed (no --replace yet).
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/lease"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/shard"
+	"github.com/hydroshard/hydroshard/vfs"
+)
+
+// Names of the compacted tree, relative to OUT.
+//
+// TODO(layout): these belong in package layout beside SimDir and
+// DataFile, which only its owners may edit right now; move them there
+// (and teach layout.LinkDirs and the docs' tree about CompactDir) when
+// layout is next changed.
+const (
+	// CompactDir holds the compacted tables: CompactDir/<entity>/part-NNNNN.parquet.
+	CompactDir = "compacted"
+	// CompactManifestName is the compaction's manifest, in CompactDir,
+	// written last: without it the compacted files are not committed.
+	CompactManifestName = "_manifest.json"
+	// compactTempPrefix begins the temp names of compacted files under
+	// layout.TempDir (like the merge's "merge." temps).
+	compactTempPrefix = "compact"
+)
+
+// CompactPart is the path (relative to OUT) of the n-th compacted file of
+// an entity table: compacted/hydros/part-00000.parquet.
+func CompactPart(entity string, n int) string {
+	return path.Join(CompactDir, entity, fmt.Sprintf("part-%05d.parquet", n))
+}
+
+// CompactManifestFile is the compaction manifest's path relative to OUT.
+const CompactManifestFile = CompactDir + "/" + CompactManifestName
+
+// compactTemp is the temp file a compacted file is written to before it is
+// published: directly in layout.TempDir, ending in layout.TempSuffix, so
+// that layout.CheckTemp accepts it and a later merge removes it as garbage
+// if a crash leaves it there.
+func compactTemp(pid, seq int, final string) string {
+	tag := strings.ReplaceAll(strings.TrimPrefix(final, CompactDir+"/"), "/", "-")
+	return path.Join(layout.TempDir, fmt.Sprintf("%s.%d.%d.%s%s", compactTempPrefix, pid, seq, tag, layout.TempSuffix))
+}
+
+// Compaction defaults.
+const (
+	// DefaultCompactTarget is the default size a compacted file grows to
+	// (measured in partition-file bytes, which the compacted file's size
+	// follows closely: same encoding, one more column).
+	DefaultCompactTarget = 256 << 20
+	// CompactManifestVersion is the schema version of compacted/_manifest.json.
+	CompactManifestVersion = 1
+	// CompactStatusVerified is the only status a compaction manifest has:
+	// it is written once every file was verified against the partitions.
+	CompactStatusVerified = "verified"
+)
+
+// CompactOptions tune a compaction.
+type CompactOptions struct {
+	// TargetSize: a compacted file takes whole scenarios until their
+	// partition files add up to this many bytes (default
+	// DefaultCompactTarget); a file holds at least one scenario.
+	TargetSize int64
+	// RowGroupRows caps the rows of a row group (default
+	// shard.MaxRowGroupRows). Row groups end at scenario boundaries unless
+	// one scenario alone is larger; each has scenario_id statistics, so a
+	// filter on scenario_id reads only the row groups that hold it.
+	RowGroupRows int64
+	// FS is the file system (default vfs.OS()).
+	FS vfs.FS
+	// Alive tells whether a pid of this host runs, to judge a stale merge
+	// lock (default: signal 0).
+	Alive func(int) bool
+	// Progress receives a line per compacted file; nil for none.
+	Progress io.Writer
+}
+
+// ErrNotComplete is returned (wrapped, with the study's status) when the
+// study is not a complete, merged one: compaction needs every scenario.
+var ErrNotComplete = errors.New("not a complete merged study")
+
+// CompactDamageError reports input that failed its check (a partition
+// file whose size or XXH64 differs from simulation/_files.csv, an altered
+// index, a compacted file that differs from what its manifest says): the
+// CLI exits 2. Nothing was published.
+type CompactDamageError struct {
+	Path   string // relative to OUT
+	Detail string
+}
+
+func (e *CompactDamageError) Error() string {
+	return fmt.Sprintf("%s: %s", e.Path, e.Detail)
+}
+
+// CompactManifest is compacted/_manifest.json.
+type CompactManifest struct {
+	SchemaVersion int    `json:"schema_version"`
+	Producer      string `json:"producer"`
+	Status        string `json:"status"` // CompactStatusVerified
+	CaseName      string `json:"case_name"`
+	CaseHash      string `json:"case_hash"`
+	// DatasetXXH64 is simulation/_manifest.json's dataset_xxh64: the
+	// partition files this compaction was made from and verified against.
+	DatasetXXH64 string        `json:"dataset_xxh64"`
+	ScenarioPad  int           `json:"scenario_pad"`
+	Scenarios    int           `json:"scenarios"`
+	TargetSize   int64         `json:"target_size"`
+	RowGroupRows int64         `json:"row_group_rows"`
+	Files        []CompactFile `json:"files"`
+	CompletedAt  string        `json:"completed_at"`
+}
+
+// CompactFile is one compacted file.
+type CompactFile struct {
+	Path          string `json:"path"` // relative to OUT
+	Entity        string `json:"entity"`
+	FirstScenario int    `json:"first_scenario"`
+	LastScenario  int    `json:"last_scenario"`
+	Scenarios     int    `json:"scenarios"`
+	Rows          int64  `json:"rows"`
+	Bytes         int64  `json:"bytes"`
+	XXH64         string `json:"xxh64"`
+	// RowGroups lists each row group's scenario range and rows.
+	RowGroups []CompactRowGroup `json:"row_groups"`
+	// ContentXXH64 is the XXH64 of every (scenario, column) value hash of
+	// the file in order, as the verification computed it on both sides.
+	ContentXXH64 string `json:"content_xxh64"`
+	// SourceBytes is the size of the partition files it replaces.
+	SourceBytes int64 `json:"source_bytes"`
+}
+
+// CompactRowGroup is one row group's scenario range.
+type CompactRowGroup struct {
+	FirstScenario int   `json:"first_scenario"`
+	LastScenario  int   `json:"last_scenario"`
+	Rows          int64 `json:"rows"`
+}
+
+// CompactReport is what a compaction did.
+type CompactReport struct {
+	Dir string `json:"dir"`
+	// Already: a verified compaction of this very dataset was there (every
+	// file's size and XXH64 checked against its manifest): nothing changed.
+	Already     bool          `json:"already_compacted"`
+	Scenarios   int           `json:"scenarios"`
+	SourceFiles int           `json:"source_files"`
+	SourceBytes int64         `json:"source_bytes"`
+	Files       []CompactFile `json:"files"`
+	Rows        int64         `json:"rows"`
+	Bytes       int64         `json:"bytes"`
+	Seconds     float64       `json:"seconds"`
+}
+
+// Human renders the report for people.
+func (r *CompactReport) Human() string {
+	var b strings.Builder
+	if r.Already {
+		fmt.Fprintf(&b, "%s: already compacted (%s verified against its manifest): nothing changed\n", r.Dir, CompactManifestFile)
+	} else {
+		fmt.Fprintf(&b, "%s: compacted %d partition files (%s) into %d files (%s), %d rows of %d scenarios, verified against the partitions, in %.1fs\n",
+			r.Dir, r.SourceFiles, humanBytes(r.SourceBytes), len(r.Files), humanBytes(r.Bytes), r.Rows, r.Scenarios, r.Seconds)
+	}
+	for _, f := range r.Files {
+		fmt.Fprintf(&b, "  %s  scenarios %d-%d  %d rows  %d row groups  %s\n", f.Path, f.FirstScenario, f.LastScenario, f.Rows, len(f.RowGroups), humanBytes(f.Bytes))
+	}
+	fmt.Fprintf(&b, "the partition files are unchanged; the manifest is %s\n", CompactManifestFile)
+	return b.String()
+}
+
+// source is one partition file to compact, as the index lists it.
+type source struct {
+	rel      string
+	entity   string
+	scenario int
+	rows     int64
+	bytes    int64
+	xxh64    string
+}
+
+// compactPart is one compacted file to make.
+type compactPart struct {
+	final   string
+	entity  string
+	sources []source
+	temp    string
+	written vfs.Written
+	// want holds, per scenario, the rows and the hash of each column of
+	// the partition file, computed while copying.
+	want map[int]*scenarioSums
+	rgs  []CompactRowGroup
+}
+
+// scenarioSums are a scenario's rows and per-column value hashes.
+type scenarioSums struct {
+	rows int64
+	cols []uint64
+}
+
+// Compact compacts the simulation tables of the complete, merged study in
+// out into out/compacted (see the top of this file). It holds the merge
+// lock while it works, so that no merge runs beside it.
+func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactReport, error) {
+	start := time.Now()
+	if opts.TargetSize <= 0 {
+		opts.TargetSize = DefaultCompactTarget
+	}
+	if opts.RowGroupRows <= 0 {
+		opts.RowGroupRows = shard.MaxRowGroupRows
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.OS()
+	}
+	if opts.Alive == nil {
+		opts.Alive = lease.ProcessAlive
+	}
+	fsys, err := vfs.Beneath(opts.FS, out, layout.LinkDirs[:]...)
+	if err != nil {
+		return nil, err
+	}
+	// Refuse an incomplete study before taking the lock, which creates
+	// _shards/ (nothing is written into a directory that is not a study).
+	if _, _, err := readCompleteManifest(fsys, out); err != nil {
+		return nil, err
+	}
+	unlock, err := lock(fsys, out, opts.Alive)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Read again under the lock: a merge may have run in between.
+	m, _, err := readCompleteManifest(fsys, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := removeCompactTemps(fsys, out); err != nil {
+		return nil, err
+	}
+	srcs, err := readIndex(fsys, out, m)
+	if err != nil {
+		return nil, err
+	}
+	rep := &CompactReport{Dir: out, Scenarios: m.Scenarios.Total}
+	for _, s := range srcs {
+		rep.SourceFiles++
+		rep.SourceBytes += s.bytes
+	}
+
+	// An existing manifest: verify it, change nothing.
+	done, err := checkExistingCompaction(fsys, out, m, rep)
+	if err != nil || done {
+		if done {
+			rep.Seconds = time.Since(start).Seconds()
+		}
+		return rep, err
+	}
+
+	// Cheap checks first: a truncated or missing partition file is found
+	// before anything is written.
+	for _, s := range srcs {
+		st, err := fsys.Stat(layout.Join(out, s.rel))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, &CompactDamageError{Path: s.rel, Detail: "missing (simulation/_files.csv lists it): run merge-shards verify"}
+		case err != nil:
+			return nil, err
+		case st.Size() != s.bytes:
+			return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d bytes, simulation/_files.csv says %d: run merge-shards verify", st.Size(), s.bytes)}
+		}
+	}
+
+	parts := planParts(srcs, opts.TargetSize)
+	if err := checkStrayParts(fsys, out, parts); err != nil {
+		return nil, err
+	}
+	dirs := vfs.NewDirs(fsys, out)
+	if err := dirs.Ensure(layout.Join(out, layout.TempDir)); err != nil {
+		return nil, err
+	}
+	// Every temp is removed on any failure; published files stay (they are
+	// verified, and a rerun finds them byte-identical).
+	defer func() {
+		for _, p := range parts {
+			if p.temp != "" {
+				_ = fsys.Remove(layout.Join(out, p.temp))
+			}
+		}
+	}()
+	pid := os.Getpid()
+	// Write and verify every file under _shards/tmp first: a damaged
+	// partition file found while reading leaves nothing published.
+	for i, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p.temp = compactTemp(pid, i, p.final)
+		if err := writePart(ctx, fsys, out, p, opts); err != nil {
+			return nil, err
+		}
+		if err := verifyPart(ctx, fsys, out, p, layout.Join(out, p.temp)); err != nil {
+			return nil, err
+		}
+	}
+	var files []CompactFile
+	for _, p := range parts {
+		final := layout.Join(out, p.final)
+		err := dirs.Publish(layout.Join(out, p.temp), final)
+		if errors.Is(err, fs.ErrExist) {
+			// An interrupted compaction published it: it must be exactly
+			// what this one made.
+			got, herr := vfs.HashFile(fsys, final)
+			if herr != nil {
+				return nil, herr
+			}
+			if got != p.written {
+				return nil, fmt.Errorf("%s exists and differs from what this compaction makes (%d bytes xxh64 %016x, want %d bytes xxh64 %016x) and %s is missing: left by an interrupted compaction with other settings? Remove %s and compact again",
+					p.final, got.Bytes, got.XXH64, p.written.Bytes, p.written.XXH64, CompactManifestFile, layout.Join(out, CompactDir))
+			}
+			if err := fsys.Remove(layout.Join(out, p.temp)); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, err
+		}
+		p.temp = ""
+		files = append(files, p.record())
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "compacted %s\n", p.final)
+		}
+	}
+	cm := &CompactManifest{
+		SchemaVersion: CompactManifestVersion,
+		Producer:      "hydroshard " + manifest.Version,
+		Status:        CompactStatusVerified,
+		CaseName:      m.CaseName,
+		CaseHash:      m.CaseHash,
+		DatasetXXH64:  m.DatasetXXH64,
+		ScenarioPad:   m.Layout.ScenarioPad,
+		Scenarios:     m.Scenarios.Total,
+		TargetSize:    opts.TargetSize,
+		RowGroupRows:  opts.RowGroupRows,
+		Files:         files,
+		CompletedAt:   time.Now().UTC().Format(time.RFC3339),
+	}
+	body, err := json.MarshalIndent(cm, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	body = append(body, '\n')
+	tmp := layout.Join(out, compactTemp(pid, len(parts), CompactManifestFile))
+	if _, err := vfs.WriteNewSync(fsys, tmp, func(w io.Writer) error { _, err := w.Write(body); return err }); err != nil {
+		return nil, err
+	}
+	if err := dirs.Replace(tmp, layout.Join(out, CompactManifestFile)); err != nil {
+		_ = fsys.Remove(tmp)
+		return nil, err
+	}
+	rep.Files = files
+	for _, f := range files {
+		rep.Rows += f.Rows
+		rep.Bytes += f.Bytes
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// removeCompactTemps removes the temp files an earlier compaction left
+// when it died (their names may come back: a pid is reused). Called under
+// the merge lock, so no other compaction is writing them.
+func removeCompactTemps(fsys vfs.FS, out string) error {
+	dir := layout.Join(out, layout.TempDir)
+	entries, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listing temp files: %w", err)
+	}
+	removed := false
+	for _, e := range entries {
+		if name := e.Name(); strings.HasPrefix(name, compactTempPrefix+".") && layout.IsTempName(name) && e.Type().IsRegular() {
+			if err := fsys.Remove(layout.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return fsys.SyncDir(dir)
+	}
+	return nil
+}
+
+// readCompleteManifest reads simulation/_manifest.json and refuses a study
+// that is not complete.
+func readCompleteManifest(fsys vfs.FS, out string) (*manifest.SimManifest, []byte, error) {
+	mPath := layout.Join(out, path.Join(layout.SimDir, layout.ManifestName))
+	raw, err := vfs.ReadFile(fsys, mPath, maxDocument)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%w: %s is missing (run merge-shards first)", ErrNotComplete, mPath)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := manifest.ReadSimManifest(mPath, raw)
+	if err != nil {
+		return nil, nil, &CompactDamageError{Path: path.Join(layout.SimDir, layout.ManifestName), Detail: err.Error()}
+	}
+	if m.Status != manifest.StatusComplete {
+		return nil, nil, fmt.Errorf("%w: %s says status %q (%d of %d scenarios completed); compaction needs every scenario: rerun the missing ones and merge again",
+			ErrNotComplete, mPath, m.Status, m.Scenarios.Completed, m.Scenarios.Total)
+	}
+	return m, raw, nil
+}
+
+// readIndex reads simulation/_files.csv, checked against the manifest's
+// dataset_xxh64, and returns its files sorted by entity and scenario.
+func readIndex(fsys vfs.FS, out string, m *manifest.SimManifest) ([]source, error) {
+	rel := path.Join(layout.SimDir, layout.IndexName)
+	data, err := vfs.ReadFile(fsys, layout.Join(out, rel), maxIndex)
+	if err != nil {
+		return nil, fmt.Errorf("reading the integrity index: %w", err)
+	}
+	header, rows, _ := strings.Cut(string(data), "\n")
+	if header != strings.Join(indexHeader, ",") {
+		return nil, &CompactDamageError{Path: rel, Detail: fmt.Sprintf("header %q, want %q", header, strings.Join(indexHeader, ","))}
+	}
+	if got := manifest.FormatXXH64(xxhash.Sum64String(rows)); got != m.DatasetXXH64 {
+		return nil, &CompactDamageError{Path: rel, Detail: fmt.Sprintf("dataset xxh64 %s, the manifest says %s: the index was altered", got, m.DatasetXXH64)}
+	}
+	recs, err := csv.NewReader(strings.NewReader(rows)).ReadAll()
+	if err != nil {
+		return nil, &CompactDamageError{Path: rel, Detail: err.Error()}
+	}
+	srcs := make([]source, 0, len(recs))
+	for i, r := range recs {
+		bad := func(format string, a ...any) error {
+			return &CompactDamageError{Path: rel, Detail: fmt.Sprintf("line %d: ", i+2) + fmt.Sprintf(format, a...)}
+		}
+		if len(r) != len(indexHeader) {
+			return nil, bad("%d fields, want %d", len(r), len(indexHeader))
+		}
+		entity, sc, err := layout.ParseDataFile(r[0], m.Layout.ScenarioPad)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		nrows, err1 := strconv.ParseInt(r[3], 10, 64)
+		size, err2 := strconv.ParseInt(r[4], 10, 64)
+		idx, err3 := strconv.Atoi(r[2])
+		if err1 != nil || err2 != nil || err3 != nil || nrows < 0 || size < 0 {
+			return nil, bad("bad number")
+		}
+		if entity != r[1] || idx != sc {
+			return nil, bad("path %s is not entity %q scenario %d", r[0], r[1], idx)
+		}
+		if _, err := shard.TableByEntity(entity); err != nil {
+			return nil, bad("%v", err)
+		}
+		if sc > math.MaxInt32 {
+			return nil, bad("scenario %d does not fit scenario_id's Int32", sc)
+		}
+		srcs = append(srcs, source{rel: r[0], entity: entity, scenario: sc, rows: nrows, bytes: size, xxh64: r[5]})
+	}
+	slices.SortFunc(srcs, func(a, b source) int {
+		if c := strings.Compare(a.entity, b.entity); c != 0 {
+			return c
+		}
+		return a.scenario - b.scenario
+	})
+	for i := 1; i < len(srcs); i++ {
+		if srcs[i].entity == srcs[i-1].entity && srcs[i].scenario == srcs[i-1].scenario {
+			return nil, &CompactDamageError{Path: rel, Detail: fmt.Sprintf("lists %s scenario %d twice", srcs[i].entity, srcs[i].scenario)}
+		}
+	}
+	return srcs, nil
+}
+
+// planParts groups each entity's scenarios, in order, into files of about
+// target partition bytes. The plan depends only on the index and target,
+// so a rerun makes the same files.
+func planParts(srcs []source, target int64) []*compactPart {
+	var parts []*compactPart
+	var cur *compactPart
+	var size int64
+	n := 0
+	for _, s := range srcs {
+		if cur == nil || cur.entity != s.entity {
+			n = 0
+			cur = nil
+		}
+		if cur != nil && size+s.bytes > target {
+			cur = nil
+			n++
+		}
+		if cur == nil {
+			cur = &compactPart{final: CompactPart(s.entity, n), entity: s.entity, want: map[int]*scenarioSums{}}
+			parts = append(parts, cur)
+			size = 0
+		}
+		cur.sources = append(cur.sources, s)
+		size += s.bytes
+	}
+	return parts
+}
+
+// checkExistingCompaction handles a compacted/_manifest.json already
+// there: of this dataset, every file it lists is checked (size, XXH64) and
+// done is true; of another dataset, or damaged, an error.
+func checkExistingCompaction(fsys vfs.FS, out string, m *manifest.SimManifest, rep *CompactReport) (done bool, err error) {
+	raw, err := vfs.ReadFile(fsys, layout.Join(out, CompactManifestFile), maxDocument)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var cm CompactManifest
+	if err := json.Unmarshal(raw, &cm); err != nil {
+		return false, &CompactDamageError{Path: CompactManifestFile, Detail: err.Error()}
+	}
+	if cm.Status != CompactStatusVerified || cm.SchemaVersion != CompactManifestVersion {
+		return false, &CompactDamageError{Path: CompactManifestFile, Detail: fmt.Sprintf("status %q schema version %d: not a manifest this version writes", cm.Status, cm.SchemaVersion)}
+	}
+	if cm.DatasetXXH64 != m.DatasetXXH64 {
+		return false, fmt.Errorf("%s was made from another dataset (dataset_xxh64 %s, simulation/_manifest.json says %s): remove %s and compact again",
+			CompactManifestFile, cm.DatasetXXH64, m.DatasetXXH64, layout.Join(out, CompactDir))
+	}
+	for _, f := range cm.Files {
+		if err := layout.Check(f.Path); err != nil || !layout.Under(f.Path, CompactDir) {
+			return false, &CompactDamageError{Path: CompactManifestFile, Detail: fmt.Sprintf("lists %q, not a compacted file", f.Path)}
+		}
+		got, err := vfs.HashFile(fsys, layout.Join(out, f.Path))
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, &CompactDamageError{Path: f.Path, Detail: "missing (" + CompactManifestFile + " lists it)"}
+		}
+		if err != nil {
+			return false, err
+		}
+		if got.Bytes != f.Bytes || manifest.FormatXXH64(got.XXH64) != f.XXH64 {
+			return false, &CompactDamageError{Path: f.Path, Detail: fmt.Sprintf("%d bytes xxh64 %016x, %s says %d bytes xxh64 %s", got.Bytes, got.XXH64, CompactManifestFile, f.Bytes, f.XXH64)}
+		}
+		rep.Rows += f.Rows
+		rep.Bytes += f.Bytes
+	}
+	rep.Already = true
+	rep.Files = cm.Files
+	return true, nil
+}
+
+// checkStrayParts refuses, when no compaction manifest is there, a file
+// under compacted/<entity>/ that this compaction would not write: left by
+// an interrupted compaction with another --target-size, a reader could
+// take it for data.
+func checkStrayParts(fsys vfs.FS, out string, parts []*compactPart) error {
+	want := map[string]bool{}
+	dirs := map[string]bool{}
+	for _, p := range parts {
+		want[p.final] = true
+		dirs[path.Dir(p.final)] = true
+	}
+	for _, d := range sortedKeys(dirs) {
+		entries, err := fsys.ReadDir(layout.Join(out, d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if rel := path.Join(d, e.Name()); !want[rel] {
+				return fmt.Errorf("%s is not a file this compaction writes and %s is missing: left by an interrupted compaction with other settings? Remove %s and compact again",
+					rel, CompactManifestFile, layout.Join(out, CompactDir))
+			}
+		}
+	}
+	return nil
+}
+
+// compactWriterProps are the Parquet settings of a compacted file: the
+// shard package's where it exports them (zstd level, row group cap,
+// created-by), its documented choices otherwise (statistics on, data page
+// v2, 256 KiB pages, no dictionary, BYTE_STREAM_SPLIT floats).
+func compactWriterProps(schema *arrow.Schema, rgRows int64) *parquet.WriterProperties {
+	opts := []parquet.WriterProperty{
+		parquet.WithCompression(compress.Codecs.Zstd),
+		parquet.WithCompressionLevel(shard.ZstdLevel),
+		parquet.WithStats(true),
+		parquet.WithMaxRowGroupLength(rgRows),
+		parquet.WithCreatedBy(shard.CreatedBy),
+		parquet.WithDictionaryDefault(false),
+		parquet.WithDataPageVersion(parquet.DataPageV2),
+		parquet.WithDataPageSize(256 << 10),
+	}
+	for _, f := range schema.Fields() {
+		if f.Type.ID() == arrow.FLOAT64 {
+			opts = append(opts, parquet.WithEncodingFor(f.Name, parquet.Encodings.ByteStreamSplit))
+		}
+	}
+	return parquet.NewWriterProperties(opts...)
+}
+
+// compactSchema is a partition file's schema with scenario_id (Int32, not
+// null) first.
+func compactSchema(src *arrow.Schema) *arrow.Schema {
+	fields := append([]arrow.Field{{Name: "scenario_id", Type: arrow.PrimitiveTypes.Int32}}, src.Fields()...)
+	// The partition's key-value metadata, less the stored Arrow schema
+	// (the writer stores the new one).
+	var keys, vals []string
+	md := src.Metadata()
+	for i, k := range md.Keys() {
+		if !strings.HasPrefix(k, "ARROW:") {
+			keys, vals = append(keys, k), append(vals, md.Values()[i])
+		}
+	}
+	if len(keys) == 0 {
+		return arrow.NewSchema(fields, nil)
+	}
+	m := arrow.NewMetadata(keys, vals)
+	return arrow.NewSchema(fields, &m)
+}
+
+// openParquet opens a Parquet file held in memory.
+func openParquet(data []byte) (*file.Reader, *pqarrow.FileReader, error) {
+	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	if err != nil {
+		_ = pf.Close()
+		return nil, nil, err
+	}
+	return pf, fr, nil
+}
+
+// readSource reads one partition file, checked against the index.
+func readSource(fsys vfs.FS, out string, s source) ([]byte, error) {
+	data, err := vfs.ReadFile(fsys, layout.Join(out, s.rel), s.bytes)
+	var tooLarge *vfs.TooLargeError
+	if errors.As(err, &tooLarge) {
+		return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("larger than the %d bytes simulation/_files.csv says: run merge-shards verify", s.bytes)}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) != s.bytes {
+		return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d bytes, simulation/_files.csv says %d: run merge-shards verify", len(data), s.bytes)}
+	}
+	if got := manifest.FormatXXH64(xxhash.Sum64(data)); got != s.xxh64 {
+		return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("xxh64 %s, simulation/_files.csv says %s: the file was altered after the merge; run merge-shards verify --full", got, s.xxh64)}
+	}
+	return data, nil
+}
+
+// writePart writes p's temp file (durably): every scenario's partition
+// file in order, with scenario_id, row groups cut at scenario boundaries.
+func writePart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, opts CompactOptions) error {
+	var schema *arrow.Schema
+	var fw *pqarrow.FileWriter
+	var rgRows int64
+	scratch := make([]byte, 0, 64<<10)
+	w, err := vfs.WriteNewSync(fsys, layout.Join(out, p.temp), func(w io.Writer) error {
+		for _, s := range p.sources {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			data, err := readSource(fsys, out, s)
+			if err != nil {
+				return err
+			}
+			pf, fr, err := openParquet(data)
+			if err != nil {
+				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("not a readable Parquet file: %v", err)}
+			}
+			src, err := fr.Schema()
+			if err != nil {
+				_ = pf.Close()
+				return &CompactDamageError{Path: s.rel, Detail: err.Error()}
+			}
+			if schema == nil {
+				schema = compactSchema(src)
+				props := compactWriterProps(schema, opts.RowGroupRows)
+				fw, err = pqarrow.NewFileWriter(schema, writerOnly{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+				if err != nil {
+					_ = pf.Close()
+					return err
+				}
+			} else if want := compactSchema(src); !want.Equal(schema) {
+				_ = pf.Close()
+				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("schema %s differs from the other %s files' %s", src, s.entity, schema)}
+			}
+			if pf.NumRows() != s.rows {
+				_ = pf.Close()
+				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d rows, simulation/_files.csv says %d", pf.NumRows(), s.rows)}
+			}
+			// A new row group when this scenario would overflow the current
+			// one: row groups end at scenario boundaries (unless one
+			// scenario alone is larger: the writer splits it).
+			if rgRows > 0 && rgRows+s.rows > opts.RowGroupRows {
+				if err := fw.NewBufferedRowGroupChecked(); err != nil {
+					_ = pf.Close()
+					return err
+				}
+				rgRows = 0
+			}
+			sums, err := copyScenario(ctx, fr, fw, schema, s, &scratch)
+			_ = pf.Close()
+			if err != nil {
+				return err
+			}
+			p.want[s.scenario] = sums
+			rgRows += s.rows
+			if rgRows > opts.RowGroupRows {
+				rgRows %= opts.RowGroupRows
+			}
+		}
+		if fw == nil {
+			return errors.New("no partition files")
+		}
+		return fw.Close()
+	})
+	if err != nil {
+		p.temp = "" // WriteNewSync removed it
+		return err
+	}
+	p.written = w
+	return nil
+}
+
+// copyScenario appends one partition file's rows, with scenario_id, to fw
+// and returns their rows and per-column hashes.
+func copyScenario(ctx context.Context, fr *pqarrow.FileReader, fw *pqarrow.FileWriter, schema *arrow.Schema, s source, scratch *[]byte) (*scenarioSums, error) {
+	rr, err := fr.GetRecordReader(ctx, nil, nil)
+	if err != nil {
+		return nil, &CompactDamageError{Path: s.rel, Detail: err.Error()}
+	}
+	defer rr.Release()
+	ncol := schema.NumFields() - 1
+	digests := make([]*xxhash.Digest, ncol)
+	for i := range digests {
+		digests[i] = xxhash.New()
+	}
+	sums := &scenarioSums{cols: make([]uint64, ncol)}
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		n := int(rec.NumRows())
+		b := array.NewInt32Builder(memory.DefaultAllocator)
+		b.Reserve(n)
+		for i := 0; i < n; i++ {
+			b.UnsafeAppend(int32(s.scenario))
+		}
+		sid := b.NewArray()
+		b.Release()
+		cols := append([]arrow.Array{sid}, rec.Columns()...)
+		out := array.NewRecordBatch(schema, cols, int64(n))
+		if compactTamper != nil {
+			if r := compactTamper(s.entity, s.scenario, out); r != nil {
+				out.Release()
+				out = r
+			}
+		}
+		err := fw.WriteBuffered(out)
+		out.Release()
+		sid.Release()
+		if err != nil {
+			return nil, err
+		}
+		for j := 0; j < ncol; j++ {
+			*scratch = hashValues(digests[j], rec.Column(j), 0, n, *scratch)
+		}
+		sums.rows += int64(n)
+	}
+	if err := rr.Err(); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("decoding: %v", err)}
+	}
+	if sums.rows != s.rows {
+		return nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("decoded %d rows, simulation/_files.csv says %d", sums.rows, s.rows)}
+	}
+	for j, d := range digests {
+		sums.cols[j] = d.Sum64()
+	}
+	return sums, nil
+}
+
+// compactTamper, set by tests only, may return a replacement for a record
+// on its way to the compacted file (nil: unchanged): a bug in the copy,
+// which the verification must catch.
+var compactTamper func(entity string, scenario int, rec arrow.RecordBatch) arrow.RecordBatch
+
+// hashValues feeds rows [from, to) of a to d in a canonical form (a null
+// flag, then the value's little-endian bytes) and returns the scratch
+// buffer for reuse.
+func hashValues(d *xxhash.Digest, a arrow.Array, from, to int, b []byte) []byte {
+	b = b[:0]
+	for i := from; i < to; i++ {
+		if a.IsNull(i) {
+			b = append(b, 0)
+		} else {
+			b = append(b, 1)
+			switch c := a.(type) {
+			case *array.Int8:
+				b = append(b, byte(c.Value(i)))
+			case *array.Int32:
+				b = binary.LittleEndian.AppendUint32(b, uint32(c.Value(i)))
+			case *array.Int64:
+				b = binary.LittleEndian.AppendUint64(b, uint64(c.Value(i)))
+			case *array.Float64:
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Value(i)))
+			case *array.Boolean:
+				if c.Value(i) {
+					b = append(b, 1)
+				} else {
+					b = append(b, 0)
+				}
+			default:
+				v := a.ValueStr(i)
+				b = binary.AppendUvarint(b, uint64(len(v)))
+				b = append(b, v...)
+			}
+		}
+		if len(b) >= 32<<10 {
+			_, _ = d.Write(b)
+			b = b[:0]
+		}
+	}
+	_, _ = d.Write(b)
+	return b[:0]
+}
+
+// verifyPart reads the compacted file at name back and compares it with
+// what was written (size and XXH64) and with the partition files (rows per
+// scenario, every column's hash per scenario, scenario_id in order and in
+// each row group's statistics).
+func verifyPart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, name string) error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("verifying %s (staged as %s) against the partition files: %s; nothing was published", p.final, name, fmt.Sprintf(format, a...))
+	}
+	data, err := vfs.ReadFile(fsys, name, p.written.Bytes)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if got := (vfs.Written{Bytes: int64(len(data)), XXH64: xxhash.Sum64(data)}); got != p.written {
+		return bad("read back %d bytes xxh64 %016x, wrote %d bytes xxh64 %016x", got.Bytes, got.XXH64, p.written.Bytes, p.written.XXH64)
+	}
+	pf, fr, err := openParquet(data)
+	if err != nil {
+		return bad("%v", err)
+	}
+	defer pf.Close()
+	p.rgs = nil
+	var (
+		cur     = -1
+		digests []*xxhash.Digest
+		rows    int64
+		seen    int
+		scratch = make([]byte, 0, 64<<10)
+	)
+	finish := func() error {
+		if cur < 0 {
+			return nil
+		}
+		want := p.want[cur]
+		if want == nil {
+			return bad("scenario %d is not in this file's partitions", cur)
+		}
+		if rows != want.rows {
+			return bad("scenario %d has %d rows, its partition file %d", cur, rows, want.rows)
+		}
+		for j, d := range digests {
+			if got := d.Sum64(); got != want.cols[j] {
+				return bad("scenario %d column %q differs from its partition file's (value hash %016x, want %016x)", cur, fr.Manifest.Fields[j+1].Field.Name, got, want.cols[j])
+			}
+		}
+		seen++
+		return nil
+	}
+	for g := 0; g < pf.NumRowGroups(); g++ {
+		rr, err := fr.GetRecordReader(ctx, nil, []int{g})
+		if err != nil {
+			return bad("%v", err)
+		}
+		rg := CompactRowGroup{FirstScenario: -1}
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			sid, ok := rec.Column(0).(*array.Int32)
+			if !ok || sid.NullN() != 0 {
+				rr.Release()
+				return bad("column 0 is not a scenario_id Int32 without nulls")
+			}
+			n := sid.Len()
+			for i := 0; i < n; {
+				s := int(sid.Value(i))
+				j := i + 1
+				for j < n && int(sid.Value(j)) == s {
+					j++
+				}
+				if s != cur {
+					if s < cur {
+						rr.Release()
+						return bad("scenario_id %d after %d: rows out of order", s, cur)
+					}
+					if err := finish(); err != nil {
+						rr.Release()
+						return err
+					}
+					cur, rows = s, 0
+					digests = make([]*xxhash.Digest, rec.NumCols()-1)
+					for k := range digests {
+						digests[k] = xxhash.New()
+					}
+				}
+				if rg.FirstScenario < 0 {
+					rg.FirstScenario = s
+				}
+				rg.LastScenario = s
+				for k := range digests {
+					scratch = hashValues(digests[k], rec.Column(k+1), i, j, scratch)
+				}
+				rows += int64(j - i)
+				i = j
+			}
+			rg.Rows += int64(n)
+		}
+		err = rr.Err()
+		rr.Release()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return bad("%v", err)
+		}
+		if rg.Rows == 0 || rg.Rows != pf.MetaData().RowGroup(g).NumRows() {
+			return bad("row group %d: read %d rows, its metadata says %d", g, rg.Rows, pf.MetaData().RowGroup(g).NumRows())
+		}
+		// Its scenario_id statistics must span exactly what it holds, so
+		// a filter on scenario_id can skip it.
+		if err := checkScenarioStats(pf, g, rg); err != nil {
+			return bad("%v", err)
+		}
+		p.rgs = append(p.rgs, rg)
+	}
+	if err := finish(); err != nil {
+		return err
+	}
+	// A scenario whose partition file has no rows has none here either.
+	nonEmpty := 0
+	for _, s := range p.sources {
+		if p.want[s.scenario].rows > 0 {
+			nonEmpty++
+		}
+	}
+	if seen != nonEmpty {
+		return bad("%d scenarios with rows, want %d", seen, nonEmpty)
+	}
+	return nil
+}
+
+// checkScenarioStats checks that row group g's scenario_id statistics are
+// there and span exactly its scenarios, so a filter can skip it.
+func checkScenarioStats(pf *file.Reader, g int, want CompactRowGroup) error {
+	cc, err := pf.MetaData().RowGroup(g).ColumnChunk(0)
+	if err != nil {
+		return err
+	}
+	st, err := cc.Statistics()
+	if err != nil {
+		return err
+	}
+	is, ok := st.(*metadata.Int32Statistics)
+	if !ok || !is.HasMinMax() {
+		return fmt.Errorf("row group %d has no scenario_id statistics", g)
+	}
+	if int(is.Min()) != want.FirstScenario || int(is.Max()) != want.LastScenario {
+		return fmt.Errorf("row group %d: scenario_id statistics %d-%d, want %d-%d", g, is.Min(), is.Max(), want.FirstScenario, want.LastScenario)
+	}
+	return nil
+}
+
+// record is p's entry of the compaction manifest.
+func (p *compactPart) record() CompactFile {
+	f := CompactFile{
+		Path:          p.final,
+		Entity:        p.entity,
+		FirstScenario: p.sources[0].scenario,
+		LastScenario:  p.sources[len(p.sources)-1].scenario,
+		Scenarios:     len(p.sources),
+		Bytes:         p.written.Bytes,
+		XXH64:         manifest.FormatXXH64(p.written.XXH64),
+		RowGroups:     p.rgs,
+	}
+	h := xxhash.New()
+	var b []byte
+	for _, s := range p.sources {
+		f.Rows += s.rows
+		f.SourceBytes += s.bytes
+		sums := p.want[s.scenario]
+		b = binary.LittleEndian.AppendUint64(b[:0], uint64(s.scenario))
+		b = binary.LittleEndian.AppendUint64(b, uint64(sums.rows))
+		for _, c := range sums.cols {
+			b = binary.LittleEndian.AppendUint64(b, c)
+		}
+		_, _ = h.Write(b)
+	}
+	f.ContentXXH64 = manifest.FormatXXH64(h.Sum64())
+	return f
+}
+
+// writerOnly hides any Close method of the sink: pqarrow closes a sink
+// that has one, and vfs.WriteNew owns the file.
+type writerOnly struct{ w io.Writer }
+
+func (w writerOnly) Write(p []byte) (int, error) { return w.w.Write(p) }
