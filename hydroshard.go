@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"path"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -116,44 +115,11 @@ type Rank struct {
 	opts  RankOptions
 	owned []int
 
-	signalled atomic.Bool   // a HandleSignals handler saw SIGTERM or SIGINT
-	settled   chan struct{} // closed once the writers' handlers saw that signal (or a bound passed)
-	settle    sync.Once
-
-	mu       sync.Mutex
-	closed   bool
-	sim      *rank.Writer
-	train    *rank.TrainingWriter
-	handlers int             // active HandleSignals handlers
-	watched  []watchedWriter // the writers' own signal handlers, while handlers > 0
-}
-
-// watchedWriter is a writer's own signal handling, installed by the Rank.
-type watchedWriter struct {
-	// seen is the context the writer's HandleSignals returned: done once
-	// the writer's handler saw a signal (the writer is then Interrupted).
-	seen context.Context
-	stop func()
-	// late: installed after the Rank saw the signal, so the writer's
-	// handler never sees it.
-	late bool
-}
-
-// settleWait bounds how long the Rank's handler waits, after a signal,
-// for the writers' own handlers to see it too. They got it at the same
-// moment (the signal package delivers to every registered channel); the
-// bound covers a writer installed in the instant between the delivery and
-// the Rank's noting it.
-const settleWait = 2 * time.Second
-
-// watch installs w's own signal handling; the caller holds r.mu.
-func (r *Rank) watch(handle func(context.Context) (context.Context, func())) {
-	// Read before the writer's handler is installed: a signal the Rank
-	// has noted by then was delivered before it, and the writer's handler
-	// will never see it.
-	late := r.signalled.Load()
-	seen, stop := handle(context.Background())
-	r.watched = append(r.watched, watchedWriter{seen: seen, stop: stop, late: late})
+	mu        sync.Mutex
+	signalled bool // a HandleSignals handler saw SIGTERM or SIGINT: every writer is interrupted
+	closed    bool
+	sim       *rank.Writer
+	train     *rank.TrainingWriter
 }
 
 // OpenRank prepares this process's rank of a study writing to out: it
@@ -203,7 +169,7 @@ func OpenRank(ctx context.Context, out string, opts RankOptions) (*Rank, error) 
 			return nil, fmt.Errorf("hydroshard: case %s: %w", c.Name, err)
 		}
 	}
-	r := &Rank{out: out, id: id, cas: c, opts: opts, settled: make(chan struct{})}
+	r := &Rank{out: out, id: id, cas: c, opts: opts}
 	if opts.Scenarios != 0 {
 		owned, err := rank.MyScenarios(opts.Scenarios, id, opts.Ownership, opts.RerunFile)
 		if err != nil {
@@ -274,8 +240,8 @@ func (r *Rank) Simulation(ctx context.Context) (*rank.Writer, error) {
 		return nil, err
 	}
 	r.sim = w
-	if r.handlers > 0 {
-		r.watch(w.HandleSignals)
+	if r.signalled {
+		w.Interrupt() // opened after the signal
 	}
 	return w, nil
 }
@@ -302,8 +268,8 @@ func (r *Rank) Training(ctx context.Context) (*rank.TrainingWriter, error) {
 		return nil, err
 	}
 	r.train = w
-	if r.handlers > 0 {
-		r.watch(w.HandleSignals)
+	if r.signalled {
+		w.Interrupt() // opened after the signal
 	}
 	return w, nil
 }
@@ -316,13 +282,12 @@ func (r *Rank) TrainingDone(ctx context.Context) (rank.TrainingState, error) {
 }
 
 // HandleSignals returns a context that is cancelled when the process gets
-// SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C), and installs the
-// writers' own handling on every writer open now or opened later while it
-// is active: the simulation writer drops the queued scenarios it has not
-// started, and Close records each journal as interrupted (termination
-// "signal"). The context ends once the writers' own handlers have seen the
-// signal too (they get it at the same moment; the wait is bounded by 2 s),
-// so a writer is Interrupted when the caller sees ctx done. The caller
+// SIGTERM or SIGINT (SLURM's --signal, scancel, Ctrl-C). On the signal it
+// interrupts every writer open then, and every writer opened later
+// (Writer.Interrupt, TrainingWriter.Interrupt), before the context ends:
+// the simulation writer drops the queued scenarios it has not started,
+// and Close records each journal as interrupted (termination "signal").
+// The caller
 // should stop starting work when the context is done and call Close. The
 // returned stop function restores default handling; it may be called more
 // than once.
@@ -334,60 +299,26 @@ func (r *Rank) HandleSignals(parent context.Context) (context.Context, func()) {
 	go func() {
 		select {
 		case <-ch:
-			// Let the writers' own handlers see the signal before the
-			// caller does: when ctx is done, every writer is Interrupted
-			// (the simulation writer drops its queue) and its Close
-			// records the signal.
-			r.signalled.Store(true)
+			// Every writer is interrupted before the caller sees ctx done.
 			r.mu.Lock()
-			var seen []context.Context
-			for _, w := range r.watched {
-				if !w.late {
-					seen = append(seen, w.seen)
-				}
+			r.signalled = true
+			if r.sim != nil {
+				r.sim.Interrupt()
+			}
+			if r.train != nil {
+				r.train.Interrupt()
 			}
 			r.mu.Unlock()
-			bound := time.NewTimer(settleWait)
-		wait:
-			for _, s := range seen {
-				select {
-				case <-s.Done():
-				case <-bound.C:
-					break wait
-				}
-			}
-			bound.Stop()
-			r.settle.Do(func() { close(r.settled) })
 			cancel()
 		case <-done:
 		}
 	}()
-	r.mu.Lock()
-	r.handlers++
-	if r.handlers == 1 {
-		if r.sim != nil {
-			r.watch(r.sim.HandleSignals)
-		}
-		if r.train != nil {
-			r.watch(r.train.HandleSignals)
-		}
-	}
-	r.mu.Unlock()
 	var once sync.Once
 	return ctx, func() {
 		once.Do(func() {
 			signal.Stop(ch)
 			close(done)
 			cancel()
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.handlers--
-			if r.handlers == 0 {
-				for _, w := range r.watched {
-					w.stop()
-				}
-				r.watched = nil
-			}
 		})
 	}
 }
@@ -395,12 +326,9 @@ func (r *Rank) HandleSignals(parent context.Context) (context.Context, func()) {
 // Interrupted reports whether a signal reached this rank's handling
 // (HandleSignals) or one of its writers'.
 func (r *Rank) Interrupted() bool {
-	if r.signalled.Load() {
-		return true
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return (r.sim != nil && r.sim.Interrupted()) || (r.train != nil && r.train.Interrupted())
+	return r.signalled || (r.sim != nil && r.sim.Interrupted()) || (r.train != nil && r.train.Interrupted())
 }
 
 // Close closes every writer that was opened and that the caller has not
@@ -415,8 +343,7 @@ func (r *Rank) Interrupted() bool {
 //     scenarios not fully encoded are dropped for a rerun and the journal
 //     is closed as interrupted.
 //
-// A writer opened after the signal reached HandleSignals (so its own
-// handler missed it) is closed as interrupted, termination "signal".
+// A writer opened after the signal is closed as interrupted too.
 // Give Close a context for the shutdown (a deadline), not the one
 // HandleSignals returned: after SIGTERM that one is done already, and
 // every queued scenario would be dropped at once.
@@ -432,29 +359,19 @@ func (r *Rank) Close(ctx context.Context) error {
 	r.closed = true
 	sim, train := r.sim, r.train
 	r.mu.Unlock()
-	signalled := r.signalled.Load()
-	if signalled {
-		<-r.settled // the writers' handlers saw it too (bounded by settleWait)
-	}
 	var errs []error
 	keep := func(err error) {
 		if err != nil && !errors.Is(err, rank.ErrClosed) {
 			errs = append(errs, err)
 		}
 	}
+	// After a signal every writer is interrupted (HandleSignals, or at its
+	// opening): each records it.
 	if train != nil {
-		if signalled && !train.Interrupted() {
-			keep(train.CloseInterrupted("signal"))
-		} else {
-			keep(train.Close())
-		}
+		keep(train.Close())
 	}
 	if sim != nil {
-		if signalled && !sim.Interrupted() {
-			keep(sim.CloseInterrupted("signal"))
-		} else {
-			keep(sim.CloseContext(ctx))
-		}
+		keep(sim.CloseContext(ctx))
 	}
 	return errors.Join(errs...)
 }

@@ -182,7 +182,7 @@ func (s *signalState) handle(parent context.Context) (context.Context, func()) {
 	go func() {
 		select {
 		case <-ch:
-			s.once.Do(func() { close(s.ch) })
+			s.mark()
 			cancel()
 		case <-done:
 		}
@@ -196,6 +196,9 @@ func (s *signalState) handle(parent context.Context) (context.Context, func()) {
 		})
 	}
 }
+
+// mark records the signal (once).
+func (s *signalState) mark() { s.once.Do(func() { close(s.ch) }) }
 
 func (s *signalState) interrupted() bool {
 	select {

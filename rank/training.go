@@ -401,8 +401,15 @@ func (w *TrainingWriter) HandleSignals(parent context.Context) (context.Context,
 	return w.sig.handle(parent)
 }
 
-// Interrupted reports whether HandleSignals saw a signal.
+// Interrupted reports whether HandleSignals saw a signal (or Interrupt was
+// called).
 func (w *TrainingWriter) Interrupted() bool { return w.sig.interrupted() }
+
+// Interrupt makes the writer act as if its HandleSignals had seen SIGTERM,
+// for a caller that handles the signals itself (hydroshard.Rank): Close
+// then records the journal as interrupted, termination "signal". Calling
+// it again changes nothing.
+func (w *TrainingWriter) Interrupt() { w.sig.mark() }
 
 // Close ends the journal: status "clean", or "interrupted" with
 // termination "signal" when HandleSignals saw a signal, or "failed" after

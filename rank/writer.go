@@ -569,8 +569,16 @@ func (w *Writer) HandleSignals(parent context.Context) (context.Context, func())
 	return w.sig.handle(parent)
 }
 
-// Interrupted reports whether HandleSignals saw a signal.
+// Interrupted reports whether HandleSignals saw a signal (or Interrupt was
+// called).
 func (w *Writer) Interrupted() bool { return w.sig.interrupted() }
+
+// Interrupt makes the writer act as if its HandleSignals had seen SIGTERM,
+// for a caller that handles the signals itself (hydroshard.Rank covers
+// several writers with one handler): queued scenarios not started are
+// dropped, and Close records the journal as interrupted. Calling it again
+// changes nothing.
+func (w *Writer) Interrupt() { w.sig.mark() }
 
 // Close ends the journal with a close record: "clean", "interrupted" when a
 // signal arrived, or "failed" after an error (which Close returns). It
