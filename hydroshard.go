@@ -180,6 +180,10 @@ func OpenRank(ctx context.Context, out string, opts RankOptions) (*Rank, error) 
 	return r, nil
 }
 
+// ErrNoCase is LoadCase's error for a name that is neither a path nor an
+// example case (a command reports it as a usage error).
+var ErrNoCase = errors.New("no such file or directory, and not an example case (tiny, demo)")
+
 // LoadCase loads a case: name is a case.json file or a directory holding
 // one (manifest.LoadCase) when such a path exists, else the name of an
 // example case embedded in this module (Cases: tiny, demo), so that a
@@ -190,7 +194,7 @@ func LoadCase(name string) (*manifest.Case, error) {
 	}
 	f, err := Cases.Open(path.Join("testdata/cases", name, "case.json"))
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrInvalid) {
-		return nil, fmt.Errorf("case %q: no such file or directory, and not an example case (tiny, demo)", name)
+		return nil, fmt.Errorf("case %q: %w", name, ErrNoCase)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("example case %s: %w", name, err)

@@ -39,16 +39,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/hydroshard/hydroshard"
@@ -164,17 +160,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "simrank: %v\n", err)
 		return exitError
 	}
-	owned := own.Owned(c.scenarios, id)
-	if c.from != "" {
-		list, err := readIDs(c.from, c.scenarios)
-		if err != nil {
-			return usageError(stderr, "%v", err)
+	// This rank's share of the scenarios, or of the rerun list's ids.
+	owned, err := rank.MyScenarios(c.scenarios, id, own, c.from)
+	if err != nil {
+		var rl *rank.RerunListError
+		if errors.As(err, &rl) && rl.Line > 0 && rl.Text != "" {
+			return usageError(stderr, "%s line %d: %q is not a scenario id in 0..%d", rl.File, rl.Line, rl.Text, c.scenarios-1)
 		}
-		// Share the listed ids among the ranks with the same rule.
-		owned = nil
-		for _, i := range own.Owned(len(list), id) {
-			owned = append(owned, list[i])
-		}
+		return usageError(stderr, "--scenarios-from: %v", err)
 	}
 
 	ctx := context.Background()
@@ -454,52 +447,11 @@ func loadCase(name string) (*manifest.Case, error) {
 	if c, ok := synth.Builtin(name); ok {
 		return c, nil
 	}
-	if _, err := os.Stat(name); err == nil {
-		return manifest.LoadCase(name)
-	}
-	f, err := hydroshard.Cases.Open(path.Join("testdata/cases", name, "case.json"))
-	if err != nil {
+	c, err := hydroshard.LoadCase(name)
+	if errors.Is(err, hydroshard.ErrNoCase) {
 		return nil, fmt.Errorf("--case %q: %w", name, errNoCase)
 	}
-	defer f.Close()
-	c, err := manifest.DecodeCase(f)
-	if err != nil {
-		return nil, fmt.Errorf("example case %s: %w", name, err)
-	}
-	return c, nil
-}
-
-// readIDs reads scenario ids, one per line; blank lines and # comments are
-// skipped.
-func readIDs(path string, n int) ([]int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("--scenarios-from: %w", err)
-	}
-	defer f.Close()
-	var out []int
-	seen := map[int]bool{}
-	sc := bufio.NewScanner(f)
-	line := 0
-	for sc.Scan() {
-		line++
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || strings.HasPrefix(s, "#") {
-			continue
-		}
-		v, err := strconv.Atoi(s)
-		if err != nil || v < 0 || v >= n {
-			return nil, fmt.Errorf("%s line %d: %q is not a scenario id in 0..%d", path, line, s, n-1)
-		}
-		if !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return out, nil
+	return c, err
 }
 
 // sleep emulates solve time; a cancelled ctx (a signal) ends it early.
