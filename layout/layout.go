@@ -12,6 +12,7 @@
 //	training/{convergence.parquet,timing/*.parquet,metadata.json,_manifest.json,_SUCCESS}
 //	training/dictionaries/{codes.json,entities.csv,variables.csv,bounds.parquet,state_dictionary.json}
 //	policy/{cuts,basis,states}/stage_NNN.bin, policy/metadata.json
+//	compacted/<entity>/part-NNNNN.parquet, compacted/_manifest.json   merge-shards compact
 //	_shards/journal/<writer>.jsonl                    one journal per writer
 //	_shards/tmp/<name>.tmp                            writes in progress
 //	_shards/policy/iter-NNNNNN/<writer>/<kind>_stage_NNN.bin   committed checkpoint fragments
@@ -329,7 +330,7 @@ func Unclaimed(rel string) string { return path.Join(UnclaimedDir, rel) }
 // written through them as if they were OUT's own. A symbolic link
 // anywhere else under OUT is not part of the layout: the merge reports it
 // and never writes, renames or removes through it.
-var LinkDirs = [...]string{SimDir, TrainingDir, PolicyDir}
+var LinkDirs = [...]string{SimDir, TrainingDir, PolicyDir, CompactDir}
 
 // trainingOutputs are the files the merge writes under TrainingDir.
 var trainingOutputs = map[string]bool{
@@ -350,3 +351,64 @@ var trainingOutputs = map[string]bool{
 // files the merge writes under TrainingDir: any other file there is not
 // the merge's, and a .parquet among them would be read by a table glob.
 func IsTrainingOutput(rel string) bool { return trainingOutputs[rel] }
+
+// The compacted tree (merge-shards compact): a complete study's simulation
+// tables as a few large files per table, scenario_id a column, beside
+// (or, after compact --replace, instead of) the partition tree.
+const (
+	// CompactDir holds CompactDir/<entity>/part-NNNNN.parquet and the
+	// compaction's manifest. Only part files sit under an entity
+	// directory, so the glob compacted/<entity>/*.parquet reads exactly
+	// the table (temp files live under TempDir).
+	CompactDir = "compacted"
+	// CompactManifestFile is written last: compacted files without it
+	// are an interrupted compaction, which no reader may use.
+	CompactManifestFile = CompactDir + "/" + ManifestName
+	// compactPartDigits is the zero padding of a part number.
+	compactPartDigits = 5
+	// MaxCompactParts bounds a part number (and so an entity's parts).
+	MaxCompactParts = 99999
+)
+
+// CompactPart returns the path of an entity table's n-th compacted file:
+// compacted/hydros/part-00000.parquet.
+func CompactPart(entity string, n int) string {
+	return path.Join(CompactDir, entity, fmt.Sprintf("part-%0*d.parquet", compactPartDigits, n))
+}
+
+// ParseCompactPart parses a path made by CompactPart (canonical form
+// only), as read from a compaction manifest.
+func ParseCompactPart(rel string) (entity string, n int, err error) {
+	if err := Check(rel); err != nil {
+		return "", 0, err
+	}
+	dir, base := path.Split(rel)
+	dir = strings.TrimSuffix(dir, "/")
+	entity, ok := strings.CutPrefix(dir, CompactDir+"/")
+	if !ok {
+		return "", 0, nameErr("compacted file", rel, "want %s/<entity>/part-NNNNN.parquet", CompactDir)
+	}
+	if err := checkEntity(entity); err != nil {
+		return "", 0, nameErr("compacted file", rel, "%v", err)
+	}
+	num, ok := strings.CutPrefix(base, "part-")
+	num, ok2 := strings.CutSuffix(num, ".parquet")
+	n, ok3 := parseUint(num, compactPartDigits, true)
+	if !ok || !ok2 || !ok3 || len(num) != compactPartDigits {
+		return "", 0, nameErr("compacted file", rel, "want part-NNNNN.parquet (5 digits)")
+	}
+	return entity, n, nil
+}
+
+// CompactTag begins the name of every compaction temp file.
+const CompactTag = "compact"
+
+// CompactTemp is the temp file a compacted file (or the compaction
+// manifest) is written to before it is published: directly in TempDir, so
+// that a merge removes it as garbage if a crash leaves it there. pid and
+// seq make it unique among the compaction's own temps; the merge lock
+// keeps other compactions out.
+func CompactTemp(pid, seq int, final string) string {
+	tag := strings.ReplaceAll(strings.TrimPrefix(final, CompactDir+"/"), "/", "-")
+	return path.Join(TempDir, fmt.Sprintf("%s.%d.%d.%s%s", CompactTag, pid, seq, tag, TempSuffix))
+}

@@ -116,8 +116,11 @@ type state struct {
 	// conflicted marks the (scenario, entity) pairs committed with
 	// different bytes, so per-file lookups stay O(1) however many there are.
 	conflicted map[conflictKey]bool
-	training   *training   // nil when the run has no training journals
-	policy     *policyPlan // nil when no complete checkpoint is to be assembled
+	// replaced: committed partition files that compact --replace removed
+	// (their rows are in compacted/): neither lost nor to be resynced.
+	replaced map[string]bool
+	training *training   // nil when the run has no training journals
+	policy   *policyPlan // nil when no complete checkpoint is to be assembled
 }
 
 type conflictKey struct {

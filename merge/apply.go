@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/hydroshard/hydroshard/journal"
@@ -92,10 +93,15 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 // this merge vouches for: files it found in place, not rolled forward.
 func (s *state) resyncTails() error {
 	for _, j := range s.allJournals() {
-		if len(j.tail) == 0 {
+		tail := j.tail
+		if len(s.replaced) > 0 {
+			// Resync would recreate the directories --replace removed.
+			tail = slices.DeleteFunc(slices.Clone(tail), func(f manifest.FileRecord) bool { return s.replaced[f.Path] })
+		}
+		if len(tail) == 0 {
 			continue
 		}
-		if err := journal.Resync(s.dirs, s.out, j.tail); err != nil {
+		if err := journal.Resync(s.dirs, s.out, tail); err != nil {
 			return fmt.Errorf("syncing the last commit of %s: %w", j.rel, err)
 		}
 	}

@@ -21,12 +21,22 @@ package merge
 //     compaction, which a rerun finishes (the output is deterministic, so
 //     an existing file must be byte-identical to what the rerun makes).
 //
-// The partition files are never removed (no --replace yet).
+//
+// With --replace (CompactOptions.Replace) the partition files go, but only
+// after every compacted file is verified, published and listed in a
+// durable manifest whose "partitions" says "removed": that record is the
+// write-ahead intent. A crash while removing leaves some partition files,
+// which the next compact removes (a manifest saying "removed" is finished
+// whatever the flags); readers, verify and the merge take a manifest
+// saying "removed" to mean that a partition file simulation/_files.csv
+// lists may be gone, its rows being in compacted/. simulation/_files.csv
+// and _manifest.json are not rewritten: they stay the record of what the
+// merge vouched for, and the compaction manifest's dataset_xxh64 ties the
+// two.
 
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -48,52 +58,12 @@ import (
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
-// Names of the compacted tree, relative to OUT.
-//
-// TODO(layout): these belong in package layout beside SimDir and
-// DataFile, which only its owners may edit right now; move them there
-// (and teach layout.LinkDirs and the docs' tree about CompactDir) when
-// layout is next changed.
-const (
-	// CompactDir holds the compacted tables: CompactDir/<entity>/part-NNNNN.parquet.
-	CompactDir = "compacted"
-	// CompactManifestName is the compaction's manifest, in CompactDir,
-	// written last: without it the compacted files are not committed.
-	CompactManifestName = "_manifest.json"
-	// compactTempPrefix begins the temp names of compacted files under
-	// layout.TempDir (like the merge's "merge." temps).
-	compactTempPrefix = "compact"
-)
-
-// CompactPart is the path (relative to OUT) of the n-th compacted file of
-// an entity table: compacted/hydros/part-00000.parquet.
-func CompactPart(entity string, n int) string {
-	return path.Join(CompactDir, entity, fmt.Sprintf("part-%05d.parquet", n))
-}
-
-// CompactManifestFile is the compaction manifest's path relative to OUT.
-const CompactManifestFile = CompactDir + "/" + CompactManifestName
-
-// compactTemp is the temp file a compacted file is written to before it is
-// published: directly in layout.TempDir, ending in layout.TempSuffix, so
-// that layout.CheckTemp accepts it and a later merge removes it as garbage
-// if a crash leaves it there.
-func compactTemp(pid, seq int, final string) string {
-	tag := strings.ReplaceAll(strings.TrimPrefix(final, CompactDir+"/"), "/", "-")
-	return path.Join(layout.TempDir, fmt.Sprintf("%s.%d.%d.%s%s", compactTempPrefix, pid, seq, tag, layout.TempSuffix))
-}
-
 // Compaction defaults.
 const (
 	// DefaultCompactTarget is the default size a compacted file grows to
 	// (measured in partition-file bytes, which the compacted file's size
 	// follows closely: same encoding, one more column).
 	DefaultCompactTarget = 256 << 20
-	// CompactManifestVersion is the schema version of compacted/_manifest.json.
-	CompactManifestVersion = 1
-	// CompactStatusVerified is the only status a compaction manifest has:
-	// it is written once every file was verified against the partitions.
-	CompactStatusVerified = "verified"
 )
 
 // CompactOptions tune a compaction.
@@ -114,6 +84,11 @@ type CompactOptions struct {
 	Alive func(int) bool
 	// Progress receives a line per compacted file; nil for none.
 	Progress io.Writer
+	// Replace removes the partition files once the compaction is verified
+	// and its manifest, saying so, is durable (compact --replace). From
+	// then on compacted/ holds the dataset; simulation/_files.csv and
+	// _manifest.json still describe the partitions it was made from.
+	Replace bool
 }
 
 // ErrNotComplete is returned (wrapped, with the study's status) when the
@@ -133,56 +108,28 @@ func (e *CompactDamageError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Path, e.Detail)
 }
 
-// CompactManifest is compacted/_manifest.json.
-type CompactManifest struct {
-	SchemaVersion int    `json:"schema_version"`
-	Producer      string `json:"producer"`
-	Status        string `json:"status"` // CompactStatusVerified
-	CaseName      string `json:"case_name"`
-	CaseHash      string `json:"case_hash"`
-	// DatasetXXH64 is simulation/_manifest.json's dataset_xxh64: the
-	// partition files this compaction was made from and verified against.
-	DatasetXXH64 string        `json:"dataset_xxh64"`
-	ScenarioPad  int           `json:"scenario_pad"`
-	Scenarios    int           `json:"scenarios"`
-	TargetSize   int64         `json:"target_size"`
-	RowGroupRows int64         `json:"row_group_rows"`
-	Files        []CompactFile `json:"files"`
-	CompletedAt  string        `json:"completed_at"`
-}
-
-// CompactFile is one compacted file.
-type CompactFile struct {
-	Path          string `json:"path"` // relative to OUT
-	Entity        string `json:"entity"`
-	FirstScenario int    `json:"first_scenario"`
-	LastScenario  int    `json:"last_scenario"`
-	Scenarios     int    `json:"scenarios"`
-	Rows          int64  `json:"rows"`
-	Bytes         int64  `json:"bytes"`
-	XXH64         string `json:"xxh64"`
-	// RowGroups lists each row group's scenario range and rows.
-	RowGroups []CompactRowGroup `json:"row_groups"`
-	// ContentXXH64 is the XXH64 of every (scenario, column) value hash of
-	// the file in order, as the verification computed it on both sides.
-	ContentXXH64 string `json:"content_xxh64"`
-	// SourceBytes is the size of the partition files it replaces.
-	SourceBytes int64 `json:"source_bytes"`
-}
-
-// CompactRowGroup is one row group's scenario range.
-type CompactRowGroup struct {
-	FirstScenario int   `json:"first_scenario"`
-	LastScenario  int   `json:"last_scenario"`
-	Rows          int64 `json:"rows"`
-}
+// The compaction manifest's types live in package manifest, beside the
+// simulation's: the reader and verify read them too.
+type (
+	// CompactManifest is compacted/_manifest.json.
+	CompactManifest = manifest.CompactManifest
+	// CompactFile is one compacted file.
+	CompactFile = manifest.CompactFile
+	// CompactRowGroup is one row group's scenario range.
+	CompactRowGroup = manifest.CompactRowGroup
+)
 
 // CompactReport is what a compaction did.
 type CompactReport struct {
 	Dir string `json:"dir"`
 	// Already: a verified compaction of this very dataset was there (every
 	// file's size and XXH64 checked against its manifest): nothing changed.
-	Already     bool          `json:"already_compacted"`
+	Already bool `json:"already_compacted"`
+	// Partitions is what became of the partition files:
+	// manifest.PartitionsKept or manifest.PartitionsRemoved.
+	Partitions string `json:"partitions"`
+	// Removed counts the partition files this run removed (--replace).
+	Removed     int           `json:"partitions_removed"`
 	Scenarios   int           `json:"scenarios"`
 	SourceFiles int           `json:"source_files"`
 	SourceBytes int64         `json:"source_bytes"`
@@ -196,7 +143,7 @@ type CompactReport struct {
 func (r *CompactReport) Human() string {
 	var b strings.Builder
 	if r.Already {
-		fmt.Fprintf(&b, "%s: already compacted (%s verified against its manifest): nothing changed\n", r.Dir, CompactManifestFile)
+		fmt.Fprintf(&b, "%s: already compacted (every file verified against %s)\n", r.Dir, layout.CompactManifestFile)
 	} else {
 		fmt.Fprintf(&b, "%s: compacted %d partition files (%s) into %d files (%s), %d rows of %d scenarios, verified against the partitions, in %.1fs\n",
 			r.Dir, r.SourceFiles, humanBytes(r.SourceBytes), len(r.Files), humanBytes(r.Bytes), r.Rows, r.Scenarios, r.Seconds)
@@ -204,7 +151,11 @@ func (r *CompactReport) Human() string {
 	for _, f := range r.Files {
 		fmt.Fprintf(&b, "  %s  scenarios %d-%d  %d rows  %d row groups  %s\n", f.Path, f.FirstScenario, f.LastScenario, f.Rows, len(f.RowGroups), humanBytes(f.Bytes))
 	}
-	fmt.Fprintf(&b, "the partition files are unchanged; the manifest is %s\n", CompactManifestFile)
+	if r.Partitions == manifest.PartitionsRemoved {
+		fmt.Fprintf(&b, "the partition files are replaced by the compacted files (%d removed by this run); simulation/_files.csv still lists them as merged; the manifest is %s\n", r.Removed, layout.CompactManifestFile)
+	} else {
+		fmt.Fprintf(&b, "the partition files are unchanged (compact --replace removes them); the manifest is %s\n", layout.CompactManifestFile)
+	}
 	return b.String()
 }
 
@@ -286,13 +237,27 @@ func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactRepo
 		rep.SourceBytes += s.bytes
 	}
 
-	// An existing manifest: verify it, change nothing.
+	// An existing manifest: verify its files, then finish what it says
+	// (remove the partition files it replaces).
 	done, err := checkExistingCompaction(fsys, out, m, rep)
-	if err != nil || done {
-		if done {
-			rep.Seconds = time.Since(start).Seconds()
+	if err != nil {
+		return nil, err
+	}
+	if done != nil {
+		if opts.Replace && done.Partitions != manifest.PartitionsRemoved {
+			done.Partitions = manifest.PartitionsRemoved
+			if err := writeCompactManifest(fsys, out, done); err != nil {
+				return nil, err
+			}
 		}
-		return rep, err
+		rep.Partitions = done.Partitions
+		if done.Partitions == manifest.PartitionsRemoved {
+			if rep.Removed, err = removePartitions(ctx, fsys, out, srcs); err != nil {
+				return nil, err
+			}
+		}
+		rep.Seconds = time.Since(start).Seconds()
+		return rep, nil
 	}
 
 	// Cheap checks first: a truncated or missing partition file is found
@@ -333,7 +298,7 @@ func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactRepo
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		p.temp = compactTemp(pid, i, p.final)
+		p.temp = layout.CompactTemp(pid, i, p.final)
 		if err := writePart(ctx, fsys, out, p, opts); err != nil {
 			return nil, err
 		}
@@ -354,7 +319,7 @@ func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactRepo
 			}
 			if got != p.written {
 				return nil, fmt.Errorf("%s exists and differs from what this compaction makes (%d bytes xxh64 %016x, want %d bytes xxh64 %016x) and %s is missing: left by an interrupted compaction with other settings? Remove %s and compact again",
-					p.final, got.Bytes, got.XXH64, p.written.Bytes, p.written.XXH64, CompactManifestFile, layout.Join(out, CompactDir))
+					p.final, got.Bytes, got.XXH64, p.written.Bytes, p.written.XXH64, layout.CompactManifestFile, layout.Join(out, layout.CompactDir))
 			}
 			if err := fsys.Remove(layout.Join(out, p.temp)); err != nil {
 				return nil, err
@@ -369,9 +334,10 @@ func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactRepo
 		}
 	}
 	cm := &CompactManifest{
-		SchemaVersion: CompactManifestVersion,
+		SchemaVersion: manifest.CompactVersion,
 		Producer:      "hydroshard " + manifest.Version,
-		Status:        CompactStatusVerified,
+		Status:        manifest.CompactStatusVerified,
+		Partitions:    manifest.PartitionsKept,
 		CaseName:      m.CaseName,
 		CaseHash:      m.CaseHash,
 		DatasetXXH64:  m.DatasetXXH64,
@@ -382,18 +348,20 @@ func Compact(ctx context.Context, out string, opts CompactOptions) (*CompactRepo
 		Files:         files,
 		CompletedAt:   time.Now().UTC().Format(time.RFC3339),
 	}
-	body, err := json.MarshalIndent(cm, "", "  ")
-	if err != nil {
+	// Every compacted file is verified and durable under its final name:
+	// with --replace the manifest can say so at once, and the partition
+	// files go only once it is durable.
+	if opts.Replace {
+		cm.Partitions = manifest.PartitionsRemoved
+	}
+	if err := writeCompactManifest(fsys, out, cm); err != nil {
 		return nil, err
 	}
-	body = append(body, '\n')
-	tmp := layout.Join(out, compactTemp(pid, len(parts), CompactManifestFile))
-	if _, err := vfs.WriteNewSync(fsys, tmp, func(w io.Writer) error { _, err := w.Write(body); return err }); err != nil {
-		return nil, err
-	}
-	if err := dirs.Replace(tmp, layout.Join(out, CompactManifestFile)); err != nil {
-		_ = fsys.Remove(tmp)
-		return nil, err
+	rep.Partitions = cm.Partitions
+	if opts.Replace {
+		if rep.Removed, err = removePartitions(ctx, fsys, out, srcs); err != nil {
+			return nil, err
+		}
 	}
 	rep.Files = files
 	for _, f := range files {
@@ -418,7 +386,7 @@ func removeCompactTemps(fsys vfs.FS, out string) error {
 	}
 	removed := false
 	for _, e := range entries {
-		if name := e.Name(); strings.HasPrefix(name, compactTempPrefix+".") && layout.IsTempName(name) && e.Type().IsRegular() {
+		if name := e.Name(); strings.HasPrefix(name, layout.CompactTag+".") && layout.IsTempName(name) && e.Type().IsRegular() {
 			if err := fsys.Remove(layout.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
@@ -533,7 +501,7 @@ func planParts(srcs []source, target int64) []*compactPart {
 			n++
 		}
 		if cur == nil {
-			cur = &compactPart{final: CompactPart(s.entity, n), entity: s.entity, want: map[int]*scenarioSums{}}
+			cur = &compactPart{final: layout.CompactPart(s.entity, n), entity: s.entity, want: map[int]*scenarioSums{}}
 			parts = append(parts, cur)
 			size = 0
 		}
@@ -545,46 +513,132 @@ func planParts(srcs []source, target int64) []*compactPart {
 
 // checkExistingCompaction handles a compacted/_manifest.json already
 // there: of this dataset, every file it lists is checked (size, XXH64) and
-// done is true; of another dataset, or damaged, an error.
-func checkExistingCompaction(fsys vfs.FS, out string, m *manifest.SimManifest, rep *CompactReport) (done bool, err error) {
-	raw, err := vfs.ReadFile(fsys, layout.Join(out, CompactManifestFile), maxDocument)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	var cm CompactManifest
-	if err := json.Unmarshal(raw, &cm); err != nil {
-		return false, &CompactDamageError{Path: CompactManifestFile, Detail: err.Error()}
-	}
-	if cm.Status != CompactStatusVerified || cm.SchemaVersion != CompactManifestVersion {
-		return false, &CompactDamageError{Path: CompactManifestFile, Detail: fmt.Sprintf("status %q schema version %d: not a manifest this version writes", cm.Status, cm.SchemaVersion)}
-	}
-	if cm.DatasetXXH64 != m.DatasetXXH64 {
-		return false, fmt.Errorf("%s was made from another dataset (dataset_xxh64 %s, simulation/_manifest.json says %s): remove %s and compact again",
-			CompactManifestFile, cm.DatasetXXH64, m.DatasetXXH64, layout.Join(out, CompactDir))
+// its manifest returned; none there, nil; of another dataset, or damaged,
+// an error.
+func checkExistingCompaction(fsys vfs.FS, out string, m *manifest.SimManifest, rep *CompactReport) (*CompactManifest, error) {
+	cm, err := readCompaction(fsys, out, m)
+	if cm == nil || err != nil {
+		return nil, err
 	}
 	for _, f := range cm.Files {
-		if err := layout.Check(f.Path); err != nil || !layout.Under(f.Path, CompactDir) {
-			return false, &CompactDamageError{Path: CompactManifestFile, Detail: fmt.Sprintf("lists %q, not a compacted file", f.Path)}
-		}
 		got, err := vfs.HashFile(fsys, layout.Join(out, f.Path))
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, &CompactDamageError{Path: f.Path, Detail: "missing (" + CompactManifestFile + " lists it)"}
+			return nil, &CompactDamageError{Path: f.Path, Detail: "missing (" + layout.CompactManifestFile + " lists it)"}
 		}
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		if got.Bytes != f.Bytes || manifest.FormatXXH64(got.XXH64) != f.XXH64 {
-			return false, &CompactDamageError{Path: f.Path, Detail: fmt.Sprintf("%d bytes xxh64 %016x, %s says %d bytes xxh64 %s", got.Bytes, got.XXH64, CompactManifestFile, f.Bytes, f.XXH64)}
+			return nil, &CompactDamageError{Path: f.Path, Detail: fmt.Sprintf("%d bytes xxh64 %016x, %s says %d bytes xxh64 %s", got.Bytes, got.XXH64, layout.CompactManifestFile, f.Bytes, f.XXH64)}
 		}
 		rep.Rows += f.Rows
 		rep.Bytes += f.Bytes
 	}
 	rep.Already = true
 	rep.Files = cm.Files
-	return true, nil
+	return cm, nil
+}
+
+// readCompaction reads compacted/_manifest.json strictly: nil when there
+// is none; a *CompactDamageError when it does not decode; an error when it
+// was made from another dataset than the one simulation/_manifest.json (m)
+// describes (a merge changed the study since).
+func readCompaction(fsys vfs.FS, out string, m *manifest.SimManifest) (*CompactManifest, error) {
+	raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, raw)
+	if err != nil {
+		return nil, &CompactDamageError{Path: layout.CompactManifestFile, Detail: err.Error()}
+	}
+	if cm.DatasetXXH64 != m.DatasetXXH64 {
+		return nil, fmt.Errorf("%s was made from another dataset (dataset_xxh64 %s, simulation/_manifest.json says %s): remove %s and compact again",
+			layout.CompactManifestFile, cm.DatasetXXH64, m.DatasetXXH64, layout.Join(out, layout.CompactDir))
+	}
+	return cm, nil
+}
+
+// writeCompactManifest writes cm durably: a temp file under _shards/tmp,
+// fsynced, renamed over compacted/_manifest.json, the directory synced.
+func writeCompactManifest(fsys vfs.FS, out string, cm *CompactManifest) error {
+	body, err := manifest.Marshal(cm)
+	if err != nil {
+		return err
+	}
+	tmp := layout.Join(out, layout.CompactTemp(os.Getpid(), 0, layout.CompactManifestFile))
+	if _, err := vfs.WriteNewSync(fsys, tmp, func(w io.Writer) error { _, err := w.Write(body); return err }); err != nil {
+		return err
+	}
+	if err := vfs.NewDirs(fsys, out).Replace(tmp, layout.Join(out, layout.CompactManifestFile)); err != nil {
+		_ = fsys.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// removePartitions removes the partition files of srcs (compact
+// --replace), called only once a manifest saying so is durable: from then
+// on a missing partition file is not lost, and a crash here leaves
+// partition files a rerun removes. Each emptied partition directory, and
+// each emptied entity directory, goes too; a directory's parent is synced
+// once, after all its removals, so that the removals are durable when
+// this returns (a power cut before then brings some back: harmless, and
+// the next compact removes them again). It returns how many files it
+// removed.
+func removePartitions(ctx context.Context, fsys vfs.FS, out string, srcs []source) (int, error) {
+	removed := 0
+	dirty := map[string]bool{} // directories whose entries changed (relative)
+	parts := map[string]bool{} // partition directories that may now be empty
+	for _, s := range srcs {
+		if err := ctx.Err(); err != nil {
+			return removed, err
+		}
+		err := fsys.Remove(layout.Join(out, s.rel))
+		switch {
+		case err == nil:
+			removed++
+		case !errors.Is(err, fs.ErrNotExist):
+			return removed, fmt.Errorf("removing %s (compacted: %s says partitions %q): %w", s.rel, layout.CompactManifestFile, manifest.PartitionsRemoved, err)
+		}
+		parts[path.Dir(s.rel)] = true
+	}
+	// Partition directories, then entity directories ("violations/generic"
+	// then "violations"): deepest first, so a parent is empty when its
+	// turn comes. A directory that is not empty (a stray the merge will
+	// quarantine) stays.
+	pending := sortedKeys(parts)
+	for len(pending) > 0 {
+		next := map[string]bool{}
+		for _, d := range pending {
+			err := fsys.Remove(layout.Join(out, d))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				if entries, lerr := fsys.ReadDir(layout.Join(out, d)); lerr == nil && len(entries) > 0 {
+					dirty[d] = true // its own entries changed
+					continue
+				}
+				return removed, fmt.Errorf("removing the emptied directory %s: %w", d, err)
+			}
+			parent := path.Dir(d)
+			dirty[parent] = true
+			if parent != layout.SimDir {
+				next[parent] = true
+			}
+		}
+		pending = sortedKeys(next)
+	}
+	for _, d := range sortedKeys(dirty) {
+		if _, err := fsys.Stat(layout.Join(out, d)); errors.Is(err, fs.ErrNotExist) {
+			continue // removed itself: its parent's sync covers it
+		}
+		if err := fsys.SyncDir(layout.Join(out, d)); err != nil {
+			return removed, err
+		}
+	}
+	return removed, nil
 }
 
 // checkStrayParts refuses, when no compaction manifest is there, a file
@@ -609,7 +663,7 @@ func checkStrayParts(fsys vfs.FS, out string, parts []*compactPart) error {
 		for _, e := range entries {
 			if rel := path.Join(d, e.Name()); !want[rel] {
 				return fmt.Errorf("%s is not a file this compaction writes and %s is missing: left by an interrupted compaction with other settings? Remove %s and compact again",
-					rel, CompactManifestFile, layout.Join(out, CompactDir))
+					rel, layout.CompactManifestFile, layout.Join(out, layout.CompactDir))
 			}
 		}
 	}

@@ -123,7 +123,7 @@ func parquetRows(t *testing.T, name, prefix string) (*arrow.Schema, []string) {
 // readManifest reads compacted/_manifest.json.
 func readCompactManifest(t *testing.T, out string) *CompactManifest {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(out, CompactManifestFile))
+	raw, err := os.ReadFile(filepath.Join(out, layout.CompactManifestFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func TestCompact(t *testing.T) {
 		t.Fatalf("report: %+v", rep)
 	}
 	cm := readCompactManifest(t, out)
-	if cm.DatasetXXH64 != m.DatasetXXH64 || cm.Status != CompactStatusVerified || len(cm.Files) != len(rep.Files) {
+	if cm.DatasetXXH64 != m.DatasetXXH64 || cm.Status != manifest.CompactStatusVerified || len(cm.Files) != len(rep.Files) {
 		t.Fatalf("manifest: %+v", cm)
 	}
 	byEntity := map[string][]CompactFile{}
@@ -189,8 +189,8 @@ func TestCompact(t *testing.T) {
 		var got []string
 		next := 0
 		for i, f := range files {
-			if f.Path != CompactPart(e, i) || f.FirstScenario != next {
-				t.Errorf("%s: file %d is %s scenarios %d-%d, want %s from %d", e, i, f.Path, f.FirstScenario, f.LastScenario, CompactPart(e, i), next)
+			if f.Path != layout.CompactPart(e, i) || f.FirstScenario != next {
+				t.Errorf("%s: file %d is %s scenarios %d-%d, want %s from %d", e, i, f.Path, f.FirstScenario, f.LastScenario, layout.CompactPart(e, i), next)
 			}
 			next = f.LastScenario + 1
 			name := filepath.Join(out, f.Path)
@@ -234,7 +234,7 @@ func TestCompact(t *testing.T) {
 	}
 
 	// Again: nothing changes.
-	before := treeBytes(t, filepath.Join(out, CompactDir))
+	before := treeBytes(t, filepath.Join(out, layout.CompactDir))
 	rep2, err := Compact(ctx, out, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -242,13 +242,13 @@ func TestCompact(t *testing.T) {
 	if !rep2.Already {
 		t.Errorf("a second compaction did not find the first: %s", rep2.Human())
 	}
-	if after := treeBytes(t, filepath.Join(out, CompactDir)); !mapsEqual(before, after) {
+	if after := treeBytes(t, filepath.Join(out, layout.CompactDir)); !mapsEqual(before, after) {
 		t.Errorf("a second compaction changed the compacted tree")
 	}
 
 	// An interrupted compaction (files published, no manifest) finishes
 	// with the same bytes.
-	if err := os.Remove(filepath.Join(out, CompactManifestFile)); err != nil {
+	if err := os.Remove(filepath.Join(out, layout.CompactManifestFile)); err != nil {
 		t.Fatal(err)
 	}
 	rep3, err := Compact(ctx, out, opts)
@@ -258,9 +258,9 @@ func TestCompact(t *testing.T) {
 	if rep3.Already {
 		t.Errorf("no manifest, yet already compacted")
 	}
-	after := treeBytes(t, filepath.Join(out, CompactDir))
-	delete(before, CompactManifestName)
-	delete(after, CompactManifestName)
+	after := treeBytes(t, filepath.Join(out, layout.CompactDir))
+	delete(before, layout.ManifestName)
+	delete(after, layout.ManifestName)
 	if !mapsEqual(before, after) {
 		t.Errorf("a rerun after an interruption made other bytes")
 	}
@@ -391,7 +391,7 @@ func noCompactTemps(t *testing.T, out string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), compactTempPrefix+".") {
+		if strings.HasPrefix(e.Name(), layout.CompactTag+".") {
 			t.Errorf("temp file left: %s", e.Name())
 		}
 	}
@@ -400,8 +400,8 @@ func noCompactTemps(t *testing.T, out string) {
 // noCompaction checks that nothing was published under compacted/.
 func noCompaction(t *testing.T, out string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(out, CompactDir)); !errors.Is(err, os.ErrNotExist) {
-		entries, _ := os.ReadDir(filepath.Join(out, CompactDir))
+	if _, err := os.Stat(filepath.Join(out, layout.CompactDir)); !errors.Is(err, os.ErrNotExist) {
+		entries, _ := os.ReadDir(filepath.Join(out, layout.CompactDir))
 		var names []string
 		for _, e := range entries {
 			names = append(names, e.Name())
@@ -483,7 +483,7 @@ func TestCompactSchemaMetadata(t *testing.T) {
 	if _, err := Compact(context.Background(), out, CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	data, err := os.ReadFile(filepath.Join(out, CompactPart("hydros", 0)))
+	data, err := os.ReadFile(filepath.Join(out, layout.CompactPart("hydros", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,7 +560,7 @@ func TestCompactCrashPoints(t *testing.T) {
 			m    *vfs.Mem
 		}{{"process death", m.Clone()}, {"power cut", m.CrashClone(vfs.CrashOptions{})}} {
 			// A manifest never survives without every file it lists.
-			if raw, err := after.m.ReadFile(path.Join(out, CompactManifestFile)); err == nil {
+			if raw, err := after.m.ReadFile(path.Join(out, layout.CompactManifestFile)); err == nil {
 				var cm CompactManifest
 				if err := json.Unmarshal(raw, &cm); err != nil {
 					t.Fatalf("crash after op %d, %s: manifest: %v", k, after.name, err)
@@ -590,7 +590,7 @@ func TestCompactCrashPoints(t *testing.T) {
 				t.Fatalf("crash after op %d, %s: rerun (already=%v) made other files than an uninterrupted compaction", k, after.name, rep.Already)
 			}
 			for _, p := range after.m.Paths() {
-				if strings.Contains(p, "/"+layout.TempDir+"/"+compactTempPrefix+".") || strings.HasSuffix(p, layout.LockFile) {
+				if strings.Contains(p, "/"+layout.TempDir+"/"+layout.CompactTag+".") || strings.HasSuffix(p, layout.LockFile) {
 					t.Fatalf("crash after op %d, %s: %s left after the rerun", k, after.name, p)
 				}
 			}
@@ -607,7 +607,7 @@ func TestCompactCrashPoints(t *testing.T) {
 func memParts(t *testing.T, m *vfs.Mem, out string) map[string]string {
 	t.Helper()
 	got := map[string]string{}
-	prefix := path.Join(out, CompactDir) + "/"
+	prefix := path.Join(out, layout.CompactDir) + "/"
 	for _, p := range m.Paths() {
 		if strings.HasPrefix(p, prefix) && strings.HasSuffix(p, ".parquet") {
 			b, err := m.ReadFile(p)

@@ -272,6 +272,24 @@ func (s *state) checkFiles(ctx context.Context) error {
 		}
 		behindLink[e.rel] = true
 	}
+	// A study compacted with --replace: its partition files may be gone,
+	// their rows in compacted/ (checked here instead).
+	cover, err := readCompactCover(s.fsys, s.out)
+	var damage *CompactDamageError
+	switch {
+	case errors.As(err, &damage):
+		s.problem(ProblemIndex, damage.Path, nil, "%s", damage.Detail)
+		return nil
+	case err != nil:
+		return err
+	case cover != nil:
+		problems, err := checkCompacted(ctx, s.fsys, s.out, cover.manifest, s.opts.Verify == VerifyFull)
+		if err != nil {
+			return err
+		}
+		s.report.Problems = append(s.report.Problems, problems...)
+		s.replaced = map[string]bool{}
+	}
 	claimed := map[string]bool{}
 	var jobs []*hashJob
 	type pending struct {
@@ -313,6 +331,11 @@ func (s *state) checkFiles(ctx context.Context) error {
 					p.fin = &hashJob{rel: f.Path, want: f}
 					jobs = append(jobs, p.fin)
 				}
+			case cover.covers(f):
+				// Removed by compact --replace once its rows were
+				// verified in compacted/ (checked above).
+				s.replaced[f.Path] = true
+				continue
 			case underAny(f.Path, behindLink):
 				// Behind a link the merge does not follow: the layout
 				// problem names it; "lost" would mislead.

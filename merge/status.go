@@ -68,9 +68,21 @@ type StatusReport struct {
 	// of the world that did not; ordered by rank.
 	Ranks    []RankStatus    `json:"ranks"`
 	Training *TrainingStatus `json:"training,omitempty"`
+	// Compacted is set when merge-shards compact committed compacted/.
+	Compacted *CompactedStatus `json:"compacted,omitempty"`
 	// Problems: journals that could not be read in full (damage, not a
 	// torn tail). Status reads what precedes the damage.
 	Problems []string `json:"problems,omitempty"`
+}
+
+// CompactedStatus is status's account of compacted/ (from its manifest;
+// merge-shards verify checks the files).
+type CompactedStatus struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Partitions: "kept" (both forms hold the tables) or "removed"
+	// (compact --replace: compacted/ alone does).
+	Partitions string `json:"partitions"`
 }
 
 // StatusTotals sums a StatusReport.
@@ -372,6 +384,18 @@ func Status(ctx context.Context, out string, opts Options) (*StatusReport, error
 		writers = append(writers, w)
 	}
 	statusAssemble(rep, writers, &sets)
+	if raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument); err == nil {
+		if cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, raw); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		} else {
+			rep.Compacted = &CompactedStatus{Files: len(cm.Files), Partitions: cm.Partitions}
+			for _, f := range cm.Files {
+				rep.Compacted.Bytes += f.Bytes
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", layout.CompactManifestFile, err))
+	}
 	return rep, nil
 }
 
@@ -705,6 +729,13 @@ func (r *StatusReport) Human() string {
 	fmt.Fprintln(&b, r.Summary())
 	if t := r.Training; t != nil {
 		fmt.Fprintf(&b, "training: %s\n", t.line())
+	}
+	if c := r.Compacted; c != nil {
+		what := "beside the partition files"
+		if c.Partitions == manifest.PartitionsRemoved {
+			what = "the partition files removed (compact --replace)"
+		}
+		fmt.Fprintf(&b, "compacted: %d files (%s) under %s/, %s\n", c.Files, humanBytes(c.Bytes), layout.CompactDir, what)
 	}
 	for _, p := range r.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)

@@ -31,6 +31,22 @@ type VerifyReport struct {
 	Full     bool      `json:"full"`
 	Problems []Problem `json:"problems,omitempty"`
 	Extra    []string  `json:"extra,omitempty"` // data files the index does not list, .parquet files under training/ the merge does not write
+	// Compacted describes compacted/ when merge-shards compact made it.
+	Compacted *VerifyCompacted `json:"compacted,omitempty"`
+}
+
+// VerifyCompacted is verify's account of compacted/.
+type VerifyCompacted struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Partitions is the compaction manifest's: "kept" or "removed".
+	Partitions string `json:"partitions"`
+	// Replaced counts the partition files simulation/_files.csv lists
+	// that compact --replace removed (their rows are in compacted/).
+	Replaced int `json:"replaced"`
+	// Stale: made from another dataset than the merged one (a merge
+	// changed the study since): readers ignore it; compact again.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // Human renders the verification for a terminal, naming every bad file.
@@ -45,6 +61,16 @@ func (v *VerifyReport) Human() string {
 		verdict = "DAMAGED"
 	}
 	fmt.Fprintf(&b, "%s: %s (%d files, %s, checked by %s; manifest status %s)\n", v.Dir, verdict, v.Files, humanBytes(v.Bytes), how, v.Status)
+	if c := v.Compacted; c != nil {
+		switch {
+		case c.Stale:
+			fmt.Fprintf(&b, "  compacted/ is STALE: made from another dataset than the merged one; readers ignore it: compact again\n")
+		case c.Partitions == manifest.PartitionsRemoved:
+			fmt.Fprintf(&b, "  compacted/: %d files, %s, checked by %s; they replace %d partition files (compact --replace)\n", c.Files, humanBytes(c.Bytes), how, c.Replaced)
+		default:
+			fmt.Fprintf(&b, "  compacted/: %d files, %s, checked by %s, beside the partition files\n", c.Files, humanBytes(c.Bytes), how)
+		}
+	}
 	for _, p := range v.Problems {
 		fmt.Fprintf(&b, "  BAD    %s\n", p)
 	}
@@ -116,8 +142,16 @@ func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", indexPath, err)
 	}
+	cover, err := readCompactCover(fsys, out)
+	var damage *CompactDamageError
+	if errors.As(err, &damage) {
+		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: damage.Path, Detail: damage.Detail})
+	} else if err != nil {
+		return err
+	}
 	listed := map[string]bool{}
 	var jobs []*hashJob
+	replaced := 0
 	for i, r := range recs {
 		if len(r) != len(indexHeader) {
 			return fmt.Errorf("%s line %d: %d fields, want %d", indexPath, i+2, len(r), len(indexHeader))
@@ -133,6 +167,11 @@ func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) err
 		v.Bytes += size
 		st, err := fsys.Stat(layout.Join(out, rec.Path))
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && cover.covers(rec):
+			// compact --replace removed it; verifyCompacted checks its rows.
+			v.Files--
+			v.Bytes -= size
+			replaced++
 		case errors.Is(err, fs.ErrNotExist):
 			v.Problems = append(v.Problems, Problem{Kind: ProblemLost, Path: rec.Path, Scenario: intp(sc), Detail: "missing"})
 		case err != nil:
@@ -173,6 +212,11 @@ func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) err
 			v.Problems = addLinkProblem(v.Problems, e.rel)
 		} else {
 			v.add(ProblemLayout, e.rel, "%s", e.problem())
+		}
+	}
+	if damage == nil {
+		if err := v.verifyCompacted(ctx, fsys, out, m, recs, full, replaced); err != nil {
+			return err
 		}
 	}
 	// An extra data file is no damage to the dataset (the next merge moves

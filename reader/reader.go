@@ -14,6 +14,15 @@
 // Study holds the index (about 150 bytes a file); a read holds one file's
 // bytes and its decoded batch, nothing of other files.
 //
+// A study compacted by merge-shards compact is read from whichever form
+// Options.Source selects, transparently: by default the partition files
+// while they exist and the compacted files once compact --replace removed
+// them (see compacted.go). A compacted file is checked against
+// compacted/_manifest.json (size, and with VerifyChecksum its XXH64) and
+// read a row group at a time; the manifest must be of the merged dataset
+// (its dataset_xxh64) and hold every scenario of the index, row counts
+// matching.
+//
 // A merged study may be partial (Manifest().Status "partial"): it reads
 // the scenarios it has; Manifest().Missing lists the others. Training
 // tables are read only when training/_manifest.json lists them. Reading an
@@ -38,6 +47,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -112,6 +122,9 @@ type Options struct {
 	MaxFileBytes int64
 	// Alloc allocates the Arrow buffers (default memory.DefaultAllocator).
 	Alloc memory.Allocator
+	// Source selects the partition files or the compacted files
+	// (default SourceAuto: the partitions while they exist).
+	Source Source
 }
 
 // File is one row of simulation/_files.csv.
@@ -139,6 +152,9 @@ type Study struct {
 	byKey     map[key]int
 	entities  []string
 	scenarios []int
+	// compact is set when the Study reads the compacted files.
+	compact *compaction
+	mu      sync.Mutex // guards compact's caches
 }
 
 // Open opens the merged study in out with default options.
@@ -242,6 +258,9 @@ func OpenWith(out string, opts Options) (*Study, error) {
 	}
 	sort.Ints(s.scenarios)
 	sort.Strings(s.entities)
+	if err := s.openCompaction(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -427,6 +446,12 @@ func (s *Study) ReadTable(ctx context.Context, entity string, scenario int) (arr
 		return nil, err
 	}
 	defer rec.Release()
+	return s.withScenario(rec, scenario), nil
+}
+
+// withScenario returns rec with ScenarioColumn appended (rec is not
+// released).
+func (s *Study) withScenario(rec arrow.RecordBatch, scenario int) arrow.RecordBatch {
 	b := array.NewInt32Builder(s.opts.Alloc)
 	defer b.Release()
 	b.Reserve(int(rec.NumRows()))
@@ -437,7 +462,7 @@ func (s *Study) ReadTable(ctx context.Context, entity string, scenario int) (arr
 	defer sc.Release()
 	fields := append(slices.Clone(rec.Schema().Fields()), arrow.Field{Name: ScenarioColumn, Type: arrow.PrimitiveTypes.Int32})
 	cols := append(slices.Clone(rec.Columns()), sc)
-	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows()), nil
+	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, rec.NumRows())
 }
 
 // readTable reads one data file as its table's schema, without the
@@ -450,10 +475,14 @@ func (s *Study) readTable(ctx context.Context, entity string, scenario int) (arr
 	if err != nil {
 		return nil, err
 	}
-	f, ok := s.File(entity, scenario)
+	i, ok := s.byKey[key{entity, scenario}]
 	if !ok {
 		return nil, fmt.Errorf("%w: entity %q, scenario %d", ErrNotFound, entity, scenario)
 	}
+	if s.compact != nil {
+		return s.readCompacted(ctx, t, i)
+	}
+	f := s.files[i]
 	b, err := s.readChecked(f.Path, f.Bytes, f.XXH64)
 	if err != nil {
 		return nil, err

@@ -448,6 +448,32 @@ func (f *memFile) Read(p []byte) (int, error) {
 	return k, nil
 }
 
+// ReadAt reads from off without moving the offset Read uses, as pread(2).
+func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	switch {
+	case f.m.dead():
+		return 0, pathErr("read", f.name, ErrCrashed)
+	case f.closed:
+		return 0, pathErr("read", f.name, fs.ErrClosed)
+	case f.write:
+		return 0, pathErr("read", f.name, syscall.EBADF)
+	case f.n.dir:
+		return 0, pathErr("read", f.name, syscall.EISDIR)
+	case off < 0:
+		return 0, pathErr("read", f.name, syscall.EINVAL)
+	}
+	if off >= int64(len(f.n.data)) {
+		return 0, io.EOF
+	}
+	k := copy(p, f.n.data[off:])
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
 func (f *memFile) Write(p []byte) (int, error) {
 	f.m.mu.Lock()
 	defer f.m.mu.Unlock()

@@ -12,7 +12,7 @@ import (
 	"github.com/hydroshard/hydroshard/merge"
 )
 
-// runCompact runs "compact [--target-size SIZE] [--json] OUT": exit 0
+// runCompact runs "compact [--target-size SIZE] [--replace] [--json] OUT": exit 0
 // compacted (or already), 1 usage or environment error or a study that is
 // not complete, 2 a damaged partition file or index (named; nothing
 // published).
@@ -20,6 +20,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs := cli.NewFlags("merge-shards compact")
 	target := fs.String("target-size", "256MiB", "size a compacted file grows to, in partition-file bytes (whole scenarios; at least one a file): a number of bytes or with KiB, MiB, GiB")
 	rgRows := fs.Int64("row-group-rows", 0, "rows of a row group at most (default 100000, the partition files'); row groups end at scenario boundaries")
+	replace := fs.Bool("replace", false, "remove the partition files once the compacted files are verified and their manifest is durable (compacted/ then holds the simulation tables)")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	var size int64
 	out, code := parse(fs, args, stdout, stderr, func() error {
@@ -35,14 +36,14 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code >= 0 {
 		return code
 	}
-	rep, err := merge.Compact(ctx, out, merge.CompactOptions{TargetSize: size, RowGroupRows: *rgRows, Progress: progressTo(stderr)})
+	rep, err := merge.Compact(ctx, out, merge.CompactOptions{TargetSize: size, RowGroupRows: *rgRows, Replace: *replace, Progress: progressTo(stderr)})
 	if err != nil {
 		var damage *merge.CompactDamageError
 		if errors.As(err, &damage) {
 			// The damaged file and what is wrong, without the temp file
 			// it was being copied into.
 			fmt.Fprintf(stderr, "merge-shards compact: %s: %v\n", out, damage)
-			fmt.Fprintf(stderr, "merge-shards compact: nothing was published; the partition files are unchanged\n")
+			fmt.Fprintf(stderr, "merge-shards compact: nothing was published and no partition file was removed\n")
 			return exitCorrupt
 		}
 		fmt.Fprintf(stderr, "merge-shards compact: %s: %v\n", out, err)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hydroshard/hydroshard/layout"
+	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 )
 
@@ -25,7 +26,7 @@ func compactedStudy(t *testing.T, n int, args ...string) (string, merge.CompactM
 	wantExit(t, r, exitComplete)
 	t.Logf("merge-shards compact (%d scenarios) took %v:\n%s", n, time.Since(start), r.stdout)
 	var cm merge.CompactManifest
-	if err := json.Unmarshal(readFile(t, filepath.Join(out, merge.CompactManifestFile)), &cm); err != nil {
+	if err := json.Unmarshal(readFile(t, filepath.Join(out, layout.CompactManifestFile)), &cm); err != nil {
 		t.Fatal(err)
 	}
 	return out, cm
@@ -37,7 +38,7 @@ func TestCompactCLI(t *testing.T) {
 	if cm.TargetSize != 1<<20 || len(cm.Files) == 0 {
 		t.Fatalf("manifest: %+v", cm)
 	}
-	before := snapshot(t, filepath.Join(out, merge.CompactDir))
+	before := snapshot(t, filepath.Join(out, layout.CompactDir))
 
 	// Again: exit 0, nothing changed.
 	r := mergeShards(t, "compact", out)
@@ -45,7 +46,7 @@ func TestCompactCLI(t *testing.T) {
 	if !strings.Contains(r.stdout, "already compacted") {
 		t.Errorf("second compact: %s", r)
 	}
-	sameSnapshot(t, "a second compact", before, snapshot(t, filepath.Join(out, merge.CompactDir)))
+	sameSnapshot(t, "a second compact", before, snapshot(t, filepath.Join(out, layout.CompactDir)))
 	// --json
 	r = mergeShards(t, "compact", "--json", out)
 	wantExit(t, r, exitComplete)
@@ -81,7 +82,7 @@ func TestCompactCLI(t *testing.T) {
 	if !strings.Contains(r.stderr, rel) || !strings.Contains(r.stderr, "nothing was published") || strings.Contains(r.stderr, layout.TempDir) {
 		t.Errorf("damaged partition not named: %s", r)
 	}
-	mustNotExist(t, filepath.Join(fresh, merge.CompactDir))
+	mustNotExist(t, filepath.Join(fresh, layout.CompactDir))
 
 	// An incomplete study: exit 1, said, nothing written.
 	partial := t.TempDir()
@@ -94,7 +95,7 @@ func TestCompactCLI(t *testing.T) {
 	if !strings.Contains(r.stderr, "not a complete merged study") || !strings.Contains(r.stderr, "partial") {
 		t.Errorf("incomplete study: %s", r)
 	}
-	mustNotExist(t, filepath.Join(partial, merge.CompactDir))
+	mustNotExist(t, filepath.Join(partial, layout.CompactDir))
 }
 
 // TestCompactDuckDB reads the compacted files with DuckDB: every table
@@ -113,7 +114,7 @@ func TestCompactDuckDB(t *testing.T) {
 	var what []string
 	for _, e := range sortedSet(entities) {
 		parts := sqlQuote(filepath.Join(out, layout.SimDir, filepath.FromSlash(e), "*", "data.parquet"))
-		comp := sqlQuote(filepath.Join(out, merge.CompactDir, filepath.FromSlash(e), "*.parquet"))
+		comp := sqlQuote(filepath.Join(out, layout.CompactDir, filepath.FromSlash(e), "*.parquet"))
 		p := fmt.Sprintf("read_parquet(%s, hive_partitioning=true)", parts)
 		c := fmt.Sprintf("read_parquet(%s)", comp)
 		// Both ways EXCEPT ALL: equal multisets of rows, scenario_id included.
@@ -156,4 +157,54 @@ func sortedSet(m map[string]bool) []string {
 		}
 	}
 	return s
+}
+
+// TestCompactReplaceCLI: compact --replace removes the partition files;
+// then verify --full, status and a re-merge all exit 0 and say the study
+// is compacted, the re-merge changing no byte; a damaged compacted file is
+// named by verify and the merge (exit 2).
+func TestCompactReplaceCLI(t *testing.T) {
+	out, cm := compactedStudy(t, 5, "--replace", "--target-size", "64KiB")
+	if cm.Partitions != manifest.PartitionsRemoved {
+		t.Fatalf("manifest partitions %q", cm.Partitions)
+	}
+	if entries, err := os.ReadDir(filepath.Join(out, layout.SimDir)); err != nil {
+		t.Fatal(err)
+	} else {
+		for _, e := range entries {
+			if e.IsDir() {
+				t.Errorf("simulation/%s left after --replace", e.Name())
+			}
+		}
+	}
+	r := mergeShards(t, "verify", "--full", out)
+	wantExit(t, r, exitComplete)
+	if !strings.Contains(r.stdout, "OK") || !strings.Contains(r.stdout, "compact --replace") {
+		t.Errorf("verify --full: %s", r)
+	}
+	r = mergeShards(t, "status", out)
+	wantExit(t, r, exitComplete)
+	if !strings.Contains(r.stdout, "compacted: ") || !strings.Contains(r.stdout, "removed") {
+		t.Errorf("status: %s", r)
+	}
+	before := snapshot(t, out)
+	wantExit(t, mergeShards(t, out), exitComplete)
+	sameSnapshot(t, "a re-merge", before, snapshot(t, out))
+
+	bad := filepath.Join(out, cm.Files[0].Path)
+	b := readFile(t, bad)
+	b[len(b)/2] ^= 0x5a
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = mergeShards(t, "verify", "--full", out)
+	wantExit(t, r, exitCorrupt)
+	if !strings.Contains(r.stdout, cm.Files[0].Path) {
+		t.Errorf("verify --full of a damaged compacted file does not name it: %s", r)
+	}
+	r = mergeShards(t, "--verify", "full", out)
+	wantExit(t, r, exitCorrupt)
+	if !strings.Contains(r.stdout+r.stderr, cm.Files[0].Path) {
+		t.Errorf("merge of a damaged compacted file does not name it: %s", r)
+	}
 }

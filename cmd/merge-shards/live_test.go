@@ -106,8 +106,11 @@ func TestMergeBesideLiveRun(t *testing.T) {
 					t.Fatalf("rank %d failed beside the merges: %v", r, err)
 				}
 			}
-			if running < 20 {
-				t.Fatalf("only %d of %d merges ran while ranks were live, want at least 20", running, merges)
+			// At least 10 merges beside live writers, or the trial proved
+			// little (a loaded machine, with two suites at once, runs
+			// about 20; an idle one 40).
+			if running < 10 {
+				t.Fatalf("only %d of %d merges ran while ranks were live, want at least 10", running, merges)
 			}
 			// The victim's next attempt finishes its share; then the merge
 			// completes.
