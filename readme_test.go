@@ -26,6 +26,8 @@ import (
 	"log"
 	"os"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/policy"
@@ -35,6 +37,7 @@ import (
 )
 
 var _ = reader.Open
+var _ arrow.RecordBatch
 
 var (
 	ctx           context.Context
