@@ -360,28 +360,8 @@ func TestVerifyCompacted(t *testing.T) {
 // "removed" lists intact compacted files, and a rerun finishes with
 // exactly the uninterrupted run's files and no partition file left.
 func TestCompactReplaceCrashPoints(t *testing.T) {
-	study, _ := compactStudy(t, 2)
 	const out = "/out"
-	base := vfs.NewMem()
-	var sources []string
-	err := filepath.WalkDir(study, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(study, p)
-		rel = filepath.ToSlash(rel)
-		if layout.Under(rel, layout.SimDir) && strings.HasSuffix(rel, ".parquet") {
-			sources = append(sources, path.Join(out, rel))
-		}
-		return base.WriteFile(path.Join(out, rel), b)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, sources := memStudy(t, 2, out)
 	ctx := context.Background()
 	dead := func(int) bool { return false }
 	opts := func(m *vfs.Mem) CompactOptions {
@@ -437,14 +417,7 @@ func TestCompactReplaceCrashPoints(t *testing.T) {
 					}
 				}
 			}
-			_, err := Compact(ctx, out, opts(after.m))
-			var locked *LockedError
-			if errors.As(err, &locked) && locked.Owner.PID == 0 {
-				if err := after.m.Remove(path.Join(out, layout.LockFile)); err != nil {
-					t.Fatal(err)
-				}
-				_, err = Compact(ctx, out, opts(after.m))
-			}
+			_, err := compactAgain(t, ctx, out, opts(after.m))
 			if err != nil {
 				t.Fatalf("crash after op %d, %s: rerun: %v", k, after.name, err)
 			}

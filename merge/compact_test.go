@@ -513,23 +513,8 @@ func TestCompactSchemaMetadata(t *testing.T) {
 // compaction, leaves no temp file, and never a manifest without its
 // files.
 func TestCompactCrashPoints(t *testing.T) {
-	study, _ := compactStudy(t, 3)
 	const out = "/out"
-	base := vfs.NewMem()
-	err := filepath.WalkDir(study, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(study, p)
-		return base.WriteFile(path.Join(out, filepath.ToSlash(rel)), b)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, _ := memStudy(t, 3, out)
 	ctx := context.Background()
 	dead := func(int) bool { return false } // a lock left by the crash is stale
 	opts := func(m *vfs.Mem) CompactOptions {
@@ -571,18 +556,7 @@ func TestCompactCrashPoints(t *testing.T) {
 					}
 				}
 			}
-			rep, err := Compact(ctx, out, opts(after.m))
-			var locked *LockedError
-			if errors.As(err, &locked) && locked.Owner.PID == 0 {
-				// The crash tore the lock file as it was written: the
-				// merge's lock presumes such a lock live until it is old
-				// (merge/lock.go); the operator removes it, as the message
-				// says.
-				if err := after.m.Remove(path.Join(out, layout.LockFile)); err != nil {
-					t.Fatal(err)
-				}
-				rep, err = Compact(ctx, out, opts(after.m))
-			}
+			rep, err := compactAgain(t, ctx, out, opts(after.m))
 			if err != nil {
 				t.Fatalf("crash after op %d, %s: rerun: %v", k, after.name, err)
 			}
@@ -600,6 +574,52 @@ func TestCompactCrashPoints(t *testing.T) {
 	if points < 50 {
 		t.Errorf("only %d crash points", points)
 	}
+}
+
+// memStudy copies a merged study of n scenarios (compactStudy) into a
+// crash-simulating file system under out, and returns it with the paths
+// of its partition files.
+func memStudy(t *testing.T, n int, out string) (*vfs.Mem, []string) {
+	t.Helper()
+	study, _ := compactStudy(t, n)
+	base := vfs.NewMem()
+	var sources []string
+	err := filepath.WalkDir(study, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(study, p)
+		rel = filepath.ToSlash(rel)
+		if layout.Under(rel, layout.SimDir) && strings.HasSuffix(rel, ".parquet") {
+			sources = append(sources, path.Join(out, rel))
+		}
+		return base.WriteFile(path.Join(out, rel), b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, sources
+}
+
+// compactAgain reruns a compaction after a crash. When the crash tore
+// the lock file as it was written, the merge's lock presumes it live
+// until it is old (merge/lock.go) and the operator removes it, as the
+// message says: so does this.
+func compactAgain(t *testing.T, ctx context.Context, out string, opts CompactOptions) (*CompactReport, error) {
+	t.Helper()
+	rep, err := Compact(ctx, out, opts)
+	var locked *LockedError
+	if errors.As(err, &locked) && locked.Owner.PID == 0 {
+		if err := opts.FS.Remove(path.Join(out, layout.LockFile)); err != nil {
+			t.Fatal(err)
+		}
+		rep, err = Compact(ctx, out, opts)
+	}
+	return rep, err
 }
 
 // memParts maps each compacted file under out in m (not the manifest,
