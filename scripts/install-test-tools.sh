@@ -2,14 +2,18 @@
 # Installs the test-only tools into a cache directory when missing and
 # exports where they are. Sourced by scripts/test.sh; safe to run alone.
 #   HYDROSHARD_NODE_DIR  npm prefix holding @duckdb/node-api, hyparquet,
-#                        hyparquet-compressors (default ~/.cache/hydroshard/node)
+#                        hyparquet-compressors, nodejs-polars (default
+#                        ~/.cache/hydroshard/node)
 set -euo pipefail
 : "${HYDROSHARD_NODE_DIR:=${XDG_CACHE_HOME:-$HOME/.cache}/hydroshard/node}"
 export HYDROSHARD_NODE_DIR
 
-node_pkgs=("@duckdb/node-api@1.5.6-r.1" "hyparquet@1.33.0" "hyparquet-compressors@1.1.2")
+# nodejs-polars' native binary is an optional dependency that npm skips on
+# node 20 (it asks for node >= 22): name it explicitly, at the same version.
+node_pkgs=("@duckdb/node-api@1.5.6-r.1" "hyparquet@1.33.0" "hyparquet-compressors@1.1.2"
+  "nodejs-polars@0.25.2" "nodejs-polars-linux-x64-gnu@0.25.2")
 need_npm=0
-for p in @duckdb/node-api hyparquet hyparquet-compressors; do
+for p in @duckdb/node-api hyparquet hyparquet-compressors nodejs-polars nodejs-polars-linux-x64-gnu; do
   [ -f "$HYDROSHARD_NODE_DIR/node_modules/$p/package.json" ] || need_npm=1
 done
 if [ "$need_npm" = 1 ]; then
@@ -34,11 +38,14 @@ fi
 #   slurm-wlm, munge      the local SLURM cluster of the launcher tests
 #                         (scripts/slurm/local-cluster.sh; internal/launch)
 #   openmpi-bin           mpirun for the launcher tests
+#   chromium              headless rendering of merge-shards report --html
+#                         (cmd/merge-shards/report_html_test.go)
 apt_missing=()
 command -v flatc >/dev/null 2>&1 || apt_missing+=(flatbuffers-compiler)
 { command -v slurmctld && command -v slurmd && command -v sbatch; } >/dev/null 2>&1 || apt_missing+=(slurm-wlm)
 command -v munged >/dev/null 2>&1 || apt_missing+=(munge)
 command -v mpirun >/dev/null 2>&1 || apt_missing+=(openmpi-bin)
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${apt_missing[*]} with apt-get"

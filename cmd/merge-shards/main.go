@@ -3,10 +3,10 @@
 //
 //	merge-shards [flags] OUT          merge (idempotent; run it again any time)
 //	merge-shards verify [--full] [--json] [--workers N] OUT  check a merged directory against its index
-//	merge-shards report [--json] OUT  what a merge would find, changing nothing
+//	merge-shards report [--json | --html FILE] OUT  what a merge would find, changing nothing
 //	merge-shards status [--json] [--watch] OUT  a run's progress, beside live ranks
 //	merge-shards policy pack|unpack OUT/policy  zstd-compress or restore stage files
-//	merge-shards compact [--target-size SIZE] [--json] OUT  a few large files per simulation table
+//	merge-shards compact [--target-size SIZE] [--replace] [--json] OUT  a few large files per simulation table
 //	merge-shards help [COMMAND]       the help, on stdout (also --help, -h)
 //
 // Flags may come before or after OUT; "--" ends them (cli.go).
@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ import (
 	"github.com/hydroshard/hydroshard/lease"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/policy"
+	"github.com/hydroshard/hydroshard/report"
 	"github.com/hydroshard/hydroshard/vfs"
 )
 
@@ -50,10 +52,10 @@ const (
 const usage = `usage:
   merge-shards [--verify size|full] [--gc] [--strict] [--json] [--rerun-list FILE] [--workers N] [--lease-grace D] [--requeue-lost] OUT
   merge-shards verify [--full] [--json] [--workers N] OUT
-  merge-shards report [--json] [--lease-grace D] OUT
+  merge-shards report [--json | --html FILE] [--lease-grace D] OUT
   merge-shards status [--json] [--watch [--interval D]] [--lease-grace D] OUT
   merge-shards policy pack|unpack OUT/policy
-  merge-shards compact [--target-size SIZE] [--row-group-rows N] [--json] OUT
+  merge-shards compact [--target-size SIZE] [--row-group-rows N] [--replace] [--json] OUT
   merge-shards help [verify|report|status|policy|compact]
 
 Flags may come before or after OUT (merge-shards OUT --json); "--" ends
@@ -84,6 +86,13 @@ and exits 4.
            file (exit 2 if any). It needs simulation/_manifest.json, which
            a merge writes once the ranks have simulated.
   report   prints what a merge would find and do, changing nothing.
+           --html FILE writes instead one self-contained HTML page (no
+           script, nothing fetched: readable offline) describing the study:
+           status (complete, partial, running, training only), case, ranks,
+           hosts, checksums; convergence, simulated costs per stage and per
+           scenario, time per rank and iteration, progress per rank and
+           attempt; a section without data says why. It prints one line
+           naming FILE (written atomically); the exit code is report's.
   status   the progress of a run, beside live ranks, changing nothing: one
            line per rank (live, closed or dead; scenarios committed of those
            it owns; commit rate; ETA; lease age; training iteration), totals,
@@ -103,9 +112,13 @@ and exits 4.
            scenario_id reads only its row groups). Each file is verified
            against the partition files (rows per scenario, every column)
            before it is published; OUT/compacted/_manifest.json is written
-           last. The partition files are kept. Exit 1 when the study is not
-           complete; 2 when a partition file fails its check (named;
-           nothing published). Running it again changes nothing.
+           last. The partition files are kept unless --replace: then they
+           are removed once that manifest, saying so, is durable (an
+           earlier compaction is checked again first); verify, status, the
+           Go reader and a re-merge then read compacted/. Exit 1 when the
+           study is not complete; 2 when a partition or compacted file
+           fails its check (named; nothing published, nothing removed).
+           Killed, run it again: it finishes; after that it changes nothing.
   help     this help; help COMMAND: the help of a command and its flags.
 
 Exit codes:
@@ -274,9 +287,70 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := cli.NewFlags("merge-shards report")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	grace := fs.Duration("lease-grace", lease.DefaultGrace, "a writer whose lease was renewed within this time (file system clock) is live")
-	out, code := parse(fs, args, stdout, stderr, func() error { return graceCheck(*grace) })
+	htmlFile := fs.String("html", "", "write a self-contained HTML report (status, convergence, costs, rank timing, progress; inline SVG, no script) to `FILE` instead of printing the report")
+	out, code := parse(fs, args, stdout, stderr, func() error {
+		if *htmlFile != "" && *asJSON {
+			return errors.New("--html and --json: choose one (--html prints one line naming the file)")
+		}
+		return graceCheck(*grace)
+	})
 	if code >= 0 {
 		return code
+	}
+	if *htmlFile != "" {
+		// The page is built from whatever OUT holds (merged or not,
+		// partial, running); a file it cannot read is a note in the page.
+		rep, err := report.Build(ctx, out, report.Options{Merge: merge.Options{Lease: lease.Options{Grace: *grace}}})
+		if err != nil {
+			fmt.Fprintf(stderr, "merge-shards report: %v\n", err)
+			return exitEnv
+		}
+		// Atomic: a temp file beside FILE, fsynced, renamed over it, the
+		// directory fsynced: a reader (a browser, a web server) sees the old
+		// page or the new one, never half of one.
+		writeAtomic := func(name string) error {
+			dir := filepath.Dir(name)
+			f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
+			if err != nil {
+				return err
+			}
+			tmp := f.Name()
+			err = rep.WriteHTML(f)
+			if err == nil {
+				err = f.Chmod(0o644)
+			}
+			if err == nil {
+				err = f.Sync()
+			}
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp, name)
+			}
+			if err != nil {
+				os.Remove(tmp)
+				return err
+			}
+			d, err := os.Open(dir)
+			if err != nil {
+				return err
+			}
+			err = d.Sync()
+			if cerr := d.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+		if err := writeAtomic(*htmlFile); err != nil {
+			fmt.Fprintf(stderr, "merge-shards report: --html %s: %v\n", *htmlFile, err)
+			return exitEnv
+		}
+		fmt.Fprintf(stdout, "merge-shards report: wrote %s (%s)\n", *htmlFile, rep.Status)
+		if rep.Analysis == nil {
+			return exitComplete // the page says why the journals could not be analysed
+		}
+		return rep.Analysis.ExitCode()
 	}
 	rep, err := merge.Analyze(ctx, out, merge.Options{Lease: lease.Options{Grace: *grace}})
 	if err != nil {
