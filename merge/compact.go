@@ -84,6 +84,14 @@ type CompactOptions struct {
 	Alive func(int) bool
 	// Progress receives a line per compacted file; nil for none.
 	Progress io.Writer
+	// ReEncode makes compaction decode every partition file and encode
+	// its rows again instead of copying their compressed pages as they
+	// are (pagecopy.go), which it does whenever they qualify: about half
+	// the speed; for measurements, and a way around a page-copy problem.
+	// The bytes differ, not the rows; both are verified the same way. A
+	// rerun after a crash must use the same setting (a published file of
+	// the other kind is refused as "other settings").
+	ReEncode bool
 	// Replace removes the partition files once the compaction is verified
 	// and its manifest, saying so, is durable (compact --replace). From
 	// then on compacted/ holds the dataset; simulation/_files.csv and

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -71,13 +73,27 @@ func compactSchema(src *arrow.Schema) *arrow.Schema {
 	return arrow.NewSchema(fields, &m)
 }
 
-// openParquet opens a Parquet file held in memory.
+// openParquet opens a Parquet file held in memory (a partition file).
 func openParquet(data []byte) (*file.Reader, *pqarrow.FileReader, error) {
-	pf, err := file.NewParquetReader(bytes.NewReader(data))
+	return openParquetAt(bytes.NewReader(data), false)
+}
+
+// openParquetAt opens a Parquet file read at offsets (its footer first,
+// then a row group's column chunks as they are decoded), decoding columns
+// in parallel when parallel is set.
+func openParquetAt(r parquet.ReaderAtSeeker, parallel bool) (*file.Reader, *pqarrow.FileReader, error) {
+	pf, err := file.NewParquetReader(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 << 10}, memory.DefaultAllocator)
+	// Batches of at most a row group: the reader allocates (and the Go
+	// runtime zeroes) a whole batch of every column, which for a small
+	// partition file would be mostly unused.
+	batch := int64(1)
+	for g := 0; g < pf.NumRowGroups(); g++ {
+		batch = max(batch, pf.MetaData().RowGroup(g).NumRows())
+	}
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: min(batch, 64<<10), Parallel: parallel}, memory.DefaultAllocator)
 	if err != nil {
 		_ = pf.Close()
 		return nil, nil, err
@@ -104,9 +120,43 @@ func readSource(fsys vfs.FS, out string, s source) ([]byte, error) {
 	return data, nil
 }
 
+// compactReEncode, set by tests only, forces CompactOptions.ReEncode.
+var compactReEncode bool
+
 // writePart writes p's temp file (durably): every scenario's partition
 // file in order, with scenario_id, row groups cut at scenario boundaries.
+// It copies the partition files' pages (writePageCopy, pagecopy.go) and
+// falls back to decoding and re-encoding them (writeReEncode) when one
+// does not qualify.
 func writePart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, opts CompactOptions) error {
+	temp := p.temp
+	if !opts.ReEncode && !compactReEncode {
+		w, err := vfs.WriteNewSync(fsys, layout.Join(out, temp), func(w io.Writer) error {
+			return writePageCopy(ctx, fsys, out, p, opts, w)
+		})
+		var no *noPageCopyError
+		if !errors.As(err, &no) {
+			if err != nil {
+				p.temp = "" // WriteNewSync removed it
+				return err
+			}
+			p.written = w
+			return nil
+		}
+		// WriteNewSync removed the partial file: write it again, the slow
+		// way, from the start.
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, "re-encoding %s: %v\n", p.final, no)
+		}
+		clear(p.want)
+	}
+	return writeReEncode(ctx, fsys, out, p, opts)
+}
+
+// writeReEncode writes p's temp file by decoding every partition file and
+// encoding its rows again: slower than copying pages, but it makes no
+// assumption about how the partition files were encoded.
+func writeReEncode(ctx context.Context, fsys vfs.FS, out string, p *compactPart, opts CompactOptions) error {
 	var schema *arrow.Schema
 	var fw *pqarrow.FileWriter
 	var rgRows int64
@@ -180,7 +230,7 @@ func writePart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, opt
 }
 
 // copyScenario appends one partition file's rows, with scenario_id, to fw
-// and returns their rows and per-column hashes.
+// (none when fw is nil) and returns their rows and per-column hashes.
 func copyScenario(ctx context.Context, fr *pqarrow.FileReader, fw *pqarrow.FileWriter, schema *arrow.Schema, s source, scratch *[]byte) (*scenarioSums, error) {
 	rr, err := fr.GetRecordReader(ctx, nil, nil)
 	if err != nil {
@@ -196,26 +246,10 @@ func copyScenario(ctx context.Context, fr *pqarrow.FileReader, fw *pqarrow.FileW
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		n := int(rec.NumRows())
-		b := array.NewInt32Builder(memory.DefaultAllocator)
-		b.Reserve(n)
-		for i := 0; i < n; i++ {
-			b.UnsafeAppend(int32(s.scenario))
-		}
-		sid := b.NewArray()
-		b.Release()
-		cols := append([]arrow.Array{sid}, rec.Columns()...)
-		out := array.NewRecordBatch(schema, cols, int64(n))
-		if compactTamper != nil {
-			if r := compactTamper(s.entity, s.scenario, out); r != nil {
-				out.Release()
-				out = r
+		if fw != nil {
+			if err := writeScenarioRecord(fw, schema, s, rec); err != nil {
+				return nil, err
 			}
-		}
-		err := fw.WriteBuffered(out)
-		out.Release()
-		sid.Release()
-		if err != nil {
-			return nil, err
 		}
 		for j := 0; j < ncol; j++ {
 			*scratch = hashValues(digests[j], rec.Column(j), 0, n, *scratch)
@@ -234,49 +268,152 @@ func copyScenario(ctx context.Context, fr *pqarrow.FileReader, fw *pqarrow.FileW
 	return sums, nil
 }
 
-// compactTamper, set by tests only, may return a replacement for a record
-// on its way to the compacted file (nil: unchanged): a bug in the copy,
-// which the verification must catch.
-var compactTamper func(entity string, scenario int, rec arrow.RecordBatch) arrow.RecordBatch
+// writeScenarioRecord writes rec, a batch of s's rows, to fw with
+// scenario_id first.
+func writeScenarioRecord(fw *pqarrow.FileWriter, schema *arrow.Schema, s source, rec arrow.RecordBatch) error {
+	n := int(rec.NumRows())
+	b := array.NewInt32Builder(memory.DefaultAllocator)
+	b.Reserve(n)
+	for i := 0; i < n; i++ {
+		b.UnsafeAppend(int32(s.scenario))
+	}
+	sid := b.NewArray()
+	b.Release()
+	cols := append([]arrow.Array{sid}, rec.Columns()...)
+	out := array.NewRecordBatch(schema, cols, int64(n))
+	if compactTamper.record != nil {
+		if r := compactTamper.record(s.entity, s.scenario, out); r != nil {
+			out.Release()
+			out = r
+		}
+	}
+	err := fw.WriteBuffered(out)
+	out.Release()
+	sid.Release()
+	return err
+}
+
+// compactTamper, set by tests only, alters what goes into a compacted
+// file: a bug in the copy, which the verification must catch.
+var compactTamper compactTampers
+
+// compactTampers are compactTamper's hooks (nil: none).
+type compactTampers struct {
+	// record may return a replacement for a record on its way to a
+	// re-encoded file (nil: unchanged).
+	record func(entity string, scenario int, rec arrow.RecordBatch) arrow.RecordBatch
+	// chunk may return replacement bytes for a partition file's column
+	// chunk (col counts scenario_id) on its way to a page-copied file.
+	chunk func(entity string, scenario, col int, chunk []byte) []byte
+	// ids may change the scenario_id values of a page-copied row group.
+	ids func(entity string, rg int, ids []int32)
+	// stats may change the scenario_id statistics of a page-copied row
+	// group.
+	stats func(entity string, rg int, st *metadata.EncodedStatistics)
+}
 
 // hashValues feeds rows [from, to) of a to d in a canonical form (a null
 // flag, then the value's little-endian bytes) and returns the scratch
-// buffer for reuse.
+// buffer for reuse. The fixed-width types take a loop of their own (this
+// runs over every value twice: partition and compacted side); any other
+// type goes through its text form.
 func hashValues(d *xxhash.Digest, a arrow.Array, from, to int, b []byte) []byte {
 	b = b[:0]
-	for i := from; i < to; i++ {
-		if a.IsNull(i) {
-			b = append(b, 0)
-		} else {
-			b = append(b, 1)
-			switch c := a.(type) {
-			case *array.Int8:
-				b = append(b, byte(c.Value(i)))
-			case *array.Int32:
-				b = binary.LittleEndian.AppendUint32(b, uint32(c.Value(i)))
-			case *array.Int64:
-				b = binary.LittleEndian.AppendUint64(b, uint64(c.Value(i)))
-			case *array.Float64:
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Value(i)))
-			case *array.Boolean:
-				if c.Value(i) {
-					b = append(b, 1)
-				} else {
-					b = append(b, 0)
-				}
-			default:
-				v := a.ValueStr(i)
-				b = binary.AppendUvarint(b, uint64(len(v)))
-				b = append(b, v...)
+	nulls := a.NullN() > 0
+	switch c := a.(type) {
+	case *array.Float64:
+		v := c.Float64Values()
+		for i := from; i < to; i++ {
+			if nulls && c.IsNull(i) {
+				b = append(b, 0)
+			} else {
+				b = binary.LittleEndian.AppendUint64(append(b, 1), math.Float64bits(v[i]))
+			}
+			if len(b) >= 32<<10 {
+				_, _ = d.Write(b)
+				b = b[:0]
 			}
 		}
-		if len(b) >= 32<<10 {
-			_, _ = d.Write(b)
-			b = b[:0]
+	case *array.Int32:
+		v := c.Int32Values()
+		for i := from; i < to; i++ {
+			if nulls && c.IsNull(i) {
+				b = append(b, 0)
+			} else {
+				b = binary.LittleEndian.AppendUint32(append(b, 1), uint32(v[i]))
+			}
+			if len(b) >= 32<<10 {
+				_, _ = d.Write(b)
+				b = b[:0]
+			}
+		}
+	case *array.Int64:
+		v := c.Int64Values()
+		for i := from; i < to; i++ {
+			if nulls && c.IsNull(i) {
+				b = append(b, 0)
+			} else {
+				b = binary.LittleEndian.AppendUint64(append(b, 1), uint64(v[i]))
+			}
+			if len(b) >= 32<<10 {
+				_, _ = d.Write(b)
+				b = b[:0]
+			}
+		}
+	default:
+		for i := from; i < to; i++ {
+			if a.IsNull(i) {
+				b = append(b, 0)
+			} else {
+				b = append(b, 1)
+				switch c := a.(type) {
+				case *array.Int8:
+					b = append(b, byte(c.Value(i)))
+				case *array.Boolean:
+					if c.Value(i) {
+						b = append(b, 1)
+					} else {
+						b = append(b, 0)
+					}
+				default:
+					v := a.ValueStr(i)
+					b = binary.AppendUvarint(b, uint64(len(v)))
+					b = append(b, v...)
+				}
+			}
+			if len(b) >= 32<<10 {
+				_, _ = d.Write(b)
+				b = b[:0]
+			}
 		}
 	}
 	_, _ = d.Write(b)
 	return b[:0]
+}
+
+// hashColumns feeds rows [from, to) of rec's columns first.. to
+// digests (one a column), in parallel when there is enough to hash (the
+// verification hashes every value of the compacted file), with one
+// scratch buffer a goroutine.
+func hashColumns(digests []*xxhash.Digest, rec arrow.RecordBatch, first, from, to int, scratch [][]byte) {
+	workers := min(len(scratch), len(digests))
+	if workers <= 1 || (to-from)*len(digests) < 1<<15 {
+		for k, d := range digests {
+			scratch[0] = hashValues(d, rec.Column(first+k), from, to, scratch[0])
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; k < len(digests); k += workers {
+				scratch[w] = hashValues(digests[k], rec.Column(first+k), from, to, scratch[w])
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // verifyPart reads the compacted file at name back and compares it with
@@ -287,14 +424,24 @@ func verifyPart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, na
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("verifying %s (staged as %s) against the partition files: %s; nothing was published", p.final, name, fmt.Sprintf(format, a...))
 	}
-	data, err := vfs.ReadFile(fsys, name, p.written.Bytes)
+	// Streamed: the whole file is hashed, then decoded a row group at a
+	// time through a ReaderAt; it is never held in memory.
+	got, err := vfs.HashFile(fsys, name)
 	if err != nil {
 		return bad("%v", err)
 	}
-	if got := (vfs.Written{Bytes: int64(len(data)), XXH64: xxhash.Sum64(data)}); got != p.written {
+	if got != p.written {
 		return bad("read back %d bytes xxh64 %016x, wrote %d bytes xxh64 %016x", got.Bytes, got.XXH64, p.written.Bytes, p.written.XXH64)
 	}
-	pf, fr, err := openParquet(data)
+	ra, size, closer, err := vfs.OpenReaderAt(fsys, name)
+	if err != nil {
+		return bad("%v", err)
+	}
+	defer closer.Close()
+	if size != p.written.Bytes {
+		return bad("%d bytes when reopened, wrote %d", size, p.written.Bytes)
+	}
+	pf, fr, err := openParquetAt(io.NewSectionReader(ra, 0, size), true)
 	if err != nil {
 		return bad("%v", err)
 	}
@@ -305,7 +452,7 @@ func verifyPart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, na
 		digests []*xxhash.Digest
 		rows    int64
 		seen    int
-		scratch = make([]byte, 0, 64<<10)
+		scratch = make([][]byte, runtime.GOMAXPROCS(0))
 	)
 	finish := func() error {
 		if cur < 0 {
@@ -365,9 +512,7 @@ func verifyPart(ctx context.Context, fsys vfs.FS, out string, p *compactPart, na
 					rg.FirstScenario = s
 				}
 				rg.LastScenario = s
-				for k := range digests {
-					scratch = hashValues(digests[k], rec.Column(k+1), i, j, scratch)
-				}
+				hashColumns(digests, rec, 1, i, j, scratch)
 				rows += int64(j - i)
 				i = j
 			}

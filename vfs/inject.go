@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -343,6 +344,19 @@ func (f *injFile) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return f.f.Read(p)
+}
+
+// ReadAt reads at an offset when the underlying file can (OpenReaderAt);
+// OpRead rules fail it as they fail Read.
+func (f *injFile) ReadAt(p []byte, off int64) (int, error) {
+	if _, err := f.in.hit(OpRead, f.name); err != nil {
+		return 0, err
+	}
+	ra, ok := f.f.(io.ReaderAt)
+	if !ok {
+		return 0, &fs.PathError{Op: "read", Path: f.name, Err: errors.ErrUnsupported}
+	}
+	return ra.ReadAt(p, off)
 }
 
 // Write writes nothing when a rule fails it, or, with Rule.Short, the

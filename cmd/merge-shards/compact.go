@@ -21,6 +21,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	target := fs.String("target-size", "256MiB", "size a compacted file grows to, in partition-file bytes (whole scenarios; at least one a file): a number of bytes or with KiB, MiB, GiB")
 	rgRows := fs.Int64("row-group-rows", 0, "rows of a row group at most (default 100000, the partition files'); row groups end at scenario boundaries")
 	replace := fs.Bool("replace", false, "remove the partition files once the compacted files are verified and their manifest is durable (compacted/ then holds the simulation tables)")
+	reEncode := fs.Bool("re-encode", false, "decode and encode the rows again instead of copying the partition files' compressed pages (slower; the same rows, other bytes)")
 	asJSON := fs.Bool("json", false, "print the report as JSON on stdout")
 	var size int64
 	out, code := parse(fs, args, stdout, stderr, func() error {
@@ -36,7 +37,7 @@ func runCompact(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if code >= 0 {
 		return code
 	}
-	rep, err := merge.Compact(ctx, out, merge.CompactOptions{TargetSize: size, RowGroupRows: *rgRows, Replace: *replace, Progress: progressTo(stderr)})
+	rep, err := merge.Compact(ctx, out, merge.CompactOptions{TargetSize: size, RowGroupRows: *rgRows, Replace: *replace, ReEncode: *reEncode, Progress: progressTo(stderr)})
 	if err != nil {
 		var damage *merge.CompactDamageError
 		if errors.As(err, &damage) {

@@ -55,7 +55,7 @@ const usage = `usage:
   merge-shards report [--json | --html FILE] [--lease-grace D] OUT
   merge-shards status [--json] [--watch [--interval D]] [--lease-grace D] OUT
   merge-shards policy pack|unpack OUT/policy
-  merge-shards compact [--target-size SIZE] [--row-group-rows N] [--replace] [--json] OUT
+  merge-shards compact [--target-size SIZE] [--row-group-rows N] [--replace] [--re-encode] [--json] OUT
   merge-shards help [verify|report|status|policy|compact]
 
 Flags may come before or after OUT (merge-shards OUT --json); "--" ends

@@ -855,7 +855,7 @@ func TestHelpDocumentsFlagsAndExitCodes(t *testing.T) {
 		{[]string{"--help"}, []string{"gc", "json", "lease-grace", "requeue-lost", "rerun-list", "strict", "verify", "workers"}},
 		{[]string{"verify", "--help"}, []string{"full", "json", "workers"}},
 		{[]string{"report", "--help"}, []string{"html", "json", "lease-grace"}},
-		{[]string{"compact", "--help"}, []string{"json", "replace", "row-group-rows", "target-size"}},
+		{[]string{"compact", "--help"}, []string{"json", "re-encode", "replace", "row-group-rows", "target-size"}},
 		{[]string{"status", "--help"}, []string{"interval", "json", "lease-grace", "watch"}},
 	}
 	for _, c := range cases {
