@@ -27,15 +27,7 @@ func findDuckTools() duckTools {
 	if err != nil {
 		return duckTools{missing: "node is not on PATH"}
 	}
-	nd := os.Getenv("HYDROSHARD_NODE_DIR")
-	if nd == "" {
-		cache := os.Getenv("XDG_CACHE_HOME")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache")
-		}
-		nd = filepath.Join(cache, "hydroshard", "node")
-	}
+	nd := nodeDir()
 	if _, err := os.Stat(filepath.Join(nd, "node_modules", "@duckdb", "node-api", "package.json")); err != nil {
 		return duckTools{missing: fmt.Sprintf("node package %s is not installed under %s (HYDROSHARD_NODE_DIR)", duckPackage, nd)}
 	}
@@ -44,6 +36,19 @@ func findDuckTools() duckTools {
 		return duckTools{missing: fmt.Sprintf("node_modules under %s: %v", nd, err)}
 	}
 	return duckTools{node: node, modules: mods}
+}
+
+// nodeDir is the npm prefix scripts/install-test-tools.sh installs into.
+func nodeDir() string {
+	if nd := os.Getenv("HYDROSHARD_NODE_DIR"); nd != "" {
+		return nd
+	}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(cache, "hydroshard", "node")
 }
 
 // duck is a long-lived node process running duckdb-copy.mjs. Keeping it

@@ -2,7 +2,10 @@
 // limit (raw zstd level 3 over the same column bytes) and against other
 // writers of the same data (parquet-go, DuckDB), plus the real rank path
 // (and the share of it the writer's value checks take) and a rank's peak
-// memory, and checks the results against the project's targets.
+// memory, then what the study's analysts get (the compaction of a
+// production-like study against cp -r, its peak memory, and DuckDB's and
+// Polars' queries on the partition tree and on the compacted files), and
+// checks the results against the project's targets.
 //
 // Every figure is MB/s of uncompressed input (the column bytes of the
 // hydros table, computed once, the same for every contestant), the median
@@ -10,16 +13,18 @@
 // machine noise hits them all alike), with the range. Compare ratios from
 // one run, never absolute MB/s across runs or machines.
 //
-//	go run ./cmd/shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR]
+//	go run ./cmd/shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR] [--sections LIST]
 //
 // The parquet-go contestant is a module of its own (cmd/shardbench/parquetgo,
 // so that this module does not require parquet-go), built at start with the
 // go command and run as a long-lived child that times its own writes.
 //
 // A MISS against a target is a measurement, not a failure: the exit status
-// is 1 only when something could not run. DuckDB (node and @duckdb/node-api,
-// installed by scripts/install-test-tools.sh) is optional, except with
-// CI=true, where its absence fails the run.
+// is 1 only when something could not run, or when the analysts' queries
+// gave different answers on the partition tree and on the compacted files.
+// DuckDB (node and @duckdb/node-api) and Polars (nodejs-polars), installed
+// by scripts/install-test-tools.sh, are optional, except with CI=true,
+// where their absence fails the run.
 package main
 
 import (
@@ -33,6 +38,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,11 +68,22 @@ type config struct {
 	rssCase   string // case of the RSS children
 	rssCounts [2]int
 	rssQuick  bool // the RSS children write to tmpfs when there is one
+
+	sections      map[string]bool // of allSections: what runs (--sections)
+	studyCase     string          // the analyst section's study
+	studyCounts   [2]int          // its scenarios: small (peak RSS only) and large
+	compactRounds int             // cp -r vs compaction rounds (no warm-up)
+	smallRounds   int             // compactions of the small study (its peak RSS only)
+	queryRounds   int             // rounds of the analysts' queries
 }
+
+// allSections are the parts of a run, in the order they run: the writer
+// contestants (both scales), the ranks' peak RSS, the analysts' side.
+var allSections = []string{"writer", "rss", "analyst"}
 
 // knobs are the test's overrides of config (unexported: not a user option).
 type knobs struct {
-	tiny bool // one round, the tiny case for RSS with 20 and 200 scenarios
+	tiny bool // one round, the tiny case for RSS with 20 and 200 scenarios, and for the analyst study with 4 and 20
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -82,6 +99,8 @@ func runWith(args []string, stdout, stderr io.Writer, k knobs) int {
 		cfg.reps, cfg.warmup = 1, 0
 		cfg.scenarios = cfg.workers
 		cfg.rssCase, cfg.rssCounts = "tiny", [2]int{20, 200}
+		cfg.studyCase, cfg.studyCounts = "tiny", [2]int{4, 20}
+		cfg.compactRounds, cfg.smallRounds, cfg.queryRounds = 1, 1, 1
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -101,12 +120,16 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 	fs.IntVar(&c.reps, "reps", 0, "measured rounds (default 3 with --quick, 7 otherwise)")
 	fs.IntVar(&c.workers, "workers", 2, "W: writer workers, rank Workers and DuckDB threads of the parallel contestants (>= 2)")
 	fs.StringVar(&c.out, "out", "", "scratch directory (default: the system temp dir); the run's files are removed at the end")
+	sections := fs.String("sections", strings.Join(allSections, ","), "comma-separated parts to run: writer (the writer contestants), rss (a rank's peak RSS), analyst (compaction vs cp, its peak RSS, DuckDB and Polars queries)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR]\n\n"+
+		fmt.Fprintf(stderr, "usage: shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR] [--sections LIST]\n\n"+
 			"Measures the Parquet writer against raw zstd, parquet-go and DuckDB on the same data (production and XL\n"+
-			"scale), the rank path with 1 and W workers and the share of it its value checks take, and a rank's\n"+
-			"peak RSS for 200 vs 2,000 scenarios.\n"+
-			"Exit status 0 even when a target is missed; 1 when something could not run; 2 on bad usage.\n\nFlags:\n")
+			"scale), the rank path with 1 and W workers and the share of it its value checks take, a rank's\n"+
+			"peak RSS for 200 vs 2,000 scenarios, and what the analysts get: merge-shards compact of a 2,000-scenario\n"+
+			"production study against cp -r of its partition tree, the compaction's peak RSS at 200 and 2,000\n"+
+			"scenarios, and DuckDB's and Polars' queries on the partition tree against the compacted files.\n"+
+			"Exit status 0 even when a target is missed; 1 when something could not run or a query gave different\n"+
+			"answers on the partition tree and on the compacted files; 2 on bad usage.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -127,10 +150,29 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 		fmt.Fprintf(stderr, "shardbench: --reps %d: want at least 1\n", c.reps)
 		return c, 2
 	}
+	c.sections = map[string]bool{}
+	for _, sec := range strings.Split(*sections, ",") {
+		if sec = strings.TrimSpace(sec); sec == "" {
+			continue
+		}
+		if !slices.Contains(allSections, sec) {
+			fmt.Fprintf(stderr, "shardbench: --sections: unknown section %q (want some of %s)\n", sec, strings.Join(allSections, ","))
+			return c, 2
+		}
+		c.sections[sec] = true
+	}
+	if len(c.sections) == 0 {
+		fmt.Fprintf(stderr, "shardbench: --sections %q: want at least one of %s\n", *sections, strings.Join(allSections, ","))
+		return c, 2
+	}
 	c.warmup = 1
 	c.rssCounts = [2]int{200, 2000}
+	c.studyCase, c.studyCounts, c.compactRounds, c.smallRounds, c.queryRounds = "production", [2]int{200, 2000}, 3, 3, 5
 	base := 6
 	if c.quick {
+		// The study is small (its generation is most of the section's
+		// time); what --quick checks is that every step runs and agrees.
+		c.studyCounts, c.smallRounds, c.queryRounds = [2]int{20, 60}, 1, 3
 		// No warm-up round: the median of three absorbs a slow first round,
 		// and the time is better spent staying well inside CI's minute.
 		base, c.warmup = 2, 0
@@ -203,7 +245,9 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	rp := &report{cfg: cfg}
 	stderr = &stampWriter{w: stderr, t0: start}
 	tools := findDuckTools()
-	if tools.missing != "" {
+	if !cfg.sections["writer"] {
+		tools = duckTools{missing: "not run (--sections)"}
+	} else if tools.missing != "" {
 		rp.duckMissing = tools.missing
 		if os.Getenv("CI") == "true" {
 			return fmt.Errorf("DuckDB contestant: %s\nCI=true: a missing tool is a failure; install it with scripts/install-test-tools.sh (npm install %s into $HYDROSHARD_NODE_DIR)", tools.missing, duckPackage)
@@ -214,7 +258,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	// The compiler runs while the data is generated (neither is timed) and
 	// must be done before the first timed round; waiting for it on every
 	// return keeps it from writing into a scratch directory being removed.
-	fmt.Fprintln(stderr, "shardbench: building cmd/simrank, rsswrap and the parquet-go contestant")
+	fmt.Fprintln(stderr, "shardbench: building cmd/simrank, cmd/merge-shards, rsswrap and the parquet-go contestant")
 	var bins builtTools
 	var buildErr error
 	built := make(chan struct{})
@@ -226,6 +270,52 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	life := 2 * time.Hour // of the contestants' child processes
 	if cfg.quick {
 		life = 10 * time.Minute
+	}
+	var atools analystTools
+	if cfg.sections["analyst"] {
+		atools = findAnalystTools()
+		if err := atools.check(stderr); err != nil {
+			return err
+		}
+	}
+	if err := writerSection(ctx, cfg, rp, tools, root, scratch, life, built, &bins, &buildErr, stderr); err != nil {
+		return err
+	}
+	<-built
+	if buildErr != nil {
+		return buildErr
+	}
+
+	if cfg.sections["rss"] {
+		rss, err := measureRSS(ctx, cfg, bins.wrap, bins.simrank, scratch, stderr)
+		if err != nil {
+			return err
+		}
+		rp.rss = rss
+	}
+	if cfg.sections["analyst"] {
+		a, err := measureAnalyst(ctx, cfg, bins, atools, root, scratch, stderr)
+		if err != nil {
+			return err
+		}
+		rp.analyst = a
+	}
+	rp.elapsed = time.Since(start)
+	rp.print(stdout)
+	if cfg.jsonPath != "" {
+		if err := rp.writeJSON(cfg.jsonPath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writerSection runs the writer contestants at both scales (the section
+// "writer"), once the tools are built.
+func writerSection(ctx context.Context, cfg config, rp *report, tools duckTools, root, scratch string, life time.Duration,
+	built <-chan struct{}, bins *builtTools, buildErr *error, stderr io.Writer) error {
+	if !cfg.sections["writer"] {
+		return nil
 	}
 
 	// DuckDB processes by thread count: 1 and W.
@@ -263,8 +353,8 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		data = append(data, d)
 	}
 	<-built
-	if buildErr != nil {
-		return buildErr
+	if *buildErr != nil {
+		return *buildErr
 	}
 	pg, err := startParquetGo(ctx, bins.parquetGo, scratch, life, 5*time.Minute)
 	if err != nil {
@@ -296,23 +386,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if dk := dks[1]; dk != nil {
 		rp.duckVersion = dk.version
 	}
-	if err := errors.Join(closeDucks(), closePG()); err != nil {
-		return err
-	}
-
-	rss, err := measureRSS(ctx, cfg, bins.wrap, bins.simrank, scratch, stderr)
-	if err != nil {
-		return err
-	}
-	rp.rss = rss
-	rp.elapsed = time.Since(start)
-	rp.print(stdout)
-	if cfg.jsonPath != "" {
-		if err := rp.writeJSON(cfg.jsonPath); err != nil {
-			return err
-		}
-	}
-	return nil
+	return errors.Join(closeDucks(), closePG())
 }
 
 // measureScale runs one scale's interleaved rounds.

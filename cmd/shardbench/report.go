@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -48,6 +49,7 @@ type report struct {
 	cfg         config
 	scales      []*scaleResult
 	rss         *rssResult
+	analyst     *analystResult
 	duckVersion string
 	duckMissing string
 	// parquetGoVersion is parquet-go's version in the contestant's module
@@ -177,16 +179,21 @@ func passWord(ok bool) string {
 	return "MISS"
 }
 
+// sectionList is the sections that ran, in their order.
+func (rp *report) sectionList() []string {
+	return slices.DeleteFunc(slices.Clone(allSections), func(s string) bool { return !rp.cfg.sections[s] })
+}
+
 // print writes the human-readable report.
 func (rp *report) print(w io.Writer) {
-	fmt.Fprintf(w, "shardbench: %s, GOMAXPROCS %d, %d workers, %d measured rounds (+%d warm-up), interleaved; quick=%v\n",
-		runtime.Version(), runtime.GOMAXPROCS(0), rp.cfg.workers, rp.cfg.reps, rp.cfg.warmup, rp.cfg.quick)
+	fmt.Fprintf(w, "shardbench: %s, GOMAXPROCS %d, %d workers, %d measured rounds (+%d warm-up), interleaved; quick=%v; sections %s\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), rp.cfg.workers, rp.cfg.reps, rp.cfg.warmup, rp.cfg.quick, strings.Join(rp.sectionList(), ","))
 	if rp.parquetGoVersion != "" {
 		fmt.Fprintf(w, "parquet-go %s (module %s, run as a child process)\n", rp.parquetGoVersion, parquetGoDir)
 	}
 	if rp.duckVersion != "" {
 		fmt.Fprintf(w, "DuckDB %s (@duckdb/node-api); DuckDB does not fsync its files, the Go contestants do: this favours DuckDB.\n", rp.duckVersion)
-	} else {
+	} else if rp.cfg.sections["writer"] {
 		fmt.Fprintf(w, "DuckDB: NOT MEASURED (%s)\n", rp.duckMissing)
 	}
 	for _, s := range rp.scales {
@@ -220,10 +227,20 @@ func (rp *report) print(w io.Writer) {
 	if t, ok := rp.rssTarget(); ok {
 		fmt.Fprintf(tw, "%s\t%s\t%.3f\t-\t%s\t%s\n", rp.rss.caseName, t.name, t.value, t.cond(), passWord(t.pass()))
 	}
+	for _, t := range rp.analystTargets() {
+		pr := "-"
+		if t.hi > 0 {
+			pr = fmt.Sprintf("%.2f-%.2f", t.lo, t.hi)
+		}
+		fmt.Fprintf(tw, "analyst\t%s\t%.3f\t%s\t%s\t%s\n", t.name, t.value, pr, t.cond(), passWord(t.pass()))
+	}
 	tw.Flush()
 	if rp.rss != nil {
 		fmt.Fprintf(w, "\npeak RSS of a rank (simrank, case %s, output on %s): %d scenarios %.1f MB (%.1fs), %d scenarios %.1f MB (%.1fs)\n",
 			rp.rss.caseName, rp.rss.fs, rp.rss.counts[0], rp.rss.mb(0), rp.rss.took[0].Seconds(), rp.rss.counts[1], rp.rss.mb(1), rp.rss.took[1].Seconds())
+	}
+	if rp.analyst != nil {
+		rp.analyst.print(w)
 	}
 	fmt.Fprintf(w, "\ntotal %.1fs. A MISS is a finding, not a failure: the exit status is 0.\n", rp.elapsed.Seconds())
 }
@@ -245,7 +262,7 @@ func (rp *report) doc() map[string]any {
 	}
 	if rp.duckVersion != "" {
 		m["duckdb_version"] = rp.duckVersion
-	} else {
+	} else if rp.cfg.sections["writer"] {
 		m["duckdb_missing"] = rp.duckMissing
 	}
 	ranges := map[string][2]float64{}
@@ -292,6 +309,13 @@ func (rp *report) doc() map[string]any {
 			addTarget(rp.rss.caseName, "", t)
 		}
 	}
+	if a := rp.analyst; a != nil {
+		a.doc(m, ranges)
+		for _, t := range rp.analystTargets() {
+			addTarget("analyst", "", t)
+		}
+	}
+	m["sections"] = rp.sectionList()
 	m["ranges"] = ranges
 	m["targets"] = targets
 	m["elapsed_s"] = rp.elapsed.Seconds()

@@ -17,15 +17,16 @@ import (
 // builtTools are the programs shardbench builds before the first timed round.
 type builtTools struct {
 	simrank, wrap string // cmd/simrank and rsswrap
+	mergeShards   string // cmd/merge-shards: merges and compacts the analyst section's studies
 	parquetGo     string // the parquet-go contestant (parquetgo.go)
 }
 
-// buildTools builds cmd/simrank, rsswrap and the parquet-go contestant
-// into dir. A child process is the only honest way to read a rank's peak
-// RSS (inside this process the benchmark's own data would dominate it),
-// and rsswrap is what keeps this process's RSS out of the child's figure
-// (see rsswrap's doc). The parquet-go contestant is a module of its own,
-// hence a build of its own.
+// buildTools builds cmd/simrank, cmd/merge-shards, rsswrap and the
+// parquet-go contestant into dir. A child process is the only honest way
+// to read a rank's (or a compaction's) peak RSS (inside this process the
+// benchmark's own data would dominate it), and rsswrap is what keeps this
+// process's RSS out of the child's figure (see rsswrap's doc). The
+// parquet-go contestant is a module of its own, hence a build of its own.
 func buildTools(ctx context.Context, root, dir string) (builtTools, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -36,16 +37,16 @@ func buildTools(ctx context.Context, root, dir string) (builtTools, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, goBin, "build", "-o", dir+string(filepath.Separator), "./cmd/simrank", "./cmd/shardbench/rsswrap")
+	cmd := exec.CommandContext(cctx, goBin, "build", "-o", dir+string(filepath.Separator), "./cmd/simrank", "./cmd/merge-shards", "./cmd/shardbench/rsswrap")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return builtTools{}, fmt.Errorf("go build ./cmd/simrank ./cmd/shardbench/rsswrap: %w\n%s", err, out)
+		return builtTools{}, fmt.Errorf("go build ./cmd/simrank ./cmd/merge-shards ./cmd/shardbench/rsswrap: %w\n%s", err, out)
 	}
 	pg, err := buildParquetGo(ctx, goBin, root, dir)
 	if err != nil {
 		return builtTools{}, err
 	}
-	return builtTools{simrank: filepath.Join(dir, "simrank"), wrap: filepath.Join(dir, "rsswrap"), parquetGo: pg}, nil
+	return builtTools{simrank: filepath.Join(dir, "simrank"), mergeShards: filepath.Join(dir, "merge-shards"), wrap: filepath.Join(dir, "rsswrap"), parquetGo: pg}, nil
 }
 
 // childEnv is the environment minus what would make simrank misbehave on
