@@ -139,6 +139,7 @@ func strictUnmarshal(b []byte, v any) error {
 type Reader struct {
 	name    string
 	br      *bufio.Reader
+	line    []byte // the current line's bytes, reused: a line is decoded before the next is read
 	lineNo  int
 	torn    bool
 	seq     int64
@@ -169,6 +170,12 @@ var errLineTooLong = fmt.Errorf("line longer than %d bytes (journal.MaxLineBytes
 // without being kept: long reports it (b then holds its first bytes, with
 // the newline when the line had one).
 func (jr *Reader) readLine() (b []byte, long bool, err error) {
+	b = jr.line[:0]
+	defer func() {
+		if cap(b) <= 1<<20 { // an open record's long line is not kept
+			jr.line = b[:0]
+		}
+	}()
 	for {
 		chunk, err := jr.br.ReadSlice('\n')
 		if len(b)+len(chunk) > MaxLineBytes {

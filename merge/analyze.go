@@ -82,7 +82,7 @@ func cmpTime(a, b string) int {
 
 // fileState is what the merge found, and will do, for one chosen file.
 type fileState struct {
-	rec      manifest.FileRecord
+	rec      *manifest.FileRecord // in its commit's files
 	scenario int
 	fromTemp bool   // publish from its temp file (the rename never happened)
 	displace string // a losing commit's bytes sit at the final path: move them here first
@@ -107,7 +107,6 @@ type state struct {
 	files      []*fileState
 	aside      []moveAside
 	garbage    []string // temp files to delete (relative paths)
-	onDisk     map[string]int64
 	// skipped: journals read but not used (damaged, or no durable open
 	// record yet).
 	skipped map[string]bool
@@ -194,56 +193,23 @@ func (s *state) readJournals(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading journals: %w", err)
 	}
+	// The journals are read and validated on the workers, each into its
+	// own result; the results are then taken in the journals' order, as
+	// one reading them in turn would.
+	reads := make([]journalRead, len(rels))
+	forEach(ctx, len(rels), s.opts.Workers, func(i int) { reads[i] = s.readJournal(rels[i]) })
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	var commits []*commit
 	revoked := map[manifest.CommitRef]bool{} // by merge-shards --requeue-lost
-	for _, rel := range rels {
-		if err := ctx.Err(); err != nil {
-			return err
+	for i := range reads {
+		rd := reads[i]
+		reads[i] = journalRead{} // held by rd until the next journal
+		j, mine, torn, err := rd.j, rd.mine, rd.torn, rd.err
+		for _, c := range rd.revoked {
+			revoked[c] = true
 		}
-		j := &journalState{rel: rel}
-		// Its size before the read: judgeLeases compares it again.
-		if st, err := s.fsys.Stat(layout.Join(s.out, rel)); err == nil {
-			j.size = st.Size()
-		}
-		var mine []*commit
-		torn, err := journal.ReadFile(s.fsys, layout.Join(s.out, rel), func(r *manifest.Record) error {
-			if j.first == "" {
-				j.first = r.Time
-			}
-			j.last = r.Time
-			if r.Close == nil || r.Close.Status != manifest.StatusFailed {
-				// Any later record, or a close that is not a failure,
-				// proves the writer finished publishing its last commit
-				// or checkpoint: it publishes each before it appends the
-				// next record.
-				j.tail = nil
-			}
-			if err := checkRecord(j, r); err != nil {
-				return &recordError{line: int(r.Seq) + 1, err: err}
-			}
-			switch {
-			case r.Open != nil:
-				j.open = r.Open
-			case r.Commit != nil:
-				mine = append(mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: r.Commit.Files, cost: r.Commit.Cost})
-				j.tail = r.Commit.Files
-			case r.Iteration != nil:
-				j.iterations = append(j.iterations, iterRec{time: r.Time, writer: j.open.Writer, seq: r.Seq, info: r.Iteration})
-			case r.Checkpoint != nil:
-				j.checkpoints = append(j.checkpoints, ckptRec{rel: j.rel, time: r.Time, seq: r.Seq, info: r.Checkpoint})
-				j.tail = nil
-				for _, f := range r.Checkpoint.Files {
-					j.tail = append(j.tail, manifest.FileRecord{Entity: f.Kind, Path: f.Path, Temp: f.Temp, Bytes: f.Bytes, XXH64: f.XXH64})
-				}
-			case r.Revoke != nil:
-				for _, c := range r.Revoke.Commits {
-					revoked[c] = true
-				}
-			case r.Close != nil:
-				j.close = r.Close
-			}
-			return nil
-		})
 		if err != nil {
 			var je *journal.Error
 			if errors.As(err, &je) {
@@ -300,6 +266,120 @@ func (s *state) readJournals(ctx context.Context) error {
 		s.byScenario[c.scenario] = append(s.byScenario[c.scenario], c)
 	}
 	return nil
+}
+
+// journalRead is what reading one journal gave.
+type journalRead struct {
+	j       *journalState
+	mine    []*commit
+	revoked []manifest.CommitRef // by the records read, even when a later line fails
+	torn    bool
+	err     error
+}
+
+// readJournal streams one journal, keeping one small record per journal
+// and per commit. It touches nothing of s but the file system: the
+// journals are read concurrently.
+func (s *state) readJournal(rel string) (rd journalRead) {
+	j := &journalState{rel: rel}
+	rd.j = j
+	// Its size before the read: judgeLeases compares it again.
+	if st, err := s.fsys.Stat(layout.Join(s.out, rel)); err == nil {
+		j.size = st.Size()
+	}
+	var pack filePacker
+	rd.torn, rd.err = journal.ReadFile(s.fsys, layout.Join(s.out, rel), func(r *manifest.Record) error {
+		if j.first == "" {
+			j.first = r.Time
+		}
+		j.last = r.Time
+		if r.Close == nil || r.Close.Status != manifest.StatusFailed {
+			// Any later record, or a close that is not a failure,
+			// proves the writer finished publishing its last commit
+			// or checkpoint: it publishes each before it appends the
+			// next record.
+			j.tail = nil
+		}
+		if err := checkRecord(j, r); err != nil {
+			return &recordError{line: int(r.Seq) + 1, err: err}
+		}
+		switch {
+		case r.Open != nil:
+			j.open = r.Open
+		case r.Commit != nil:
+			files := pack.files(r.Commit.Files)
+			rd.mine = append(rd.mine, &commit{j: j, scenario: r.Commit.Scenario, time: r.Time, seq: r.Seq, files: files, cost: r.Commit.Cost})
+			j.tail = files
+		case r.Iteration != nil:
+			j.iterations = append(j.iterations, iterRec{time: r.Time, writer: j.open.Writer, seq: r.Seq, info: r.Iteration})
+		case r.Checkpoint != nil:
+			j.checkpoints = append(j.checkpoints, ckptRec{rel: j.rel, time: r.Time, seq: r.Seq, info: r.Checkpoint})
+			j.tail = nil
+			for _, f := range r.Checkpoint.Files {
+				j.tail = append(j.tail, manifest.FileRecord{Entity: f.Kind, Path: f.Path, Temp: f.Temp, Bytes: f.Bytes, XXH64: f.XXH64})
+			}
+		case r.Revoke != nil:
+			rd.revoked = append(rd.revoked, r.Revoke.Commits...)
+		case r.Close != nil:
+			j.close = r.Close
+		}
+		return nil
+	})
+	return rd
+}
+
+// filePacker keeps the file records of a journal's commits compactly: a
+// million committed files are a million records the merge holds from the
+// journals to the outputs. As decoded, each commit's records sit in a
+// slice grown by appending (up to twice the room they need) and each of
+// their strings is an allocation of its own; packed, the records of many
+// commits share one slice, the strings of one commit one allocation, and
+// the entity names (a case's few tables) are shared by all.
+type filePacker struct {
+	slab     []manifest.FileRecord
+	entities map[string]string
+}
+
+// packSlab is how many records one allocation of the packer holds.
+const packSlab = 1024
+
+// files returns a packed copy of fs, equal to it field by field.
+func (p *filePacker) files(fs []manifest.FileRecord) []manifest.FileRecord {
+	if len(fs) == 0 {
+		return fs
+	}
+	if cap(p.slab)-len(p.slab) < len(fs) {
+		p.slab = make([]manifest.FileRecord, 0, max(packSlab, len(fs)))
+	}
+	n := 0
+	for _, f := range fs {
+		n += len(f.Temp) + len(f.Path) + len(f.XXH64)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, f := range fs {
+		b.WriteString(f.Temp)
+		b.WriteString(f.Path)
+		b.WriteString(f.XXH64)
+	}
+	all := b.String()
+	if p.entities == nil {
+		p.entities = map[string]string{}
+	}
+	start := len(p.slab)
+	for _, f := range fs {
+		e, ok := p.entities[f.Entity]
+		if !ok {
+			e = f.Entity
+			p.entities[e] = e
+		}
+		g := manifest.FileRecord{Entity: e, Rows: f.Rows, Bytes: f.Bytes}
+		g.Temp, all = all[:len(f.Temp)], all[len(f.Temp):]
+		g.Path, all = all[:len(f.Path)], all[len(f.Path):]
+		g.XXH64, all = all[:len(f.XXH64)], all[len(f.XXH64):]
+		p.slab = append(p.slab, g)
+	}
+	return p.slab[start:len(p.slab):len(p.slab)]
 }
 
 // checkConsistency finds the run most journals describe (case, scenario

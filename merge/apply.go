@@ -54,7 +54,7 @@ func (s *state) apply(ctx context.Context, opts Options) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := journal.Publish(s.dirs, s.out, []manifest.FileRecord{f.rec}); err != nil {
+		if err := journal.Publish(s.dirs, s.out, []manifest.FileRecord{*f.rec}); err != nil {
 			return fmt.Errorf("rolling forward scenario %d: %w", f.scenario, err)
 		}
 	}

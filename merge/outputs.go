@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -93,18 +94,31 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		return nil, nil, nil
 	}
 	r := s.report
-	files := append([]*fileState(nil), s.files...)
-	sort.Slice(files, func(i, j int) bool {
-		if files[i].rec.Entity != files[j].rec.Entity {
-			return files[i].rec.Entity < files[j].rec.Entity
-		}
-		return files[i].scenario < files[j].scenario
-	})
-	var rows bytes.Buffer
-	cw := csv.NewWriter(&rows)
+	files := byEntityScenario(s.files)
+	// The index is its header, then the rows, in one buffer: the dataset
+	// checksum is of the rows alone.
+	var index bytes.Buffer
+	index.Grow(len(files) * 96)
+	cw := csv.NewWriter(&index)
+	cw.Write(indexHeader)
+	cw.Flush()
+	head := index.Len()
 	entities := map[string]manifest.EntityInfo{}
+	var row [6]string
+	var num []byte
 	for _, f := range files {
-		cw.Write([]string{f.rec.Path, f.rec.Entity, strconv.Itoa(f.scenario), strconv.FormatInt(f.rec.Rows, 10), strconv.FormatInt(f.rec.Bytes, 10), f.rec.XXH64})
+		// The numbers share one small buffer; the strings they become
+		// live only until the row is written.
+		num = strconv.AppendInt(num[:0], int64(f.scenario), 10)
+		num = append(num, ' ')
+		num = strconv.AppendInt(num, f.rec.Rows, 10)
+		num = append(num, ' ')
+		num = strconv.AppendInt(num, f.rec.Bytes, 10)
+		nums := string(num)
+		a, rest, _ := strings.Cut(nums, " ")
+		b, c, _ := strings.Cut(rest, " ")
+		row = [6]string{f.rec.Path, f.rec.Entity, a, b, c, f.rec.XXH64}
+		cw.Write(row[:])
 		e := entities[f.rec.Entity]
 		e.Partitions++
 		e.Rows += f.rec.Rows
@@ -112,11 +126,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		entities[f.rec.Entity] = e
 	}
 	cw.Flush()
-	var index bytes.Buffer
-	hw := csv.NewWriter(&index)
-	hw.Write(indexHeader)
-	hw.Flush()
-	index.Write(rows.Bytes())
+	rows := index.Bytes()[head:]
 
 	for i := range r.Conflicts {
 		k := &r.Conflicts[i]
@@ -138,7 +148,7 @@ func (s *state) simulationOutputs() ([]outputFile, []byte, error) {
 		Entities:      entities,
 		Layout:        s.ref.Layout,
 		Index:         layout.IndexName,
-		DatasetXXH64:  manifest.FormatXXH64(xxhash.Sum64(rows.Bytes())),
+		DatasetXXH64:  manifest.FormatXXH64(xxhash.Sum64(rows)),
 		Files:         r.Files,
 		Bytes:         r.Bytes,
 		Ranks:         s.ranks(),
@@ -208,7 +218,7 @@ func (s *state) replaceAll(files []outputFile) (err error) {
 	for i, f := range files {
 		final := layout.Join(s.out, f.name)
 		dir := filepath.Dir(final)
-		if old, rerr := vfs.ReadFile(s.fsys, final, int64(len(f.data))); rerr == nil && bytes.Equal(old, f.data) {
+		if sameBytes(s.fsys, final, f.data) {
 			// Already in place, maybe by a merge that died before its
 			// fsyncs: make the file and its name durable before this
 			// merge vouches for it.
@@ -357,4 +367,49 @@ func (s *state) metadata(started, completed string, ri manifest.RanksInfo) *mani
 			SlurmJobID:        root.open.JobID,
 		},
 	}
+}
+
+// sameBytes reports whether the file name holds exactly data, reading it
+// in pieces (the index of a million files is a hundred megabytes: never
+// held twice). Any error is a no.
+func sameBytes(fsys vfs.FS, name string, data []byte) bool {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	buf := make([]byte, min(len(data)+1, 256<<10))
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > len(data) || !bytes.Equal(buf[:n], data[:n]) {
+			return false
+		}
+		data = data[n:]
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return len(data) == 0
+		case err != nil:
+			return false
+		}
+	}
+}
+
+// byEntityScenario returns files ordered by entity, then scenario. The
+// merge lists them by scenario already (checkFiles), so a stable grouping
+// by entity is the order, without sorting a million records; a group out
+// of order (never, today) is sorted.
+func byEntityScenario(files []*fileState) []*fileState {
+	groups := map[string][]*fileState{}
+	for _, f := range files {
+		groups[f.rec.Entity] = append(groups[f.rec.Entity], f)
+	}
+	out := make([]*fileState, 0, len(files))
+	for _, e := range sortedKeys(groups) {
+		g := groups[e]
+		if !sort.SliceIsSorted(g, func(i, j int) bool { return g[i].scenario < g[j].scenario }) {
+			sort.SliceStable(g, func(i, j int) bool { return g[i].scenario < g[j].scenario })
+		}
+		out = append(out, g...)
+	}
+	return out
 }

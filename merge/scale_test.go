@@ -9,212 +9,41 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"sort"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
-	"github.com/hydroshard/hydroshard/journal"
+	"github.com/hydroshard/hydroshard/internal/scalegen"
 	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
 	"github.com/hydroshard/hydroshard/merge"
 )
 
 // scaleRun describes a run written by scaleGenerate.
-type scaleRun struct {
-	Out        string
-	Journals   int
-	Scenarios  int
-	Partitions int // Scenarios x len(Entities): one data file each
-	Entities   []string
-	Bytes      int64 // total size of the data files
-	CaseName   string
-	CaseHash   string
-}
-
-// scaleBase is the clock of the synthetic run: every journal's record
-// times derive from it, so the run (and hence the merge's outputs) is
-// deterministic. The fraction has nine significant digits and every time
-// below keeps a non-zero last nanosecond digit, so that RFC3339Nano never
-// trims trailing zeros and all times have the same length.
-var scaleBase = time.Date(2026, 3, 1, 12, 0, 0, 100000001, time.UTC)
+type scaleRun = scalegen.Run
 
 // scaleTime is the time of record seq of the journal of rank r.
-func scaleTime(r int, seq int64) string {
-	return scaleBase.Add(time.Duration(r)*time.Millisecond + time.Duration(seq)*time.Second).Format(time.RFC3339Nano)
-}
+func scaleTime(r int, seq int64) string { return scalegen.Time(r, seq) }
 
-// scaleContent is the deterministic content of one data file: 0..64 bytes
-// (some files empty) of a little LCG stream.
-func scaleContent(buf []byte, scenario, entity int) []byte {
-	n := (scenario*7 + entity*13) % 65
-	buf = buf[:0]
-	x := uint32(scenario*2654435761) ^ uint32(entity*40503+1)
-	for range n {
-		x = x*1664525 + 1013904223
-		buf = append(buf, byte(x>>24))
-	}
-	return buf
-}
-
-// scaleWriterName is the writer id (and journal base name) of rank r,
-// shaped like rank.Writer's: job-<job>.rank-NNNNN.attempt-A.<token>.
-func scaleWriterName(r int) string {
-	return fmt.Sprintf("job-bench.rank-%05d.attempt-0.%012x", r, uint64(r)*0x9e3779b97f4a7c15>>16)
-}
-
-// scaleGenerate writes into out a clean, finished run of the tiny case:
-// journals journals (one per rank of a world of that size) committing
-// partitions partitions in total, partitions/len(entities) scenarios in
-// contiguous blocks. Every commit lists one file per entity of the case,
-// with the XXH64 of the file written in place at its final path (the
-// renames were done; _shards/tmp is empty). Journals are closed clean.
+// scaleGenerate writes into out a clean, finished run of the tiny case
+// (scalegen.Generate): journals journals committing partitions partitions,
+// files in place, journals closed clean.
 func scaleGenerate(tb testing.TB, out string, journals, partitions int) *scaleRun {
 	tb.Helper()
 	c, err := manifest.LoadCase("../testdata/cases/tiny")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ents := c.Entities()
-	if partitions%len(ents) != 0 {
-		tb.Fatalf("scaleGenerate: %d partitions is not a multiple of the case's %d entities", partitions, len(ents))
+	run, err := scalegen.Generate(out, c, journals, partitions)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	run := &scaleRun{Out: out, Journals: journals, Scenarios: partitions / len(ents), Partitions: partitions, Entities: ents, CaseName: c.Name, CaseHash: c.Hash()}
-	if journals < 1 || journals > run.Scenarios {
-		tb.Fatalf("scaleGenerate: %d journals for %d scenarios", journals, run.Scenarios)
-	}
-	for _, d := range []string{layout.JournalDir, layout.TempDir, layout.SimDir} {
-		if err := os.MkdirAll(filepath.Join(out, d), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	// Entity directories first, so that the workers only create
-	// partition directories (no racing parents).
-	for _, e := range ents {
-		if err := os.MkdirAll(filepath.Join(out, layout.SimDir, e), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	lay := manifest.Layout{ScenarioPad: 0, Ownership: "contiguous"}
-	stages := c.Stages
-
-	var next atomic.Int64
-	var total atomic.Int64
-	errs := make([]error, journals)
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var content []byte
-			for {
-				r := int(next.Add(1)) - 1
-				if r >= journals {
-					return
-				}
-				n, err := scaleWriteRank(out, c, run, lay, stages, r, &content)
-				if err != nil {
-					errs[r] = err
-					return
-				}
-				total.Add(n)
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			tb.Fatal(err)
-		}
-	}
-	run.Bytes = total.Load()
 	return run
-}
-
-// scaleWriteRank writes rank r's data files and journal; it returns the
-// bytes of data written.
-func scaleWriteRank(out string, c *manifest.Case, run *scaleRun, lay manifest.Layout, stages, r int, content *[]byte) (int64, error) {
-	writer := scaleWriterName(r)
-	first, end := r*run.Scenarios/run.Journals, (r+1)*run.Scenarios/run.Journals
-	var jbuf []byte
-	var seq int64
-	add := func(rec *manifest.Record) error {
-		rec.Seq = seq
-		rec.Time = scaleTime(r, seq)
-		b, err := journal.Encode(rec)
-		if err != nil {
-			return err
-		}
-		jbuf = append(jbuf, b...)
-		seq++
-		return nil
-	}
-	if err := add(&manifest.Record{Type: manifest.RecordOpen, Open: &manifest.OpenInfo{
-		Version:   manifest.JournalVersion,
-		Producer:  "hydroshard " + manifest.Version,
-		Writer:    writer,
-		Rank:      r,
-		World:     run.Journals,
-		Host:      fmt.Sprintf("node%03d", r/32),
-		JobID:     "bench",
-		Launcher:  "slurm",
-		PID:       1000 + r,
-		Solver:    "bench",
-		CaseName:  c.Name,
-		CaseHash:  run.CaseHash,
-		Case:      nil, // optional for the merge; keeps journals small
-		Scenarios: run.Scenarios,
-		Layout:    lay,
-	}}); err != nil {
-		return 0, err
-	}
-	var bytes int64
-	for sc := first; sc < end; sc++ {
-		files := make([]manifest.FileRecord, len(run.Entities))
-		for i, e := range run.Entities {
-			data := scaleContent(*content, sc, i)
-			*content = data
-			rel := layout.DataFile(e, lay.ScenarioPad, sc)
-			p := filepath.Join(out, filepath.FromSlash(rel))
-			if err := os.Mkdir(filepath.Dir(p), 0o755); err != nil {
-				return 0, err
-			}
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				return 0, err
-			}
-			bytes += int64(len(data))
-			files[i] = manifest.FileRecord{
-				Entity: e,
-				Temp:   path.Join(layout.TempDir, fmt.Sprintf("%s.s%d.%s%s", writer, sc, strings.ReplaceAll(e, "/", "-"), layout.TempSuffix)),
-				Path:   rel,
-				Rows:   int64(len(data) / 8),
-				Bytes:  int64(len(data)),
-				XXH64:  manifest.FormatXXH64(xxhash.Sum64(data)),
-			}
-		}
-		cost := manifest.CostSummary{Stages: make([]float64, stages)}
-		for st := range stages {
-			v := 1000 + float64((sc*37+st*101)%997) + float64(st)*0.25
-			cost.Stages[st] = v
-			cost.Total += v
-		}
-		if err := add(&manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: sc, Files: files, Cost: cost}}); err != nil {
-			return 0, err
-		}
-	}
-	if err := add(&manifest.Record{Type: manifest.RecordClose, Close: &manifest.CloseInfo{Status: manifest.StatusClean, Committed: end - first}}); err != nil {
-		return 0, err
-	}
-	return bytes, os.WriteFile(filepath.Join(out, layout.JournalDir, writer+layout.JournalSuffix), jbuf, 0o644)
 }
 
 // scaleOutputs hashes the merge's outputs: simulation/*.json,
@@ -341,50 +170,10 @@ func scaleSortedKeys(ms ...map[string]string) []string {
 	return out
 }
 
-// scaleHeapSampler records the peak of the live-and-unswept heap object bytes
-// (runtime/metrics /memory/classes/heap/objects:bytes, which is what
-// HeapAlloc reports, without ReadMemStats' stop-the-world) every few ms.
-type scaleHeapSampler struct {
-	stop chan struct{}
-	done chan struct{}
-	peak uint64
-	n    int
-}
+func scaleHeapNow() uint64 { return scalegen.HeapNow() }
 
-const scaleHeapMetric = "/memory/classes/heap/objects:bytes"
-
-func scaleHeapNow() uint64 {
-	s := []metrics.Sample{{Name: scaleHeapMetric}}
-	metrics.Read(s)
-	return s[0].Value.Uint64()
-}
-
-func scaleStartHeapSampler(every time.Duration) *scaleHeapSampler {
-	h := &scaleHeapSampler{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		s := []metrics.Sample{{Name: scaleHeapMetric}}
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			h.peak = max(h.peak, s[0].Value.Uint64())
-			h.n++
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return h
-}
-
-// Stop ends sampling and returns the peak in bytes.
-func (h *scaleHeapSampler) Stop() uint64 {
-	close(h.stop)
-	<-h.done
-	return max(h.peak, scaleHeapNow())
+func scaleStartHeapSampler(every time.Duration) *scalegen.HeapSampler {
+	return scalegen.StartHeapSampler(every)
 }
 
 // BenchmarkMergeScale merges 1,024 journals describing 100,000 partitions
@@ -517,4 +306,85 @@ func readSimManifest(p string) (*manifest.SimManifest, error) {
 		return nil, err
 	}
 	return manifest.ReadSimManifest(p, b)
+}
+
+// TestMergeScaleStrays plants strays in a generated run whose entity
+// directories hold more partitions than one walk task (so the walk shares
+// them out among its goroutines): every one is found, reported in order
+// and quarantined; then damage (a link, a truncated and a lost file) is
+// found among thousands of good files.
+func TestMergeScaleStrays(t *testing.T) {
+	out := t.TempDir()
+	run := scaleGenerate(t, out, 64, 5000)
+	plant := func(rel string, data string) {
+		t.Helper()
+		p := filepath.Join(out, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	strays := []string{
+		"simulation/hydros/scenario_id=17/part.parquet.bak", // beside a committed file
+		"simulation/hydros/scenario_id=999999/part.parquet", // a partition no commit claims
+		"simulation/violations/generic/scenario_id=3/x.parquet",
+		"simulation/stray.txt",
+		"simulation/zz/deep/er/file",
+		"training/stray.parquet",
+	}
+	for _, s := range strays {
+		plant(s, "stray "+s)
+	}
+	plant("simulation/summary.json", "{}") // a merge output: replaced, not unclaimed
+	rep, err := merge.Run(context.Background(), out, merge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append([]string(nil), strays...)
+	sort.Strings(want[:len(want)-1]) // simulation's in path order, then training's
+	if fmt.Sprint(rep.Unclaimed) != fmt.Sprint(want) {
+		t.Fatalf("unclaimed\n%v\nwant\n%v", rep.Unclaimed, want)
+	}
+	if rep.Outcome != merge.Complete || rep.Files != run.Partitions || len(rep.Problems) > 0 {
+		t.Fatalf("%s", rep.Human())
+	}
+	for _, s := range strays {
+		if _, err := os.Lstat(filepath.Join(out, filepath.FromSlash(s))); !os.IsNotExist(err) {
+			t.Errorf("%s still in the dataset (%v)", s, err)
+		}
+		if _, err := os.Lstat(filepath.Join(out, filepath.FromSlash(layout.Unclaimed(s)))); err != nil {
+			t.Errorf("%s not quarantined: %v", s, err)
+		}
+	}
+
+	// Damage among the good files.
+	link := "simulation/thermals/scenario_id=5/link.parquet"
+	if err := os.Symlink("/etc/hostname", filepath.Join(out, filepath.FromSlash(link))); err != nil {
+		t.Fatal(err)
+	}
+	trunc, lost := layout.DataFile("buses", 0, 401), layout.DataFile("costs", 0, 402)
+	info, err := os.Stat(filepath.Join(out, filepath.FromSlash(trunc)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(filepath.Join(out, filepath.FromSlash(trunc)), info.Size()+1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(out, filepath.FromSlash(lost))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = merge.Run(context.Background(), out, merge.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range rep.Problems {
+		got = append(got, string(p.Kind)+" "+p.Path)
+	}
+	wantP := []string{"layout " + link, "size " + trunc, "lost " + lost}
+	if rep.Outcome != merge.Corrupt || fmt.Sprint(got) != fmt.Sprint(wantP) {
+		t.Fatalf("problems %v, want %v:\n%s", got, wantP, rep.Human())
+	}
 }
