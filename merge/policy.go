@@ -2,14 +2,20 @@ package merge
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"os"
 	"path"
 	"path/filepath"
-	"sort"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -70,6 +76,32 @@ type policyPlan struct {
 	sha       map[string]string           // name relative to layout.PolicyDir -> SHA-256
 	metadata  []byte
 	fsys      vfs.FS
+
+	// Buffers reused from stage to stage and from the analysis to the
+	// write, so that the merge's memory is about twice the largest stage
+	// (its fragments, its encoding) whatever the stage count, and the
+	// garbage collector has little to do.
+	enc    *policy.Writer    // the stage's encoding; its buffer is reused
+	arena  []byte            // the stage's cuts fragments, each 8-byte aligned
+	cuts1  []policy.Cut      // the stage's union
+	byID   map[uint64]int    // the union's cut_id -> index
+	bySlot map[uint32]uint64 // its slot_index -> cut_id
+	// The SHA-256 of the last cuts file the analysis encoded runs while
+	// the next stage's fragments are read: hashing waits for it before
+	// the encoder reuses that buffer.
+	hashing sync.WaitGroup
+	hashMu  sync.Mutex
+	// shaAtWrite: the SHA-256s of the stage files are computed by
+	// writePolicy as it writes them (a first merge), not by the analysis.
+	shaAtWrite bool
+}
+
+// encoder returns the plan's policy.Writer.
+func (p *policyPlan) encoder() *policy.Writer {
+	if p.enc == nil {
+		p.enc = policy.NewWriter(1 << 16)
+	}
+	return p.enc
 }
 
 // analyzePolicy picks the latest complete checkpoint, locates and
@@ -209,9 +241,16 @@ func (s *state) analyzePolicy() {
 	if !ok {
 		return
 	}
-	w := policy.NewWriter(1 << 16)
+	// On a first merge (no policy/metadata.json) every stage file will be
+	// written: their SHA-256s (for training/metadata.json) are computed
+	// then, while the write waits for the disk, instead of here, where
+	// the CPU is the limit. A policy that may be in place already has
+	// them computed here.
+	if _, err := s.fsys.Lstat(layout.Join(s.out, layout.PolicyMetadataFile)); errors.Is(err, fs.ErrNotExist) {
+		p.shaAtWrite = true
+	}
 	for st := range meta.NumStages {
-		n, err := p.stageOutputs(s.out, w, st, func(f *policyFrag, err error) {
+		n, err := p.stageOutputs(s.out, st, func(f *policyFrag, err error) {
 			if f == nil {
 				s.problem(ProblemPolicy, path.Join(layout.PolicyDir, "cuts", layout.StageFileName(st)), nil, "stage %d: %v", st, err)
 			} else {
@@ -223,10 +262,12 @@ func (s *state) analyzePolicy() {
 			return nil
 		})
 		if err != nil {
+			p.hashing.Wait()
 			return
 		}
 		pr.Cuts += n
 	}
+	p.hashing.Wait()
 	if !ok {
 		return
 	}
@@ -353,6 +394,45 @@ func readFragment(fsys vfs.FS, out string, f *policyFrag) ([]byte, error) {
 	return buf, nil
 }
 
+// readFragmentInto is readFragment into dst (len(dst) = the recorded
+// size), without allocating.
+func readFragmentInto(fsys vfs.FS, out string, f *policyFrag, dst []byte) error {
+	sizeErr := func(n int64) error {
+		return &fragError{ProblemSize, fmt.Sprintf("rank %d: %s fragment of stage %d is %d bytes, its checkpoint record says %d", f.rank, f.file.Kind, f.file.Stage, n, f.file.Bytes)}
+	}
+	lost := func(err error) error {
+		return &fragError{ProblemLost, fmt.Sprintf("rank %d: %s fragment of stage %d: %v", f.rank, f.file.Kind, f.file.Stage, err)}
+	}
+	file, err := fsys.Open(layout.Join(out, f.src()))
+	if err != nil {
+		return lost(err)
+	}
+	defer file.Close()
+	st, err := file.Stat()
+	if err != nil {
+		return lost(err)
+	}
+	if st.Size() > f.file.Bytes {
+		return sizeErr(st.Size())
+	}
+	n, err := io.ReadFull(file, dst)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return sizeErr(int64(n))
+	}
+	if err != nil {
+		return lost(err)
+	}
+	// One byte more: the file must end here (it may have grown since Stat).
+	var one [1]byte
+	if m, _ := file.Read(one[:]); m > 0 {
+		return sizeErr(int64(n + m))
+	}
+	if got := manifest.FormatXXH64(xxhash.Sum64(dst)); got != f.file.XXH64 {
+		return &fragError{ProblemChecksum, fmt.Sprintf("rank %d: %s fragment of stage %d has xxh64 %s, its checkpoint record says %s", f.rank, f.file.Kind, f.file.Stage, got, f.file.XXH64)}
+	}
+	return nil
+}
+
 // readCopy reads a basis or states fragment that is copied verbatim,
 // checking that it is one of the stage and, for states, of the dimension.
 func (p *policyPlan) readCopy(out string, f *policyFrag, stage int) ([]byte, error) {
@@ -384,10 +464,11 @@ func (p *policyPlan) readCopy(out string, f *policyFrag, stage int) ([]byte, err
 	return buf, nil
 }
 
-// assembleStage unions every rank's cuts of one stage by cut_id, reading
-// one fragment at a time (the union copies what it keeps, so a fragment's
-// buffer is released before the next is read), and orders them by
-// slot_index. On error it returns the fragment at fault.
+// assembleStage unions every rank's cuts of one stage by cut_id and
+// orders them by slot_index. Its fragments are read into the plan's
+// arena, one 8-byte aligned slot each, and the union's coefficients are
+// views into them (no copy): the result is valid until the next call.
+// On error it returns the fragment at fault.
 func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *policyFrag, error) {
 	sc := &policy.StageCuts{
 		StageID:        uint32(stage),
@@ -395,11 +476,58 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 		Capacity:       p.meta.Capacity[stage],
 		WarmStartCount: p.meta.WarmStartCounts[stage],
 	}
-	byID := map[uint64]int{}
-	bySlot := map[uint32]uint64{}
-	for _, f := range p.cuts[stage] {
-		buf, err := readFragment(p.fsys, out, f)
-		if err != nil {
+	frags := p.cuts[stage]
+	need := p.stageNeed(stage)
+	if int64(cap(p.arena)) < need {
+		// Sized once for the largest stage (never regrown stage by stage).
+		var most int64
+		for st := range p.cuts {
+			most = max(most, p.stageNeed(st))
+		}
+		p.arena = nil // before the new one is allocated: never both
+		p.arena = make([]byte, most)
+	} else if need >= gcStageBytes {
+		// The stage's garbage (views, maps) is small, but the garbage
+		// collector's goal is twice the live heap, and the live heap is
+		// two stages (fragments and encoding): left alone, garbage would
+		// pile up to that goal over the stages, so the peak would grow
+		// with the stage count up to about four stages' worth. One
+		// collection per large stage keeps it flat at two (it marks only
+		// the small pointerful part of the heap: milliseconds).
+		runtime.GC()
+	}
+	arena := p.arena[:need]
+	if p.byID == nil {
+		p.byID, p.bySlot = map[uint64]int{}, map[uint32]uint64{}
+	}
+	byID, bySlot := p.byID, p.bySlot
+	clear(byID)
+	clear(bySlot)
+	cuts := p.cuts1[:0]
+	defer func() { p.cuts1 = cuts[:0] }()
+	// The fragments are read and hashed in parallel (each into its own
+	// slot), then decoded and united in rank order, so the fragment at
+	// fault is the same as when reading one at a time.
+	bufs := make([][]byte, len(frags))
+	var off int64
+	for i, f := range frags {
+		bufs[i] = arena[off : off+f.file.Bytes : off+f.file.Bytes]
+		off += (f.file.Bytes + 7) &^ 7
+	}
+	readErrs := make([]error, len(frags))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(len(frags), runtime.GOMAXPROCS(0), maxFragmentReaders) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(frags); i = int(next.Add(1) - 1) {
+				readErrs[i] = readFragmentInto(p.fsys, out, frags[i], bufs[i])
+			}
+		})
+	}
+	wg.Wait()
+	for i, f := range frags {
+		buf := bufs[i]
+		if err := readErrs[i]; err != nil {
 			return nil, f, err
 		}
 		v, err := policy.ReadStageCuts(buf)
@@ -415,7 +543,7 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 		for i := range v.Cuts {
 			c := &v.Cuts[i]
 			if k, dup := byID[c.CutID]; dup {
-				if !sameCut(&sc.Cuts[k], c) {
+				if !sameCut(&cuts[k], c) {
 					return nil, f, &fragError{ProblemConflict, fmt.Sprintf("stage %d cut_id %d: rank %d's copy differs from an earlier rank's (coefficients, intercept, slot or flags)", stage, c.CutID, f.rank)}
 				}
 				continue
@@ -423,8 +551,11 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 			if other, taken := bySlot[c.SlotIndex]; taken {
 				return nil, f, &fragError{ProblemConflict, fmt.Sprintf("stage %d cut_id %d: rank %d puts it in slot %d, which holds cut_id %d", stage, c.CutID, f.rank, c.SlotIndex, other)}
 			}
-			byID[c.CutID] = len(sc.Cuts)
+			byID[c.CutID] = len(cuts)
 			bySlot[c.SlotIndex] = c.CutID
+			// The views alias buf (zero-copy: aligned in the arena) or are
+			// copies ReadStageCuts made; either way they live as long as
+			// the arena's contents, which is this stage.
 			cut := policy.Cut{
 				CutID:            c.CutID,
 				SlotIndex:        c.SlotIndex,
@@ -432,16 +563,34 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 				ForwardPassIndex: c.ForwardPassIndex,
 				Intercept:        c.Intercept,
 				IsActive:         c.IsActive,
-				Coefficients:     append([]float64(nil), c.Coefficients()...),
+				Coefficients:     c.Coefficients(),
 			}
 			if g := c.StateAtGeneration(); len(g) > 0 {
-				cut.StateAtGeneration = append([]float64(nil), g...)
+				cut.StateAtGeneration = g
 			}
-			sc.Cuts = append(sc.Cuts, cut)
+			cuts = append(cuts, cut)
 		}
 	}
-	sort.Slice(sc.Cuts, func(i, j int) bool { return sc.Cuts[i].SlotIndex < sc.Cuts[j].SlotIndex })
+	slices.SortFunc(cuts, func(a, b policy.Cut) int { return cmp.Compare(a.SlotIndex, b.SlotIndex) })
+	sc.Cuts = cuts
 	return sc, nil, nil
+}
+
+// maxFragmentReaders bounds the goroutines reading one stage's
+// fragments.
+const maxFragmentReaders = 4
+
+// gcStageBytes is the stage size from which assembleStage collects
+// garbage before each stage.
+const gcStageBytes = 32 << 20
+
+// stageNeed is the arena size stage st's cuts fragments take.
+func (p *policyPlan) stageNeed(st int) int64 {
+	var need int64
+	for _, f := range p.cuts[st] {
+		need += (f.file.Bytes + 7) &^ 7
+	}
+	return need
 }
 
 // sameCut compares two copies of a cut bit for bit.
@@ -472,19 +621,19 @@ func sameFloats(a, b []float64) bool {
 // what was verified. A defective fragment (nil: the encoder refused the
 // stage) goes to fail and the other files of the stage still go on; an
 // error from emit stops. It returns the stage's cut count.
-func (p *policyPlan) stageOutputs(out string, w *policy.Writer, st int, fail func(*policyFrag, error), emit func(name string, data []byte) error) (int, error) {
+func (p *policyPlan) stageOutputs(out string, st int, fail func(*policyFrag, error), emit func(name string, data []byte) error) (int, error) {
 	sc, frag, err := p.assembleStage(out, st)
 	if err != nil {
 		fail(frag, err)
 		return 0, nil
 	}
-	buf, err := w.EncodeStageCuts(sc)
+	p.hashing.Wait() // the encoder's buffer may still be being hashed
+	buf, err := p.encoder().EncodeStageCuts(sc)
 	if err != nil {
 		fail(nil, err)
 		return 0, nil
 	}
 	n := len(sc.Cuts)
-	sc = nil // the encoded copy is enough: keep one stage in memory, not two
 	if err := emit(path.Join("cuts", layout.StageFileName(st)), buf); err != nil {
 		return 0, err
 	}
@@ -507,10 +656,28 @@ func (p *policyPlan) stageOutputs(out string, w *policy.Writer, st int, fail fun
 	return n, nil
 }
 
-// record notes an output file's integrity data.
+// record notes an output file's integrity data: its size and XXH64, and
+// its SHA-256 unless shaAtWrite.
 func (p *policyPlan) record(name string, data []byte) {
 	p.entries[name] = policy.FileEntry{Bytes: int64(len(data)), XXH64: manifest.FormatXXH64(xxhash.Sum64(data))}
-	p.sha[name] = sha256hex(data)
+	if !p.shaAtWrite {
+		p.shaAsync(name, data)
+	}
+}
+
+// shaAsync computes data's SHA-256 into p.sha[name] in the background
+// (the slowest hash: it overlaps the next stage's reads, or the disk);
+// stageOutputs waits for it before reusing the encoder's buffer, and
+// whoever uses p.sha waits for p.hashing first.
+func (p *policyPlan) shaAsync(name string, data []byte) {
+	p.hashing.Add(1)
+	go func() {
+		defer p.hashing.Done()
+		h := sha256hex(data)
+		p.hashMu.Lock()
+		p.sha[name] = h
+		p.hashMu.Unlock()
+	}()
 }
 
 func (p *policyPlan) buildMetadata() ([]byte, error) {
@@ -581,7 +748,7 @@ func (s *state) writePolicy() error {
 	dir := layout.Join(s.out, layout.PolicyDir)
 	mdPath := layout.Join(s.out, layout.PolicyMetadataFile)
 	old, err := vfs.ReadFile(s.fsys, mdPath, int64(len(p.metadata)))
-	if err == nil && bytes.Equal(old, p.metadata) {
+	if err == nil && bytes.Equal(old, p.metadata) && !p.shaAtWrite {
 		// Already committed with exactly this content, and every listed
 		// file verified by the analysis (checkPolicyInPlace), plain or
 		// packed: leave them all as they are, but durable (the merge that
@@ -605,28 +772,33 @@ func (s *state) writePolicy() error {
 			return err
 		}
 	}
-	w := policy.NewWriter(1 << 16)
+	sw := s.newStageWriter()
 	for st := range p.meta.NumStages {
 		var failed error
-		_, err := p.stageOutputs(s.out, w, st, func(_ *policyFrag, err error) {
+		_, err := p.stageOutputs(s.out, st, func(_ *policyFrag, err error) {
 			if failed == nil {
 				failed = fmt.Errorf("policy stage %d changed since it was verified: %w", st, err)
 			}
 		}, func(name string, data []byte) error {
-			if e := p.entries[name]; e.Bytes != int64(len(data)) || e.XXH64 != manifest.FormatXXH64(xxhash.Sum64(data)) {
-				return fmt.Errorf("policy %s: assembled differently than verified", name)
+			if p.shaAtWrite {
+				p.shaAsync(name, data) // data stays valid until the next stage's encoding, which waits
 			}
-			return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, name), data}})
+			return sw.write(path.Join(layout.PolicyDir, name), data, p.entries[name])
 		})
 		if err == nil {
 			err = failed
 		}
 		if err != nil {
-			return err
+			p.hashing.Wait()
+			return errors.Join(err, sw.finish())
 		}
 	}
-	// Every new stage file is durable (replaceAll fsynced it and its
-	// directory): only now do the old policy's files go, packed ones
+	p.hashing.Wait()
+	if err := sw.finish(); err != nil {
+		return err
+	}
+	// Every new stage file is durable (stageWriter fsynced it, renamed it
+	// and synced its directory): only now do the old policy's files go, packed ones
 	// included (a stage_NNN.bin.zst beside the new stage_NNN.bin is the
 	// old policy's), and only then is the new policy committed.
 	if err := s.removeStalePolicy(dir, p, false); err != nil {
@@ -704,4 +876,153 @@ func (s *state) syncPolicy(dir string, p *policyPlan) error {
 		}
 	}
 	return s.syncDirs(dirty)
+}
+
+// stageWriter writes the policy's stage files, each through a temp file
+// in _shards/tmp, checked against the analysis' size and XXH64 (hashed
+// as it is written), fsynced and renamed into place, as replaceAll does,
+// but with the fsync and rename of one file in a goroutine of their own
+// while the caller assembles and encodes the next stage (the written
+// bytes are in the page cache: the encoder's buffer is free as soon as
+// write returns). finish waits for the last one and syncs the
+// directories that got new names; until it returns nil, no stage file
+// may be vouched for.
+type stageWriter struct {
+	s     *state
+	seq   int
+	dirs  map[string]bool
+	queue chan stagePending
+	done  chan struct{}
+	mu    sync.Mutex
+	err   error
+	wrote []string // renamed into place, in order
+}
+
+type stagePending struct {
+	p          *vfs.Pending
+	tmp, final string
+	rel        string
+}
+
+func (s *state) newStageWriter() *stageWriter {
+	w := &stageWriter{s: s, dirs: map[string]bool{}, queue: make(chan stagePending), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for sp := range w.queue {
+			if w.failed() != nil {
+				sp.p.Abort()
+				continue
+			}
+			err := sp.p.Sync() // removes the temp on failure
+			if err == nil {
+				if err = s.fsys.Rename(sp.tmp, sp.final); err != nil {
+					_ = s.fsys.Remove(sp.tmp)
+					err = fmt.Errorf("writing %s: %w", sp.final, err)
+				}
+			}
+			w.mu.Lock()
+			if err != nil && w.err == nil {
+				w.err = err
+			}
+			if err == nil {
+				w.wrote = append(w.wrote, sp.rel)
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+func (w *stageWriter) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// write makes OUT/rel hold data (which must match want), durably once
+// finish returns nil. A file already holding exactly data is only
+// fsynced (a merge that wrote it may have died before its fsync).
+func (w *stageWriter) write(rel string, data []byte, want policy.FileEntry) error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	s := w.s
+	final := layout.Join(s.out, rel)
+	dir := filepath.Dir(final)
+	if err := s.dirs.Ensure(dir); err != nil {
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	w.dirs[dir] = true
+	if same, err := sameContent(s.fsys, final, data); err == nil && same {
+		if want.Bytes != int64(len(data)) || want.XXH64 != manifest.FormatXXH64(xxhash.Sum64(data)) {
+			return fmt.Errorf("%s: assembled differently than verified", rel)
+		}
+		return vfs.SyncFile(s.fsys, final)
+	}
+	if w.seq == 0 {
+		if err := s.dirs.Ensure(layout.Join(s.out, layout.TempDir)); err != nil {
+			return fmt.Errorf("writing %s: %w", final, err)
+		}
+	}
+	tmp := layout.Join(s.out, layout.MergeTemp(os.Getpid(), w.seq, rel))
+	w.seq++
+	_ = s.fsys.Remove(tmp) // a leftover of this same process id from an earlier crash
+	info, pend, err := vfs.WriteNew(s.fsys, tmp, func(out io.Writer) error {
+		_, err := out.Write(data)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", final, err)
+	}
+	if info.Bytes != want.Bytes || manifest.FormatXXH64(info.XXH64) != want.XXH64 {
+		pend.Abort()
+		return fmt.Errorf("%s: assembled differently than verified", rel)
+	}
+	w.queue <- stagePending{p: pend, tmp: tmp, final: final, rel: rel}
+	return nil
+}
+
+// finish waits for the pending fsyncs and renames, reports the files
+// renamed into place and syncs their directories.
+func (w *stageWriter) finish() error {
+	if w.queue != nil {
+		close(w.queue)
+		<-w.done
+		w.queue = nil
+		w.s.report.Written = append(w.s.report.Written, w.wrote...)
+	}
+	if err := w.failed(); err != nil {
+		return err
+	}
+	return w.s.syncDirs(w.dirs)
+}
+
+// sameContent reports whether name holds exactly data, reading it in
+// bounded chunks (a stage file is up to 2 GiB).
+func sameContent(fsys vfs.FS, name string, data []byte) (bool, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() != int64(len(data)) || !st.Mode().IsRegular() {
+		return false, err
+	}
+	buf := make([]byte, min(len(data), 1<<20)+1)
+	for off := 0; ; {
+		n, err := f.Read(buf)
+		if n > 0 {
+			if off+n > len(data) || !bytes.Equal(buf[:n], data[off:off+n]) {
+				return false, nil
+			}
+			off += n
+		}
+		if errors.Is(err, io.EOF) {
+			return off == len(data), nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }

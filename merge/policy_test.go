@@ -6,6 +6,7 @@ package merge_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/hydroshard/hydroshard/internal/policygen"
 	"github.com/hydroshard/hydroshard/journal"
 	"github.com/hydroshard/hydroshard/layout"
 	"github.com/hydroshard/hydroshard/manifest"
@@ -422,5 +424,214 @@ func TestPolicyLostFragment(t *testing.T) {
 	rep := polMerge(t, out)
 	if rep.ExitCode() != 2 || len(rep.Problems) == 0 || rep.Problems[0].Kind != "lost" {
 		t.Fatalf("exit %d problems %v", rep.ExitCode(), rep.Problems)
+	}
+}
+
+// BenchmarkPolicyMerge merges a synthetic checkpoint (internal/policygen)
+// of HYDROSHARD_POLICY_BENCH="ranks,stages,cuts,dim" (default
+// 8,4,4800,480: ~74 MB) once per iteration, the policy removed between
+// iterations (untimed). cmd/shardbench's policy section measures the same
+// at production size, against cp -r.
+func BenchmarkPolicyMerge(b *testing.B) {
+	spec := policygen.Spec{Ranks: 8, Stages: 4, Cuts: 4800, Dim: 480}
+	if v := os.Getenv("HYDROSHARD_POLICY_BENCH"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d,%d,%d,%d", &spec.Ranks, &spec.Stages, &spec.Cuts, &spec.Dim); err != nil {
+			b.Fatalf("HYDROSHARD_POLICY_BENCH=%q: %v", v, err)
+		}
+	}
+	out := b.TempDir()
+	g, err := policygen.Generate(out, spec)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(g.Bytes)
+	b.ResetTimer()
+	for range b.N {
+		rep, err := merge.Run(context.Background(), out, merge.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.Training == nil || rep.Training.Policy == nil || rep.Training.Policy.Cuts != spec.Stages*spec.Cuts {
+			b.Fatalf("policy report %+v", rep.Training)
+		}
+		b.StopTimer()
+		for _, d := range []string{layout.PolicyDir, layout.TrainingDir} {
+			if err := os.RemoveAll(filepath.Join(out, d)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+	}
+}
+
+// TestPolicyRebuildKeepsIdenticalStageFiles: with policy/metadata.json
+// gone, the merge rebuilds the policy; stage files that already hold the
+// assembled bytes are kept (fsynced, not rewritten), one that differs is
+// replaced, and no temp file is left behind.
+func TestPolicyRebuildKeepsIdenticalStageFiles(t *testing.T) {
+	out := t.TempDir()
+	polWrite(t, out, 2, map[int][]polRank{5: {{cuts: all}, {cuts: func(st, i int) bool { return i%2 == 0 }}}})
+	polMerge(t, out)
+	want := readTree(t, filepath.Join(out, layout.PolicyDir))
+	if err := os.Remove(filepath.Join(out, layout.PolicyMetadataFile)); err != nil {
+		t.Fatal(err)
+	}
+	damaged := path.Join("cuts", layout.StageFileName(1))
+	if err := os.WriteFile(filepath.Join(out, layout.PolicyDir, filepath.FromSlash(damaged)), []byte("not a stage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := polMerge(t, out)
+	if len(rep.Problems) > 0 {
+		t.Fatal(rep.Problems)
+	}
+	var policyWritten []string
+	for _, w := range rep.Written {
+		if strings.HasPrefix(w, layout.PolicyDir+"/") {
+			policyWritten = append(policyWritten, w)
+		}
+	}
+	wantWritten := []string{path.Join(layout.PolicyDir, damaged), layout.PolicyMetadataFile}
+	if fmt.Sprint(policyWritten) != fmt.Sprint(wantWritten) {
+		t.Fatalf("policy files written %v, want %v", policyWritten, wantWritten)
+	}
+	got := readTree(t, filepath.Join(out, layout.PolicyDir))
+	if len(got) != len(want) {
+		t.Fatalf("%d policy files, want %d", len(got), len(want))
+	}
+	for k, b := range want {
+		if !bytes.Equal(got[k], b) {
+			t.Fatalf("policy/%s differs after the rebuild", k)
+		}
+	}
+	checkPolicy(t, out)
+	ents, err := os.ReadDir(filepath.Join(out, layout.TempDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("left in %s: %s", layout.TempDir, e.Name())
+	}
+}
+
+// TestPolicyGeneratedCheckpoint merges a checkpoint of internal/policygen
+// (what cmd/shardbench's policy section measures at production size):
+// complete, every cut there once, in slot order, with its coefficients.
+func TestPolicyGeneratedCheckpoint(t *testing.T) {
+	out := t.TempDir()
+	spec := policygen.Spec{Ranks: 5, Stages: 3, Cuts: 1000, Dim: 7, ForwardPasses: 20}
+	g, err := policygen.Generate(out, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Files != spec.Ranks*spec.Stages || g.Iteration != 50 {
+		t.Fatalf("generated %+v", g)
+	}
+	rep, err := merge.Run(context.Background(), out, merge.Options{Verify: merge.VerifyFull})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) > 0 || rep.Training == nil || rep.Training.Policy == nil || rep.Training.Policy.Cuts != spec.Stages*spec.Cuts {
+		t.Fatalf("problems %v, training %+v", rep.Problems, rep.Training)
+	}
+	// A first merge hashes the stage files as it writes them: the
+	// training metadata's SHA-256s are those of the files.
+	checkPolicySHA := func() {
+		t.Helper()
+		var tm manifest.TrainingMetadata
+		b, err := os.ReadFile(filepath.Join(out, layout.TrainingDir, "metadata.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &tm); err != nil {
+			t.Fatal(err)
+		}
+		tree := readTree(t, filepath.Join(out, layout.PolicyDir))
+		if len(tm.DataIntegrity.PolicySHA256) != len(tree) || len(tree) != spec.Stages+1 {
+			t.Fatalf("policy_sha256 %v for %d files", tm.DataIntegrity.PolicySHA256, len(tree))
+		}
+		for name, data := range tree {
+			if got, want := tm.DataIntegrity.PolicySHA256[name], fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+				t.Fatalf("policy_sha256[%s] = %s, the file's is %s", name, got, want)
+			}
+		}
+	}
+	checkPolicySHA()
+	// A re-merge (the policy in place) computes them in the analysis.
+	if _, err := merge.Run(context.Background(), out, merge.Options{Verify: merge.VerifyFull}); err != nil {
+		t.Fatal(err)
+	}
+	checkPolicySHA()
+	p, err := policy.Open(filepath.Join(out, layout.PolicyDir), policy.Expect{StateDimension: spec.Dim, NumStages: spec.Stages})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for st := range spec.Stages {
+		v, err := p.LoadCuts(uint32(st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Cuts) != spec.Cuts || v.Capacity != uint32(spec.Cuts) {
+			t.Fatalf("stage %d: %d cuts, capacity %d", st, len(v.Cuts), v.Capacity)
+		}
+		for k := range v.Cuts {
+			c := &v.Cuts[k]
+			if c.SlotIndex != uint32(k) || c.CutID != uint64(k+1) || c.ForwardPassIndex != uint32(k%20) || len(c.Coefficients()) != spec.Dim {
+				t.Fatalf("stage %d cut %d: %+v", st, k, *c)
+			}
+		}
+		if k := 777; v.Cuts[k].Coefficients()[3] == v.Cuts[k+1].Coefficients()[3] {
+			t.Fatalf("stage %d: cuts %d and %d have the same coefficients", st, k, k+1)
+		}
+	}
+}
+
+// BenchmarkPolicyOpenRead: policy.Open + LoadCuts of every stage of a
+// merged synthetic checkpoint (HYDROSHARD_POLICY_BENCH as in
+// BenchmarkPolicyMerge), every coefficient summed.
+func BenchmarkPolicyOpenRead(b *testing.B) {
+	spec := policygen.Spec{Ranks: 8, Stages: 4, Cuts: 4800, Dim: 480}
+	if v := os.Getenv("HYDROSHARD_POLICY_BENCH"); v != "" {
+		if _, err := fmt.Sscanf(v, "%d,%d,%d,%d", &spec.Ranks, &spec.Stages, &spec.Cuts, &spec.Dim); err != nil {
+			b.Fatalf("HYDROSHARD_POLICY_BENCH=%q: %v", v, err)
+		}
+	}
+	out := b.TempDir()
+	if _, err := policygen.Generate(out, spec); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := merge.Run(context.Background(), out, merge.Options{}); err != nil {
+		b.Fatal(err)
+	}
+	dir := filepath.Join(out, layout.PolicyDir)
+	var size int64
+	for st := range spec.Stages {
+		fi, err := os.Stat(filepath.Join(dir, "cuts", layout.StageFileName(st)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		size += fi.Size()
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	var sum float64
+	for range b.N {
+		p, err := policy.Open(dir, policy.Expect{StateDimension: spec.Dim, NumStages: spec.Stages})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for st := range spec.Stages {
+			v, err := p.LoadCuts(uint32(st))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range v.Cuts {
+				for _, x := range v.Cuts[i].Coefficients() {
+					sum += x
+				}
+			}
+		}
+	}
+	if sum == 0.5 {
+		b.Log(sum)
 	}
 }
