@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 
 	"github.com/hydroshard/hydroshard/journal"
@@ -26,11 +27,16 @@ const DefaultQueue = 64
 //     each to the committer (same order) and splits it into table tasks;
 //   - the workers encode table tasks into temp files: the tables of one
 //     scenario and of consecutive scenarios in parallel, each worker with
-//     its own long-lived encoder; a syncer goroutine fsyncs each file while
-//     the workers go on encoding;
+//     its own long-lived encoder; each file is fsynced on a goroutine of
+//     its own while the workers go on encoding (the fsyncs of a
+//     scenario's tables run at once, and the file system commits them
+//     together);
 //   - the committer, in acceptance order, waits for a job's tables, appends
-//     its commit record (the commit point), publishes the files, and frees
-//     the job's slot.
+//     its commit record (the commit point), publishes the files (their new
+//     partition directories made all at once, then the renames one by
+//     one), and frees the job's slot. The fsync of _shards/tmp (the
+//     protocol's step 2) runs once the job's temp files exist, while
+//     their own fsyncs are still in flight.
 //
 // The slots bound accepted-but-uncommitted scenarios (Options.Queue): that
 // is the backpressure, and what keeps memory independent of the number of
@@ -45,7 +51,8 @@ type job struct {
 	cost    manifest.CostSummary
 	files   []manifest.FileRecord // per table, set by the workers
 	errs    []error               // per table, set by the workers
-	pending sync.WaitGroup        // one count per table still encoding
+	pending sync.WaitGroup        // one count per table still encoding or syncing
+	written sync.WaitGroup        // one count per table whose temp file is not written yet
 	dropped bool                  // not encoded: the writer was interrupted
 }
 
@@ -54,11 +61,11 @@ type task struct {
 	i int // index into j.tables
 }
 
-// syncReq is a table's temp file, written, waiting for its fsync.
-type syncReq struct {
-	task
-	pf *vfs.Pending
-}
+// maxSyncs is how many written files may wait for their fsync at once
+// (open descriptors, each with a goroutine): 32 per worker, the tables of
+// about three production scenarios, so that a scenario's fsyncs are in
+// flight together and a worker rarely waits for a slot.
+func maxSyncs(workers int) int { return 32 * workers }
 
 // pipeline is the Writer's background machinery.
 type pipeline struct {
@@ -102,48 +109,60 @@ func (w *Writer) startPipeline() {
 				order <- j
 				continue
 			}
+			j.written.Add(len(j.tables))
 			order <- j
 			for i := range j.tables {
 				tasks <- task{j, i}
 			}
 		}
 	}()
-	// The workers hand each written file to the syncer, whose fsync then
-	// overlaps the encoding of the next table; a table is done (for the
-	// committer) once its file is durable. The small buffer bounds the
-	// open, not yet durable files.
-	syncs := make(chan syncReq, 2*w.opts.Workers)
+	// Each written file's fsync runs on a goroutine of its own while the
+	// worker goes on encoding the next table; a table is done (for the
+	// committer) once its file is durable. Many fsyncs in flight at once
+	// cost about one: the file system commits them together (a scenario's
+	// ten small tables would otherwise pay ten fsync latencies in a row).
+	// syncSlots bounds the open, not yet durable files.
+	syncSlots := make(chan struct{}, maxSyncs(w.opts.Workers))
 	var workers sync.WaitGroup
 	for range w.opts.Workers {
 		workers.Go(func() {
 			enc := shard.NewEncoder()
 			for t := range tasks {
-				if pf := w.encodeTable(enc, t); pf != nil {
-					syncs <- syncReq{t, pf}
-				} else {
+				pf := w.encodeTable(enc, t)
+				t.j.written.Done()
+				if pf == nil {
 					t.j.pending.Done()
+					continue
 				}
+				syncSlots <- struct{}{}
+				go func() {
+					if err := pf.Sync(); err != nil {
+						t.j.errs[t.i] = err
+						t.j.files[t.i] = manifest.FileRecord{} // removed by Sync
+					}
+					<-syncSlots
+					t.j.pending.Done()
+				}()
 			}
 		})
 	}
-	go func() {
-		workers.Wait()
-		close(syncs)
-	}()
-	go func() { // syncer
-		for r := range syncs {
-			if err := r.pf.Sync(); err != nil {
-				r.j.errs[r.i] = err
-				r.j.files[r.i] = manifest.FileRecord{} // removed by Sync
-			}
-			r.j.pending.Done()
-		}
-	}()
 	go func() { // committer
 		defer close(w.pipe.drained)
 		for j := range order {
+			// Step 2 of the protocol, the fsync of _shards/tmp, needs
+			// only the job's temp files created: it runs while their own
+			// fsyncs are still in flight, and the commit record waits
+			// for both. It follows the previous job's publish, which
+			// this goroutine finished (the fsync makes the removal of
+			// that job's temp names durable: their final names must
+			// be already).
+			j.written.Wait()
+			var dirErr error
+			if !j.dropped && !w.broken.Load() {
+				dirErr = w.dirs.SyncDir(layout.Join(w.out, layout.TempDir))
+			}
 			j.pending.Wait()
-			w.commit(j)
+			w.commit(j, dirErr)
 			<-w.pipe.slots
 		}
 	}()
@@ -194,8 +213,9 @@ var (
 	errDropped = errors.New("dropped after a signal, or when CloseContext's ctx ended")
 )
 
-// commit makes one encoded job durable, or discards it.
-func (w *Writer) commit(j *job) {
+// commit makes one encoded job durable, or discards it. dirErr is the
+// error of the fsync of _shards/tmp after the job's files were created.
+func (w *Writer) commit(j *job, dirErr error) {
 	id := j.s.ID
 	err := errors.Join(j.errs...)
 	if err == nil && w.broken.Load() {
@@ -214,10 +234,11 @@ func (w *Writer) commit(j *job) {
 		return
 	}
 	// The temp files' own fsyncs made their bytes durable, not their
-	// names: without this fsync of the temp directory a power cut could
-	// leave a durable commit record naming files that are gone.
-	if err := w.dirs.SyncDir(layout.Join(w.out, layout.TempDir)); err != nil {
-		w.finish(id, false, err)
+	// names: without the fsync of the temp directory (done by the
+	// committer once the files were created) a power cut could leave a
+	// durable commit record naming files that are gone.
+	if dirErr != nil {
+		w.finish(id, false, dirErr)
 		return
 	}
 	rec := &manifest.Record{Type: manifest.RecordCommit, Commit: &manifest.CommitInfo{Scenario: id, Files: j.files, Cost: j.cost}}
@@ -226,7 +247,7 @@ func (w *Writer) commit(j *job) {
 		w.finish(id, false, err)
 		return
 	}
-	if err := journal.Publish(w.dirs, w.out, j.files); err != nil {
+	if err := publish(w.dirs, w.out, j.files); err != nil {
 		w.finish(id, true, fmt.Errorf("committed, but %w (the merge will finish it)", err))
 		return
 	}
@@ -299,4 +320,36 @@ func (w *Writer) Flush(ctx context.Context) error {
 		return w.err
 	}
 	return w.takeUnreported()
+}
+
+// publish is journal.Publish of a commit's files, with the partition
+// directories made first, all at once: each new directory costs an fsync
+// of its parent, and fsyncs in flight together cost about one. The
+// renames and their partition directories' fsyncs stay one file at a
+// time, as journal.Publish does them: a file renamed out of the shared
+// _shards/tmp is in the window where another writer's fsync of
+// _shards/tmp could make its temp name's removal durable before its final
+// name is (internal/ordertest's TestSharedTmpDirHole), and renaming the
+// files together would put every file of the scenario in that window at
+// once.
+func publish(dirs *vfs.Dirs, out string, files []manifest.FileRecord) error {
+	if len(files) > 1 {
+		errs := make([]error, len(files))
+		var wg sync.WaitGroup
+		for i, f := range files {
+			wg.Go(func() {
+				final := layout.Join(out, f.Path)
+				if err := dirs.Ensure(filepath.Dir(final)); err != nil {
+					errs[i] = fmt.Errorf("publishing %s: %w", final, err)
+				}
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return journal.Publish(dirs, out, files)
 }
