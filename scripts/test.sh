@@ -40,7 +40,7 @@ echo "== the benchmark's parquet-go contestant (a module of its own: go vet/test
 echo "== benchmark, short run: it must run and write its JSON (figures are printed, not asserted)"
 bench_json=$(mktemp /tmp/shardbench.XXXXXX)
 go run ./cmd/shardbench --quick --json "$bench_json"
-for key in writer_1w_mbps writer_2w_mbps raw_zstd_mbps parquet_go_mbps duckdb_1t_mbps bytes_writer bytes_duckdb rss_200_mb rss_2000_mb compact_mbps cp_mbps compact_cp_ratio compact_rss_small_mb compact_rss_large_mb compact_rss_ratio duckdb_agg_hive_ms duckdb_agg_compacted_ms duckdb_agg_ratio duckdb_filter_hive_ms duckdb_filter_compacted_ms duckdb_filter_ratio polars_agg_hive_ms polars_agg_compacted_ms polars_agg_ratio polars_filter_hive_ms polars_filter_compacted_ms polars_filter_ratio; do
+for key in writer_1w_mbps writer_2w_mbps raw_zstd_mbps parquet_go_mbps duckdb_1t_mbps bytes_writer bytes_duckdb rss_200_mb rss_2000_mb compact_mbps cp_mbps compact_cp_ratio compact_rss_small_mb compact_rss_large_mb compact_rss_ratio duckdb_agg_hive_ms duckdb_agg_compacted_ms duckdb_agg_ratio duckdb_filter_hive_ms duckdb_filter_compacted_ms duckdb_filter_ratio polars_agg_hive_ms polars_agg_compacted_ms polars_agg_ratio polars_filter_hive_ms polars_filter_compacted_ms polars_filter_ratio merge_20k_s merge_60k_s merge_per_file_ratio merge_heap_mb_60k policy_merge_mbps policy_cp_ratio policy_rss_stage_ratio policy_open_readfile_ratio; do
   grep -q "\"$key\": *[0-9]" "$bench_json" || { echo "shardbench --quick: $bench_json has no $key"; cat "$bench_json"; exit 1; }
 done
 rm -f "$bench_json"

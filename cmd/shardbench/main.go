@@ -75,11 +75,13 @@ type config struct {
 	compactRounds int             // cp -r vs compaction rounds (no warm-up)
 	smallRounds   int             // compactions of the small study (its peak RSS only)
 	queryRounds   int             // rounds of the analysts' queries
+	mergeSizes    []int           // the merge scaling section's partition files per size
+	mergeJournals int
 }
 
 // allSections are the parts of a run, in the order they run: the writer
 // contestants (both scales), the ranks' peak RSS, the analysts' side.
-var allSections = []string{"writer", "rss", "analyst"}
+var allSections = []string{"writer", "rss", "analyst", "merge", "policy"}
 
 // knobs are the test's overrides of config (unexported: not a user option).
 type knobs struct {
@@ -101,6 +103,7 @@ func runWith(args []string, stdout, stderr io.Writer, k knobs) int {
 		cfg.rssCase, cfg.rssCounts = "tiny", [2]int{20, 200}
 		cfg.studyCase, cfg.studyCounts = "tiny", [2]int{4, 20}
 		cfg.compactRounds, cfg.smallRounds, cfg.queryRounds = 1, 1, 1
+		cfg.mergeSizes, cfg.mergeJournals = []int{2000, 6000}, 16
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -120,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 	fs.IntVar(&c.reps, "reps", 0, "measured rounds (default 3 with --quick, 7 otherwise)")
 	fs.IntVar(&c.workers, "workers", 2, "W: writer workers, rank Workers and DuckDB threads of the parallel contestants (>= 2)")
 	fs.StringVar(&c.out, "out", "", "scratch directory (default: the system temp dir); the run's files are removed at the end")
-	sections := fs.String("sections", strings.Join(allSections, ","), "comma-separated parts to run: writer (the writer contestants), rss (a rank's peak RSS), analyst (compaction vs cp, its peak RSS, DuckDB and Polars queries)")
+	sections := fs.String("sections", strings.Join(allSections, ","), "comma-separated parts to run: writer (the writer contestants), rss (a rank's peak RSS), analyst (compaction vs cp, its peak RSS, DuckDB and Polars queries), merge (the journal merge at 100k, 300k and 1M partition files, 20k and 60k with --quick: time per file, peak heap), policy (the policy merge at production size vs cp -r, its peak RSS at 30/60 stages, policy.Open vs os.ReadFile; about 27 GB of disk)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR] [--sections LIST]\n\n"+
 			"Measures the Parquet writer against raw zstd, parquet-go and DuckDB on the same data (production and XL\n"+
@@ -165,6 +168,7 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 		fmt.Fprintf(stderr, "shardbench: --sections %q: want at least one of %s\n", *sections, strings.Join(allSections, ","))
 		return c, 2
 	}
+	c.mergeSizes, c.mergeJournals = mergeScaleShape(c.quick)
 	c.warmup = 1
 	c.rssCounts = [2]int{200, 2000}
 	c.studyCase, c.studyCounts, c.compactRounds, c.smallRounds, c.queryRounds = "production", [2]int{200, 2000}, 3, 3, 5
@@ -299,6 +303,23 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 		rp.analyst = a
+	}
+	if cfg.sections["merge"] {
+		dir, fsName, cleanup := rssDir(cfg.quick, scratch) // tmpfs for --quick: seconds, not minutes
+		ms, err := measureMergeScale(ctx, cfg.mergeSizes, cfg.mergeJournals, root, dir, stderr)
+		cleanup()
+		if err != nil {
+			return err
+		}
+		ms.fs = fsName
+		rp.mergeScale = ms
+	}
+	if cfg.sections["policy"] {
+		pr, err := runPolicySection(ctx, cfg, bins, scratch, stderr)
+		if err != nil {
+			return err
+		}
+		rp.policy = pr
 	}
 	rp.elapsed = time.Since(start)
 	rp.print(stdout)

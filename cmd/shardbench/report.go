@@ -50,6 +50,8 @@ type report struct {
 	scales      []*scaleResult
 	rss         *rssResult
 	analyst     *analystResult
+	mergeScale  *mergeScaleResult
+	policy      *policyScaleResult
 	duckVersion string
 	duckMissing string
 	// parquetGoVersion is parquet-go's version in the contestant's module
@@ -234,6 +236,11 @@ func (rp *report) print(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "analyst\t%s\t%.3f\t%s\t%s\t%s\n", t.name, t.value, pr, t.cond(), passWord(t.pass()))
 	}
+	if rp.mergeScale != nil {
+		for _, t := range rp.mergeScale.targets() {
+			fmt.Fprintf(tw, "merge\t%s\t%.3f\t-\t%s\t%s\n", t.name, t.value, t.cond(), passWord(t.pass()))
+		}
+	}
 	tw.Flush()
 	if rp.rss != nil {
 		fmt.Fprintf(w, "\npeak RSS of a rank (simrank, case %s, output on %s): %d scenarios %.1f MB (%.1fs), %d scenarios %.1f MB (%.1fs)\n",
@@ -241,6 +248,12 @@ func (rp *report) print(w io.Writer) {
 	}
 	if rp.analyst != nil {
 		rp.analyst.print(w)
+	}
+	if rp.mergeScale != nil {
+		rp.mergeScale.print(w)
+	}
+	if rp.policy != nil {
+		rp.policy.print(w)
 	}
 	fmt.Fprintf(w, "\ntotal %.1fs. A MISS is a finding, not a failure: the exit status is 0.\n", rp.elapsed.Seconds())
 }
@@ -314,6 +327,16 @@ func (rp *report) doc() map[string]any {
 		for _, t := range rp.analystTargets() {
 			addTarget("analyst", "", t)
 		}
+	}
+	if ms := rp.mergeScale; ms != nil {
+		ms.doc(m)
+		for _, t := range ms.targets() {
+			addTarget("merge", "", t)
+		}
+	}
+	if p := rp.policy; p != nil {
+		p.addJSON(m)
+		targets = append(targets, p.targetDocs()...)
 	}
 	m["sections"] = rp.sectionList()
 	m["ranges"] = ranges
