@@ -816,6 +816,9 @@ func (b *builder) costs() {
 			scen = append(scen, f.Scenario)
 		}
 		c.Source = "simulation/costs of the merged study (package reader)"
+		if b.study.Compacted() {
+			c.Source = "compacted/costs of the merged study (merge-shards compact; package reader)"
+		}
 		read = func(s int, dst *shard.CostsRows) error { return b.study.ReadRows(b.ctx, "costs", s, dst) }
 	default:
 		var pad int

@@ -321,6 +321,27 @@ func TestReportPartialMerged(t *testing.T) {
 	checkEscaped(t, page)
 }
 
+// A study compacted with --replace (its partition files gone): the costs
+// come from the compacted files, the same numbers, and the page says so.
+func TestReportCompacted(t *testing.T) {
+	out := t.TempDir()
+	totals, _ := writeStudy(t, out, studyOpts{train: true, sim: true, merge: true})
+	if _, err := merge.Compact(context.Background(), out, merge.CompactOptions{Replace: true}); err != nil {
+		t.Fatal(err)
+	}
+	r, page := build(t, out)
+	if st, _ := banner(t, page); st != report.StatusComplete {
+		t.Errorf("banner %q", st)
+	}
+	wantCharts(t, page, "convergence", "gap", "cuts", "stage-costs", "total-cost-histogram", "rank-timing", "imbalance", "progress")
+	if got, want := dataValue(t, page, "total-mean"), mean(totals); !near(got, want) || r.Costs.Scenarios != scenarios {
+		t.Errorf("mean total cost %v of %d scenarios, want %v of %d", got, r.Costs.Scenarios, want, scenarios)
+	}
+	if !strings.Contains(r.Costs.Source, "compacted/costs") {
+		t.Errorf("costs source %q does not say compacted", r.Costs.Source)
+	}
+}
+
 // An unmerged partial study: no manifests at all; the costs come from the
 // committed partition files, a damaged one becomes a note.
 func TestReportPartialUnmerged(t *testing.T) {

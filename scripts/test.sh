@@ -48,5 +48,6 @@ echo "== fuzz the decoders (brief)"
 go test -run XXX -fuzz FuzzJournalReader -fuzztime 10s ./journal
 go test -run XXX -fuzz FuzzParseDataFile -fuzztime 5s ./layout
 go test -run XXX -fuzz FuzzParseWriterID -fuzztime 5s ./layout
+go test -run XXX -fuzz FuzzParseCompactPart -fuzztime 5s ./layout
 go test -run XXX -fuzz FuzzCheckCommit -fuzztime 20000x ./merge
 go test -run XXX -fuzz FuzzReadStageCuts -fuzztime 10s ./policy
