@@ -547,11 +547,10 @@ func checkExistingCompaction(fsys vfs.FS, out string, m *manifest.SimManifest, r
 	return cm, nil
 }
 
-// readCompaction reads compacted/_manifest.json strictly: nil when there
-// is none; a *CompactDamageError when it does not decode; an error when it
-// was made from another dataset than the one simulation/_manifest.json (m)
-// describes (a merge changed the study since).
-func readCompaction(fsys vfs.FS, out string, m *manifest.SimManifest) (*CompactManifest, error) {
+// loadCompaction reads compacted/_manifest.json strictly: nil when there
+// is none; a *CompactDamageError when it does not decode. The one reader
+// of that file in this package (compact, the merge, verify, status).
+func loadCompaction(fsys vfs.FS, out string) (*CompactManifest, error) {
 	raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -562,6 +561,17 @@ func readCompaction(fsys vfs.FS, out string, m *manifest.SimManifest) (*CompactM
 	cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, raw)
 	if err != nil {
 		return nil, &CompactDamageError{Path: layout.CompactManifestFile, Detail: err.Error()}
+	}
+	return cm, nil
+}
+
+// readCompaction is loadCompaction for compact: a compaction made from
+// another dataset than the one simulation/_manifest.json (m) describes (a
+// merge changed the study since) is an error.
+func readCompaction(fsys vfs.FS, out string, m *manifest.SimManifest) (*CompactManifest, error) {
+	cm, err := loadCompaction(fsys, out)
+	if cm == nil || err != nil {
+		return nil, err
 	}
 	if cm.DatasetXXH64 != m.DatasetXXH64 {
 		return nil, fmt.Errorf("%s was made from another dataset (dataset_xxh64 %s, simulation/_manifest.json says %s): remove %s and compact again",

@@ -37,54 +37,69 @@ func (c *compactCover) covers(f manifest.FileRecord) bool {
 	return ok && s.bytes == f.Bytes && s.xxh64 == f.XXH64
 }
 
-// readCompactCover returns the cover of a study compacted with --replace,
-// nil for any other (none merged yet, not compacted, partitions kept). A
-// compaction manifest or index that does not check out is a
-// *CompactDamageError: the partition files may be gone, so nothing can be
-// judged lost or kept until someone looks.
+// readCompactCover returns, for the merge, the cover of a study compacted
+// with --replace (see coverOf), nil for any other (none merged yet, not
+// compacted, partitions kept). A compaction manifest or index that does
+// not check out is a *CompactDamageError: the partition files may be
+// gone, so nothing can be judged lost or kept until someone looks.
 func readCompactCover(fsys vfs.FS, out string) (*compactCover, error) {
+	cm, err := loadCompaction(fsys, out)
+	if cm == nil || err != nil || cm.Partitions != manifest.PartitionsRemoved {
+		return nil, err
+	}
 	mPath := layout.Join(out, path.Join(layout.SimDir, layout.ManifestName))
 	raw, err := vfs.ReadFile(fsys, mPath, maxDocument)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+	var m *manifest.SimManifest
+	if err == nil {
+		m, err = manifest.ReadSimManifest(mPath, raw)
 	}
 	if err != nil {
+		// A compaction that replaced the partitions of a study whose
+		// manifest does not read cannot be matched.
+		return nil, &CompactDamageError{Path: path.Join(layout.SimDir, layout.ManifestName), Detail: err.Error() + " (and " + layout.CompactManifestFile + " says the partition files were removed)"}
+	}
+	if err := replacedBy(m, cm); err != nil {
 		return nil, err
-	}
-	if _, err := fsys.Stat(layout.Join(out, layout.CompactManifestFile)); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	m, err := manifest.ReadSimManifest(mPath, raw)
-	if err != nil {
-		// The merge reports (or rewrites) its own manifest; a compaction
-		// of a study whose manifest does not read cannot be matched.
-		return nil, &CompactDamageError{Path: path.Join(layout.SimDir, layout.ManifestName), Detail: err.Error() + " (and " + layout.CompactManifestFile + " is there)"}
-	}
-	craw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument)
-	if err != nil {
-		return nil, err
-	}
-	cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, craw)
-	if err != nil {
-		return nil, &CompactDamageError{Path: layout.CompactManifestFile, Detail: err.Error()}
-	}
-	if cm.Partitions != manifest.PartitionsRemoved {
-		// Both forms are there; a compaction of another dataset is
-		// merely stale (verify says so), and compact refuses it.
-		return nil, nil
-	}
-	if cm.DatasetXXH64 != m.DatasetXXH64 {
-		return nil, &CompactDamageError{Path: layout.CompactManifestFile, Detail: fmt.Sprintf("replaced the partition files of dataset_xxh64 %s, but simulation/_manifest.json says %s: the study changed after compact --replace", cm.DatasetXXH64, m.DatasetXXH64)}
 	}
 	srcs, err := readIndex(fsys, out, m)
 	if err != nil {
 		return nil, err
 	}
+	return coverOf(cm, srcs), nil
+}
+
+// replacedBy checks that cm, which removed the partition files, was made
+// from the dataset m describes.
+func replacedBy(m *manifest.SimManifest, cm *CompactManifest) error {
+	if cm.DatasetXXH64 != m.DatasetXXH64 {
+		return &CompactDamageError{Path: layout.CompactManifestFile, Detail: fmt.Sprintf("replaced the partition files of dataset_xxh64 %s, but simulation/_manifest.json says %s: the study changed after compact --replace", cm.DatasetXXH64, m.DatasetXXH64)}
+	}
+	return nil
+}
+
+// coverOf is what cm, which removed the partition files, vouches for:
+// the index's files srcs.
+func coverOf(cm *CompactManifest, srcs []source) *compactCover {
 	c := &compactCover{manifest: cm, files: make(map[string]source, len(srcs))}
 	for _, s := range srcs {
 		c.files[s.rel] = s
 	}
-	return c, nil
+	return c
+}
+
+// indexSources is the path, size and XXH64 of every well-formed row of
+// simulation/_files.csv (verify reports the others).
+func indexSources(recs [][]string) []source {
+	srcs := make([]source, 0, len(recs))
+	for _, r := range recs {
+		if len(r) != len(indexHeader) {
+			continue
+		}
+		if size, err := strconv.ParseInt(r[4], 10, 64); err == nil {
+			srcs = append(srcs, source{rel: r[0], entity: r[1], bytes: size, xxh64: r[5]})
+		}
+	}
+	return srcs
 }
 
 // checkCompacted checks the compacted files of c against their manifest:
@@ -122,32 +137,23 @@ func checkCompacted(ctx context.Context, fsys vfs.FS, out string, cm *CompactMan
 	return problems, nil
 }
 
-// verifyCompacted checks compacted/ for verify: the manifest strictly;
-// that it was made from the merged dataset (else it is stale, which is no
+// verifyCompacted checks compacted/ for verify (cm: its manifest, nil when
+// there is none): that it was made from the merged dataset (else it is stale, which is no
 // damage while the partition files are kept); that its files account for
 // exactly the rows simulation/_files.csv lists, per entity and scenario
 // range; every compacted file's size (and with full its XXH64); and that
 // nothing else sits under compacted/, where a table glob would read it.
 // replaced is how many listed partition files --replace removed.
-func (v *VerifyReport) verifyCompacted(ctx context.Context, fsys vfs.FS, out string, m *manifest.SimManifest, recs [][]string, full bool, replaced int) error {
-	raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument)
-	if errors.Is(err, fs.ErrNotExist) {
+func (v *VerifyReport) verifyCompacted(ctx context.Context, fsys vfs.FS, out string, m *manifest.SimManifest, cm *CompactManifest, recs [][]string, full bool, replaced int) error {
+	if cm == nil {
 		// Parts without a manifest: an interrupted compaction, which the
 		// next compact finishes; meanwhile a glob would read them.
 		return v.compactedStrays(fsys, out, nil)
 	}
-	if err != nil {
-		return err
-	}
-	cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, raw)
-	if err != nil {
-		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: layout.CompactManifestFile, Detail: err.Error()})
-		return nil
-	}
 	vc := &VerifyCompacted{Partitions: cm.Partitions, Replaced: replaced}
 	v.Compacted = vc
 	if cm.DatasetXXH64 != m.DatasetXXH64 {
-		// With the partitions removed, readCompactCover reported it.
+		// With the partitions removed, verify reported it (replacedBy).
 		vc.Stale = true
 		return v.compactedStrays(fsys, out, cm)
 	}

@@ -384,17 +384,13 @@ func Status(ctx context.Context, out string, opts Options) (*StatusReport, error
 		writers = append(writers, w)
 	}
 	statusAssemble(rep, writers, &sets)
-	if raw, err := vfs.ReadFile(fsys, layout.Join(out, layout.CompactManifestFile), maxDocument); err == nil {
-		if cm, err := manifest.ReadCompactManifest(layout.CompactManifestFile, raw); err != nil {
-			rep.Problems = append(rep.Problems, err.Error())
-		} else {
-			rep.Compacted = &CompactedStatus{Files: len(cm.Files), Partitions: cm.Partitions}
-			for _, f := range cm.Files {
-				rep.Compacted.Bytes += f.Bytes
-			}
+	if cm, err := loadCompaction(fsys, out); err != nil {
+		rep.Problems = append(rep.Problems, err.Error())
+	} else if cm != nil {
+		rep.Compacted = &CompactedStatus{Files: len(cm.Files), Partitions: cm.Partitions}
+		for _, f := range cm.Files {
+			rep.Compacted.Bytes += f.Bytes
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		rep.Problems = append(rep.Problems, fmt.Sprintf("%s: %v", layout.CompactManifestFile, err))
 	}
 	return rep, nil
 }

@@ -142,12 +142,22 @@ func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) err
 	if err != nil {
 		return fmt.Errorf("%s: %w", indexPath, err)
 	}
-	cover, err := readCompactCover(fsys, out)
+	// compacted/: its manifest is read once; when it removed the
+	// partition files, their index rows (recs) are what it vouches for.
+	cm, err := loadCompaction(fsys, out)
 	var damage *CompactDamageError
-	if errors.As(err, &damage) {
-		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: damage.Path, Detail: damage.Detail})
-	} else if err != nil {
+	var cover *compactCover
+	switch {
+	case errors.As(err, &damage):
+	case err != nil:
 		return err
+	case cm != nil && cm.Partitions == manifest.PartitionsRemoved:
+		if err := replacedBy(m, cm); !errors.As(err, &damage) {
+			cover = coverOf(cm, indexSources(recs))
+		}
+	}
+	if damage != nil {
+		v.Problems = append(v.Problems, Problem{Kind: ProblemIndex, Path: damage.Path, Detail: damage.Detail})
 	}
 	listed := map[string]bool{}
 	var jobs []*hashJob
@@ -215,7 +225,7 @@ func (v *VerifyReport) verify(ctx context.Context, out string, opts Options) err
 		}
 	}
 	if damage == nil {
-		if err := v.verifyCompacted(ctx, fsys, out, m, recs, full, replaced); err != nil {
+		if err := v.verifyCompacted(ctx, fsys, out, m, cm, recs, full, replaced); err != nil {
 			return err
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"slices"
 	"sort"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -440,6 +439,10 @@ func (s *Study) streamPart(ctx context.Context, t *shard.Table, n int, want []in
 		return err
 	}
 	defer closer.Close()
+	listed := make(map[int]bool, len(want)) // the scenarios this file may hold
+	for _, i := range want {
+		listed[s.files[i].Scenario] = true
+	}
 	var (
 		pending arrow.RecordBatch // a run read ahead: the next scenario's first
 		pendSc  int
@@ -473,7 +476,7 @@ func (s *Study) streamPart(ctx context.Context, t *shard.Table, n int, want []in
 				}
 			}
 			if sc != f.Scenario {
-				if sc < f.Scenario || !slices.ContainsFunc(want, func(k int) bool { return s.files[k].Scenario == sc }) {
+				if sc < f.Scenario || !listed[sc] {
 					rec.Release()
 					release()
 					return &IntegrityError{Path: cf.Path, Detail: fmt.Sprintf("holds %s scenario %d, which simulation/_files.csv does not list here", f.Entity, sc)}
