@@ -40,12 +40,18 @@ fi
 #   openmpi-bin           mpirun for the launcher tests
 #   chromium              headless rendering of merge-shards report --html
 #                         (cmd/merge-shards/report_html_test.go)
+#   gcc, libopenmpi-dev,  the C API's tests (cmd/libhydroshard): the C and
+#   gfortran              Fortran examples, built with mpicc and mpifort
 apt_missing=()
 command -v flatc >/dev/null 2>&1 || apt_missing+=(flatbuffers-compiler)
 { command -v slurmctld && command -v slurmd && command -v sbatch; } >/dev/null 2>&1 || apt_missing+=(slurm-wlm)
 command -v munged >/dev/null 2>&1 || apt_missing+=(munge)
 command -v mpirun >/dev/null 2>&1 || apt_missing+=(openmpi-bin)
 command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
+command -v gcc >/dev/null 2>&1 || apt_missing+=(gcc)
+command -v gfortran >/dev/null 2>&1 || apt_missing+=(gfortran)
+# mpicc comes with openmpi-bin, mpi.h (and the Fortran mpi module) with the -dev package.
+echo '#include <mpi.h>' | mpicc -E -x c - >/dev/null 2>&1 || apt_missing+=(libopenmpi-dev)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${apt_missing[*]} with apt-get"
