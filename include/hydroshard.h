@@ -39,15 +39,16 @@
  * Checkpoint and iteration data are read, never kept.
  *
  * SIGNALS AND MPI. Loading the library starts the Go runtime (a few threads)
- * but takes over no signal the host handles: the library installs no SIGTERM
- * or SIGINT handler unless hydroshard_handle_signals is called, and if the
- * host installed its own first, the Go runtime leaves it in place. The Go
- * runtime does install handlers for the synchronous signals of its own code
- * (SIGSEGV, SIGBUS, SIGFPE in Go code are passed on to the host's handler
- * when they happen in C code), and uses SIGURG to preempt its threads: the
- * handlers are installed with SA_ONSTACK|SA_RESTART, so the host's blocking
- * calls are restarted, not failed with EINTR. This works inside an MPI
- * process (docs/capi.md; tested under mpirun with OpenMPI).
+ * but takes over no signal the host handles: it installs no SIGTERM or
+ * SIGINT handler unless hydroshard_handle_signals is called (and then only
+ * for those two). The Go runtime does install handlers for SIGSEGV, SIGBUS,
+ * SIGFPE and SIGPIPE (a fault in Go code is a Go panic; the same signal
+ * arising in the host's code goes to the handler the host had installed
+ * before, or to the default action) and for SIGURG, which it sends its own
+ * threads to preempt goroutines; all with SA_ONSTACK|SA_RESTART, so the
+ * host's blocking calls are restarted, not failed with EINTR. A handler the
+ * host installs later for those signals must leave them to Go. This works
+ * inside an MPI process (docs/capi.md; tested under mpirun with OpenMPI).
  */
 #ifndef HYDROSHARD_H
 #define HYDROSHARD_H
@@ -315,7 +316,8 @@ int hydroshard_write_checkpoint(hydroshard_rank *h, int iteration);
 /* Commits what is queued and closes every writer cleanly: the rank's work
  * is complete. The handle must still be freed. */
 int hydroshard_close(hydroshard_rank *h);
-/* Closes as interrupted (preempted, killed, failed), recording reason:
+/* Closes as interrupted (preempted, killed, failed), recording reason
+ * (NULL: "interrupted"):
  * scenarios still queued are committed when they can be; a later attempt
  * resumes. */
 int hydroshard_close_interrupted(hydroshard_rank *h, const char *reason);

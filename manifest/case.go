@@ -354,3 +354,40 @@ func (c *Case) Entities() []string {
 	add("violations/generic", len(c.GenericConstraints))
 	return out
 }
+
+// IDs lists the ids of the entities whose rows go to the table of entity
+// (a name of Entities), in case order: the hydro ids for "hydros" and
+// "inflow_lags", the line ids for "exchanges", the constraint ids for
+// "violations/generic"; none for "costs". ok is false for a name that is
+// no simulation table. It lets a program that fills tables generically (the
+// C API's callers) know the rows without parsing the case itself.
+func (c *Case) IDs(entity string) (ids []int32, ok bool) {
+	collect := func(n int, id func(i int) int32) []int32 {
+		out := make([]int32, n)
+		for i := range out {
+			out[i] = id(i)
+		}
+		return out
+	}
+	switch entity {
+	case "costs":
+		return []int32{}, true
+	case "hydros", "inflow_lags":
+		return collect(len(c.Hydros), func(i int) int32 { return c.Hydros[i].ID }), true
+	case "thermals":
+		return collect(len(c.Thermals), func(i int) int32 { return c.Thermals[i].ID }), true
+	case "exchanges":
+		return collect(len(c.Lines), func(i int) int32 { return c.Lines[i].ID }), true
+	case "buses":
+		return collect(len(c.Buses), func(i int) int32 { return c.Buses[i].ID }), true
+	case "pumping_stations":
+		return collect(len(c.PumpingStations), func(i int) int32 { return c.PumpingStations[i].ID }), true
+	case "contracts":
+		return collect(len(c.Contracts), func(i int) int32 { return c.Contracts[i].ID }), true
+	case "non_controllables":
+		return collect(len(c.NonControllables), func(i int) int32 { return c.NonControllables[i].ID }), true
+	case "violations/generic":
+		return collect(len(c.GenericConstraints), func(i int) int32 { return c.GenericConstraints[i].ID }), true
+	}
+	return nil, false
+}

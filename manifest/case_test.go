@@ -1,6 +1,7 @@
 package manifest_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,5 +39,38 @@ func TestCaseLimits(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCaseIDs: IDs names the entities of every table Entities lists, in
+// case order, and refuses a name that is no table.
+func TestCaseIDs(t *testing.T) {
+	c := &manifest.Case{
+		Buses:              []manifest.Bus{{ID: 7}, {ID: 3}},
+		Hydros:             []manifest.Hydro{{ID: 5}, {ID: 2}},
+		Thermals:           []manifest.Thermal{{ID: 9}},
+		Lines:              []manifest.Line{{ID: 4}},
+		PumpingStations:    []manifest.PumpingStation{{ID: 8}},
+		Contracts:          []manifest.Contract{{ID: 6}},
+		NonControllables:   []manifest.NonControllable{{ID: 11}},
+		GenericConstraints: []manifest.GenericConstraint{{ID: 12}},
+		InflowLagOrder:     1,
+	}
+	want := map[string][]int32{
+		"costs": {}, "hydros": {5, 2}, "inflow_lags": {5, 2}, "thermals": {9}, "exchanges": {4}, "buses": {7, 3},
+		"pumping_stations": {8}, "contracts": {6}, "non_controllables": {11}, "violations/generic": {12},
+	}
+	for _, e := range c.Entities() {
+		got, ok := c.IDs(e)
+		if !ok || !slices.Equal(got, want[e]) {
+			t.Errorf("IDs(%q) = %v, %v; want %v", e, got, ok, want[e])
+		}
+		delete(want, e)
+	}
+	if len(want) > 0 {
+		t.Errorf("Entities left out %v", want)
+	}
+	if _, ok := c.IDs("hydro"); ok {
+		t.Error(`IDs("hydro") is ok, want a refusal`)
 	}
 }

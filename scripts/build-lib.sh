@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the C library: DIR/lib/libhydroshard.so (go build -buildmode=c-shared),
-# DIR/lib/libhydroshard.a (c-archive) and DIR/include/hydroshard.h, the
-# header C, C++ and Fortran programs use. DIR defaults to build/.
+# DIR/lib/libhydroshard.a (c-archive), DIR/include/hydroshard.h, the header
+# of C and C++ programs, and DIR/include/hydroshard.f90, the Fortran module
+# (compile it with the program: mpifort DIR/include/hydroshard.f90 prog.f90).
+# DIR defaults to build/.
 #   scripts/build-lib.sh [DIR]
 # Link with -L DIR/lib -lhydroshard (and -Wl,-rpath,DIR/lib, or set
 # LD_LIBRARY_PATH), or with DIR/lib/libhydroshard.a -lpthread -lm.
@@ -14,5 +16,5 @@ go build -buildmode=c-shared -o "$dir/lib/libhydroshard.so" ./cmd/libhydroshard
 go build -buildmode=c-archive -o "$dir/lib/libhydroshard.a" ./cmd/libhydroshard
 # cgo writes its own header beside each library; C users include ours.
 rm -f "$dir/lib/libhydroshard.h"
-cp include/hydroshard.h "$dir/include/hydroshard.h"
-echo "built $dir/lib/libhydroshard.so, $dir/lib/libhydroshard.a, $dir/include/hydroshard.h"
+cp include/hydroshard.h include/hydroshard.f90 "$dir/include/"
+echo "built $dir/lib/libhydroshard.so, $dir/lib/libhydroshard.a, $dir/include/hydroshard.h and hydroshard.f90 (the Fortran module's source)"

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hydroshard/hydroshard"
+	"github.com/hydroshard/hydroshard/internal/cstudy"
 	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/rank"
@@ -128,116 +129,11 @@ func mergeComplete(t *testing.T, out string) {
 	}
 }
 
-// value is the study's value of double column j of row r in scenario s,
-// as examples/c/simulate.c computes it.
-func value(s, r, j int) float64 {
-	return float64((int64(s)*7919+int64(r)*131+int64(j)*17)%100003) / 8.0
-}
-
-// goScenario builds scenario s of the case exactly as the C and Fortran
-// examples do, with the Go API's types.
-func goScenario(t *testing.T, r *hydroshard.Rank, s int) *shard.Scenario {
-	t.Helper()
-	c := r.Case()
-	h := newHandle()
-	h.opts.Case = c
-	stages, blocks, lags := c.Stages, len(c.Hours), c.InflowLagOrder
-	sc := &shard.Scenario{ID: s}
-	sv := reflect.ValueOf(sc).Elem()
-	for _, entity := range []string{"costs", "hydros", "thermals", "exchanges", "buses", "pumping_stations", "contracts", "non_controllables", "inflow_lags", "violations/generic"} {
-		sl, err := tableFor(entity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids, err := h.caseIDs(entity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		costs, lagt := entity == "costs", entity == "inflow_lags"
-		if !costs && (len(ids) == 0 || (lagt && lags == 0)) {
-			continue
-		}
-		n := stages * blocks * len(ids)
-		switch {
-		case costs:
-			n = stages
-		case lagt:
-			n = stages * len(ids) * lags
-		}
-		rows := reflect.New(sl.rows).Elem()
-		j := 0
-		for _, col := range sl.table.Columns {
-			if col.Derived || (costs && col.Name == "block_id") {
-				continue
-			}
-			field := -1
-			for f := 0; f < sl.rows.NumField(); f++ {
-				if sl.rows.Field(f).Tag.Get("col") == col.Name {
-					field = f
-				}
-			}
-			var v any
-			switch cType(col) {
-			case "double":
-				vals := make([]float64, n)
-				valid := make([]bool, n)
-				for r := range vals {
-					vals[r] = value(s, r, j)
-					valid[r] = (r+j)%5 != 0
-				}
-				if col.Nullable {
-					v = shard.NullFloat64{Values: vals, Valid: valid}
-				} else {
-					v = vals
-				}
-			case "int32_t":
-				vals := make([]int32, n)
-				for r := range vals {
-					var stage, block, entity, lag int
-					switch {
-					case costs:
-						stage = r
-					case lagt:
-						stage, entity, lag = r/(len(ids)*lags), (r/lags)%len(ids), r%lags+1
-					default:
-						stage, block, entity = r/(blocks*len(ids)), (r/len(ids))%blocks, r%len(ids)
-					}
-					switch col.Name {
-					case "stage_id":
-						vals[r] = int32(stage)
-					case "block_id":
-						vals[r] = int32(block)
-					case "lag_index":
-						vals[r] = int32(lag)
-					default:
-						vals[r] = ids[entity]
-					}
-				}
-				if col.Nullable {
-					v = shard.NullInt32{Values: vals} // every value valid
-				} else {
-					v = vals
-				}
-			case "int8_t":
-				v = make([]int8, n)
-			default: // bool
-				b := make([]bool, n)
-				for r := range b {
-					b[r] = (r+s)%2 == 1
-				}
-				v = b
-			}
-			rows.Field(field).Set(reflect.ValueOf(v))
-			j++
-		}
-		sv.Field(sl.field).Set(rows.Addr())
-	}
-	return sc
-}
-
 // goStudy writes the study the examples write, through the Go API: world
 // ranks one after the other, each its owned scenarios, then the merge.
-func goStudy(t *testing.T, out, caseName string, scenarios, world int, solver string) {
+// With openMPI the identity is detected from OpenMPI's variables, as the
+// Fortran example's is; else it is given, as the C example's is.
+func goStudy(t *testing.T, out, caseName string, scenarios, world int, solver string, openMPI bool) {
 	t.Helper()
 	ctx := context.Background()
 	for me := 0; me < world; me++ {
@@ -245,7 +141,12 @@ func goStudy(t *testing.T, out, caseName string, scenarios, world int, solver st
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := hydroshard.OpenRank(ctx, out, hydroshard.RankOptions{Identity: &id, CasePath: caseName, Scenarios: scenarios, Workers: 1, Solver: solver})
+		opts := hydroshard.RankOptions{Identity: &id, CasePath: caseName, Scenarios: scenarios, Workers: 1, Solver: solver}
+		if openMPI {
+			env := map[string]string{"OMPI_COMM_WORLD_RANK": strconv.Itoa(me), "OMPI_COMM_WORLD_SIZE": strconv.Itoa(world)}
+			opts.Identity, opts.Env = nil, func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+		}
+		r, err := hydroshard.OpenRank(ctx, out, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +155,11 @@ func goStudy(t *testing.T, out, caseName string, scenarios, world int, solver st
 			t.Fatal(err)
 		}
 		for _, s := range w.Remaining() {
-			if err := w.WriteScenario(ctx, goScenario(t, r, s)); err != nil {
+			sc, err := cstudy.Scenario(r.Case(), s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.WriteScenario(ctx, sc); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -365,14 +270,14 @@ func sameStudy(t *testing.T, got, want string) {
 // goStudies caches the Go API's study per (case, scenarios, solver).
 var goStudies sync.Map
 
-func goReference(t *testing.T, caseName string, scenarios int, solver string) string {
+func goReference(t *testing.T, caseName string, scenarios int, solver string, openMPI bool) string {
 	t.Helper()
-	key := fmt.Sprint(caseName, scenarios, solver)
+	key := fmt.Sprint(caseName, scenarios, solver, openMPI)
 	if dir, ok := goStudies.Load(key); ok {
 		return dir.(string)
 	}
 	dir := filepath.Join(build(t).dir, "go-"+strings.NewReplacer("/", "_", " ", "_").Replace(key))
-	goStudy(t, dir, caseName, scenarios, 4, solver)
+	goStudy(t, dir, caseName, scenarios, 4, solver, openMPI)
 	goStudies.Store(key, dir)
 	return dir
 }
@@ -400,7 +305,7 @@ func TestCStudyMatchesGoAPI(t *testing.T) {
 				t.Fatalf("%d of 4 ranks finished:\n%s", got, log)
 			}
 			mergeComplete(t, out)
-			sameStudy(t, out, goReference(t, tc.caseName, tc.scenarios, "simulate.c"))
+			sameStudy(t, out, goReference(t, tc.caseName, tc.scenarios, "simulate.c", false))
 		})
 	}
 }
@@ -437,7 +342,7 @@ func TestFortranStudyMatchesGoAPI(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "study")
 			mpirun(t, 4, fortran, append([]string{out, tc.caseName, strconv.Itoa(tc.scenarios)}, tc.args...)...)
 			mergeComplete(t, out)
-			sameStudy(t, out, goReference(t, tc.caseName, tc.scenarios, "simulate.f90"))
+			sameStudy(t, out, goReference(t, tc.caseName, tc.scenarios, "simulate.f90", true))
 		})
 	}
 }
@@ -471,7 +376,7 @@ func TestCBufferOwnership(t *testing.T) {
 				if err := st.ReadRows(context.Background(), "costs", s, &rows); err != nil {
 					t.Fatal(err)
 				}
-				want := value(s, 0, 1) // total_cost is column 1 once block_id is left out
+				want := cstudy.Value(s, 0, 1) // total_cost is column 1 once block_id is left out
 				if tc.inPlace {
 					want = -1.5
 				}

@@ -36,7 +36,7 @@ static void hs_free(struct hydroshard_rank *h) {
 	h->magic = 0;
 	free(h);
 }
-static const char *hs_null_msg(void) { return "hydroshard: the handle is NULL (hydroshard_new returned NULL: out of memory)"; }
+static const char *hs_null_msg(void) { return "hydroshard: the handle is NULL (no handle, or hydroshard_new ran out of memory)"; }
 static const char *hs_bad_msg(void) { return "hydroshard: not a hydroshard handle (freed already, or never one)"; }
 */
 import "C"
@@ -449,9 +449,9 @@ func hydroshard_table(ch *C.hydroshard_rank, scenario C.int, entity *C.char, row
 				v = unsafe.Slice(valid, len(names))
 			}
 		}
-		return h.addTable(int(scenario), e, func(s slot) (reflect.Value, error) {
-			return plainTable(s, int64(rows), names, d, v, h.borrow)
-		}, nil)
+		return h.addTable(int(scenario), e, func(s slot, back *[]func()) (reflect.Value, error) {
+			return plainTable(s, int64(rows), names, d, v, copies{borrow: h.borrow, bufs: &h.bufs, back: back})
+		})
 	})
 }
 
@@ -493,11 +493,10 @@ func hydroshard_table_arrow(ch *C.hydroshard_rank, scenario C.int, entity *C.cha
 			cdata.ReleaseCArrowArray(carr)
 			return inval("hydroshard_table_arrow: scenario %d: %s: not a record batch of the C Data Interface: %v", int(scenario), e, err)
 		}
-		err = h.addTable(int(scenario), e, func(s slot) (reflect.Value, error) { return arrowTable(s, rec) }, rec)
-		if err != nil {
-			rec.Release()
-		}
-		return err
+		return h.addTable(int(scenario), e, func(s slot, back *[]func()) (reflect.Value, error) {
+			*back = append(*back, rec.Release)
+			return arrowTable(s, rec)
+		})
 	})
 }
 

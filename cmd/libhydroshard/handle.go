@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -97,23 +96,28 @@ type handle struct {
 
 	// pending holds the tables given for scenarios not written yet.
 	pending map[int]*pendingScenario
-	// held keeps the Arrow data of written scenarios until they are
-	// committed: the writer reads the buffers in place.
-	held map[int][]arrow.RecordBatch
+	// held keeps, per written scenario, what to release once it is
+	// committed (the writer reads the buffers until then): its Arrow data
+	// and its copied columns' buffers.
+	held map[int][]func()
+	// bufs are the copied columns' buffers, reused from scenario to
+	// scenario.
+	bufs buffers
 	// ckpt holds the checkpoint parts given per iteration.
 	ckpt map[int]*pendingCheckpoint
 }
 
 type pendingScenario struct {
-	s    shard.Scenario
-	recs []arrow.RecordBatch
+	s shard.Scenario
+	// back releases what the tables hold: Arrow records, copy buffers.
+	back []func()
 }
 
 func (p *pendingScenario) release() {
-	for _, r := range p.recs {
-		r.Release()
+	for _, f := range p.back {
+		f()
 	}
-	p.recs = nil
+	p.back = nil
 }
 
 type pendingCheckpoint struct {
@@ -127,7 +131,7 @@ func newHandle() *handle {
 	return &handle{
 		ctx:     context.Background(),
 		pending: map[int]*pendingScenario{},
-		held:    map[int][]arrow.RecordBatch{},
+		held:    map[int][]func(){},
 		ckpt:    map[int]*pendingCheckpoint{},
 	}
 }
@@ -396,8 +400,10 @@ func (h *handle) isCommitted(s int) (bool, error) {
 	return w.IsCommitted(s), nil
 }
 
-// addTable records one table of a scenario not written yet.
-func (h *handle) addTable(scenario int, entity string, build func(slot) (reflect.Value, error), rec arrow.RecordBatch) error {
+// addTable records one table of a scenario not written yet. build makes
+// the rows, adding to back what must be released once the writer is done
+// with them.
+func (h *handle) addTable(scenario int, entity string, build func(s slot, back *[]func()) (reflect.Value, error)) error {
 	if err := h.opened("hydroshard_table"); err != nil {
 		return err
 	}
@@ -409,8 +415,12 @@ func (h *handle) addTable(scenario int, entity string, build func(slot) (reflect
 	if p != nil && !reflect.ValueOf(p.s).Field(s.field).IsNil() {
 		return inval("scenario %d: table %s given twice", scenario, entity)
 	}
-	rv, err := build(s)
+	var back []func()
+	rv, err := build(s, &back)
 	if err != nil {
+		for _, f := range back {
+			f()
+		}
 		return &apiError{codeInval, fmt.Errorf("scenario %d: %w", scenario, err)}
 	}
 	if p == nil {
@@ -418,9 +428,7 @@ func (h *handle) addTable(scenario int, entity string, build func(slot) (reflect
 		h.pending[scenario] = p
 	}
 	reflect.ValueOf(&p.s).Elem().Field(s.field).Set(rv)
-	if rec != nil {
-		p.recs = append(p.recs, rec)
-	}
+	p.back = append(p.back, back...)
 	return nil
 }
 
@@ -443,8 +451,8 @@ func (h *handle) writeScenario(scenario int) error {
 	h.mu.Lock()
 	switch {
 	case err == nil:
-		if len(p.recs) > 0 {
-			h.held[scenario] = p.recs
+		if len(p.back) > 0 {
+			h.held[scenario] = p.back
 		}
 	case errors.Is(err, rank.ErrCommitted):
 		p.release()
@@ -459,13 +467,13 @@ func (h *handle) writeScenario(scenario int) error {
 	return err
 }
 
-// releaseCommitted releases the Arrow data of committed scenarios (all of
-// them when all is set: nothing queued refers to them any more).
+// releaseCommitted releases what committed scenarios held (every
+// scenario's when all is set: nothing queued refers to them any more).
 func (h *handle) releaseCommitted(all bool) {
-	for s, recs := range h.held {
+	for s, back := range h.held {
 		if all || (h.sim != nil && h.sim.IsCommitted(s)) {
-			for _, r := range recs {
-				r.Release()
+			for _, f := range back {
+				f()
 			}
 			delete(h.held, s)
 		}
@@ -702,11 +710,11 @@ func (h *handle) dropPending() {
 	h.ckpt = map[int]*pendingCheckpoint{}
 }
 
-// errorText is the message C callers read: one line, the Go error.
+// errorText is the message C callers read: one line, the Go error, with
+// the Go API's advice put in the C API's words.
 func errorText(err error) string {
-	var b bytes.Buffer
-	b.WriteString(err.Error())
-	return strings.ReplaceAll(b.String(), "\n", "; ")
+	s := strings.ReplaceAll(err.Error(), "rank.Explicit(rank, world)", "hydroshard_set_identity(h, rank, world)")
+	return strings.ReplaceAll(s, "\n", "; ")
 }
 
 // theCase is the case set on the handle (before or after open).
@@ -747,29 +755,9 @@ func (h *handle) caseIDs(entity string) ([]int32, error) {
 	if _, err := tableFor(entity); err != nil {
 		return nil, inval("hydroshard_case_ids: %v", err)
 	}
-	var ids []int32
-	add := func(n int, id func(i int) int32) {
-		for i := 0; i < n; i++ {
-			ids = append(ids, id(i))
-		}
-	}
-	switch entity {
-	case "hydros", "inflow_lags":
-		add(len(c.Hydros), func(i int) int32 { return c.Hydros[i].ID })
-	case "thermals":
-		add(len(c.Thermals), func(i int) int32 { return c.Thermals[i].ID })
-	case "exchanges":
-		add(len(c.Lines), func(i int) int32 { return c.Lines[i].ID })
-	case "buses":
-		add(len(c.Buses), func(i int) int32 { return c.Buses[i].ID })
-	case "pumping_stations":
-		add(len(c.PumpingStations), func(i int) int32 { return c.PumpingStations[i].ID })
-	case "contracts":
-		add(len(c.Contracts), func(i int) int32 { return c.Contracts[i].ID })
-	case "non_controllables":
-		add(len(c.NonControllables), func(i int) int32 { return c.NonControllables[i].ID })
-	case "violations/generic":
-		add(len(c.GenericConstraints), func(i int) int32 { return c.GenericConstraints[i].ID })
+	ids, ok := c.IDs(entity)
+	if !ok {
+		return nil, inval("hydroshard_case_ids: %q is no simulation table", entity)
 	}
 	return ids, nil
 }

@@ -139,39 +139,77 @@ func cType(c shard.Column) string {
 	return c.Type.String()
 }
 
-// cSlice views n values of type T at p, copied into Go memory unless
-// borrow is set.
-func cSlice[T any](p unsafe.Pointer, n int, borrow bool) []T {
-	s := unsafe.Slice((*T)(p), n)
-	if borrow {
+// pool keeps the copies of committed scenarios' columns for the next
+// scenarios: a solver writes tables of the same lengths every scenario, so
+// after the first few every copy reuses a buffer instead of allocating
+// (the allocations, and the collections they cause, cost more than the
+// copy).
+type pool[T any] struct{ free map[int][][]T }
+
+func (p *pool[T]) get(n int) []T {
+	if l := p.free[n]; len(l) > 0 {
+		s := l[len(l)-1]
+		p.free[n] = l[:len(l)-1]
 		return s
 	}
-	return slices.Clone(s)
+	return make([]T, n)
+}
+
+func (p *pool[T]) put(s []T) {
+	if p.free == nil {
+		p.free = map[int][][]T{}
+	}
+	p.free[len(s)] = append(p.free[len(s)], s)
+}
+
+// buffers are a handle's pools, one per element type.
+type buffers struct {
+	f64  pool[float64]
+	i32  pool[int32]
+	i8   pool[int8]
+	i64  pool[int64]
+	bool pool[bool]
+}
+
+// copies says how plainTable takes the caller's arrays: borrowed (in
+// place), or copied into buffers from bufs, each copy's return to its pool
+// added to back (run once the writer is done with the scenario).
+type copies struct {
+	borrow bool
+	bufs   *buffers
+	back   *[]func()
+}
+
+// cSlice views n values of type T at p, or copies them into a buffer of
+// pl.
+func cSlice[T any](p unsafe.Pointer, n int, cp copies, pl *pool[T]) []T {
+	s := unsafe.Slice((*T)(p), n)
+	if cp.borrow {
+		return s
+	}
+	dst := pl.get(n)
+	copy(dst, s)
+	*cp.back = append(*cp.back, func() { pl.put(dst) })
+	return dst
 }
 
 // boolBytes views n bytes at p as bools: each must be 0 or 1 (any other
 // byte is not a Go bool). what names the array in the error.
-func boolBytes(p unsafe.Pointer, n int, borrow bool, bad func(row int, b byte) error) ([]bool, error) {
+func boolBytes(p unsafe.Pointer, n int, cp copies, bad func(row int, b byte) error) ([]bool, error) {
 	raw := unsafe.Slice((*byte)(p), n)
 	for i, b := range raw {
 		if b > 1 {
 			return nil, bad(i, b)
 		}
 	}
-	if borrow {
-		return unsafe.Slice((*bool)(p), n), nil
-	}
-	out := make([]bool, n)
-	for i, b := range raw {
-		out[i] = b == 1
-	}
-	return out, nil
+	// Every byte is 0 or 1: a Go bool.
+	return cSlice(p, n, cp, &cp.bufs.bool), nil
 }
 
 // plainTable builds a table's rows struct from C arrays: data[i] holds rows
 // values of column cols[i], valid[i] (when valid is not nil and valid[i]
 // is not nil) its validity byte-map.
-func plainTable(s slot, rows int64, names []string, data, valid []unsafe.Pointer, borrow bool) (reflect.Value, error) {
+func plainTable(s slot, rows int64, names []string, data, valid []unsafe.Pointer, cp copies) (reflect.Value, error) {
 	t := s.table
 	if rows < 0 || rows > maxRows {
 		return reflect.Value{}, fmt.Errorf("%s: %d rows: want 0..%d", t.Name, rows, int64(maxRows))
@@ -202,7 +240,7 @@ func plainTable(s slot, rows int64, names []string, data, valid []unsafe.Pointer
 		}
 		var vb []bool
 		if vp != nil && n > 0 {
-			if vb, err = boolBytes(vp, n, borrow, func(row int, b byte) error {
+			if vb, err = boolBytes(vp, n, cp, func(row int, b byte) error {
 				return colErr(t, g.col.Name, "validity byte of row %d is %d: want 0 (null) or 1", row, b)
 			}); err != nil {
 				return reflect.Value{}, err
@@ -211,25 +249,25 @@ func plainTable(s slot, rows int64, names []string, data, valid []unsafe.Pointer
 		var v any
 		switch g.col.Type.ID() {
 		case arrow.FLOAT64:
-			vals := cSlice[float64](p, n, borrow)
+			vals := cSlice(p, n, cp, &cp.bufs.f64)
 			if g.col.Nullable {
 				v = shard.NullFloat64{Values: vals, Valid: vb}
 			} else {
 				v = vals
 			}
 		case arrow.INT32:
-			vals := cSlice[int32](p, n, borrow)
+			vals := cSlice(p, n, cp, &cp.bufs.i32)
 			if g.col.Nullable {
 				v = shard.NullInt32{Values: vals, Valid: vb}
 			} else {
 				v = vals
 			}
 		case arrow.INT8:
-			v = cSlice[int8](p, n, borrow)
+			v = cSlice(p, n, cp, &cp.bufs.i8)
 		case arrow.INT64:
-			v = cSlice[int64](p, n, borrow)
+			v = cSlice(p, n, cp, &cp.bufs.i64)
 		case arrow.BOOL:
-			b, err := boolBytes(p, n, borrow, func(row int, b byte) error {
+			b, err := boolBytes(p, n, cp, func(row int, b byte) error {
 				return colErr(t, g.col.Name, "row %d is %d: a boolean column takes 0 or 1", row, b)
 			})
 			if err != nil {

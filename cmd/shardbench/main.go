@@ -81,7 +81,7 @@ type config struct {
 
 // allSections are the parts of a run, in the order they run: the writer
 // contestants (both scales), the ranks' peak RSS, the analysts' side.
-var allSections = []string{"writer", "rss", "analyst", "merge", "policy"}
+var allSections = []string{"writer", "rss", "analyst", "merge", "policy", "capi"}
 
 // knobs are the test's overrides of config (unexported: not a user option).
 type knobs struct {
@@ -123,7 +123,7 @@ func parseFlags(args []string, stderr io.Writer) (config, int) {
 	fs.IntVar(&c.reps, "reps", 0, "measured rounds (default 3 with --quick, 7 otherwise)")
 	fs.IntVar(&c.workers, "workers", 2, "W: writer workers, rank Workers and DuckDB threads of the parallel contestants (>= 2)")
 	fs.StringVar(&c.out, "out", "", "scratch directory (default: the system temp dir); the run's files are removed at the end")
-	sections := fs.String("sections", strings.Join(allSections, ","), "comma-separated parts to run: writer (the writer contestants), rss (a rank's peak RSS), analyst (compaction vs cp, its peak RSS, DuckDB and Polars queries), merge (the journal merge at 100k, 300k and 1M partition files, 20k and 60k with --quick: time per file, peak heap), policy (the policy merge at production size vs cp -r, its peak RSS at 30/60 stages, policy.Open vs os.ReadFile; about 27 GB of disk)")
+	sections := fs.String("sections", strings.Join(allSections, ","), "comma-separated parts to run: writer (the writer contestants), rss (a rank's peak RSS), analyst (compaction vs cp, its peak RSS, DuckDB and Polars queries), merge (the journal merge at 100k, 300k and 1M partition files, 20k and 60k with --quick: time per file, peak heap), policy (the policy merge at production size vs cp -r, its peak RSS at 30/60 stages, policy.Open vs os.ReadFile; about 27 GB of disk), capi (the C API's write path, plain arrays and Arrow, vs the Go API's, on the production case)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: shardbench [--quick] [--json FILE] [--reps N] [--workers W] [--out DIR] [--sections LIST]\n\n"+
 			"Measures the Parquet writer against raw zstd, parquet-go and DuckDB on the same data (production and XL\n"+
@@ -320,6 +320,13 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 		rp.policy = pr
+	}
+	if cfg.sections["capi"] {
+		cr, err := runCAPISection(ctx, cfg, root, scratch, stderr)
+		if err != nil {
+			return err
+		}
+		rp.capi = cr
 	}
 	rp.elapsed = time.Since(start)
 	rp.print(stdout)

@@ -52,6 +52,7 @@ type report struct {
 	analyst     *analystResult
 	mergeScale  *mergeScaleResult
 	policy      *policyScaleResult
+	capi        *capiResult
 	duckVersion string
 	duckMissing string
 	// parquetGoVersion is parquet-go's version in the contestant's module
@@ -255,6 +256,9 @@ func (rp *report) print(w io.Writer) {
 	if rp.policy != nil {
 		rp.policy.print(w)
 	}
+	if rp.capi != nil {
+		rp.capi.print(w)
+	}
 	fmt.Fprintf(w, "\ntotal %.1fs. A MISS is a finding, not a failure: the exit status is 0.\n", rp.elapsed.Seconds())
 }
 
@@ -337,6 +341,10 @@ func (rp *report) doc() map[string]any {
 	if p := rp.policy; p != nil {
 		p.addJSON(m)
 		targets = append(targets, p.targetDocs()...)
+	}
+	if c := rp.capi; c != nil {
+		c.addJSON(m)
+		targets = append(targets, c.targetDocs()...)
 	}
 	m["sections"] = rp.sectionList()
 	m["ranges"] = ranges

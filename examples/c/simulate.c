@@ -3,7 +3,7 @@
  * hydroshard, under mpirun (or srun).
  *
  *   mpicc -O2 -ffp-contract=off -I include examples/c/simulate.c -L build/lib -lhydroshard -o simulate
- *   mpirun -np 4 ./simulate OUT CASE SCENARIOS [--arrow] [--borrow] [--workers N] [--mutate]
+ *   mpirun -np 4 ./simulate OUT CASE SCENARIOS [--arrow] [--borrow] [--workers N] [--mutate] [--bench]
  *   merge-shards OUT
  *
  * Each rank asks hydroshard which scenarios it still owns (a requeued rank
@@ -25,6 +25,11 @@
  *         ((scenario*7919 + row*131 + j*17) % 100003) / 8.0,
  *         null when nullable and (row + j) % 5 == 0.
  *
+ * --bench times the writing alone (shardbench's capi section): every
+ * scenario gets scenario 0's values, computed once before the clock starts,
+ * and the program prints the seconds from hydroshard_open to the return of
+ * hydroshard_close.
+ *
  * --mutate changes costs.total_cost of the first row of every scenario
  * after handing the table over: with the default (copied) arrays the file
  * must not show it, with --borrow or --arrow it must (the buffers are read
@@ -36,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hydroshard.h"
 
@@ -152,12 +158,15 @@ static long arrays_made, arrays_released;
 
 struct child_private {
   const void *buffers[2];
+  int shared; /* the buffers belong to someone else (--bench) */
 };
 
 static void release_child(struct ArrowArray *a) {
   struct child_private *p = a->private_data;
-  free((void *)p->buffers[0]);
-  free((void *)p->buffers[1]);
+  if (!p->shared) {
+    free((void *)p->buffers[0]);
+    free((void *)p->buffers[1]);
+  }
   free(p);
   a->release = NULL;
 }
@@ -194,8 +203,10 @@ static void release_schema(struct ArrowSchema *s) {
 }
 
 /* to_arrow moves the table's buffers into an ArrowArray (the table no
- * longer owns them): values as they are, validity bytes packed to bits. */
-static void to_arrow(struct table *t, struct ArrowArray *out, struct ArrowSchema *schema) {
+ * longer owns them): values as they are, validity bytes packed to bits.
+ * With shared set, the table's buffers (already in Arrow's layout: see
+ * arrow_layout) are only pointed at and stay the table's. */
+static void to_arrow(struct table *t, struct ArrowArray *out, struct ArrowSchema *schema, int shared) {
   struct parent_private *pp = calloc(1, sizeof *pp);
   struct schema_private *sp = calloc(1, sizeof *sp);
   for (int j = 0; j < t->ncols; j++) {
@@ -204,6 +215,16 @@ static void to_arrow(struct table *t, struct ArrowArray *out, struct ArrowSchema
     struct child_private *cp = calloc(1, sizeof *cp);
     int64_t nulls = 0;
     uint8_t *bits = NULL;
+    if (shared) {
+      cp->shared = 1;
+      cp->buffers[0] = t->valid[j];
+      cp->buffers[1] = t->data[j];
+      for (int64_t r = 0; t->valid[j] && r < t->rows; r++) nulls += !(t->valid[j][r / 8] >> (r % 8) & 1);
+      *ch = (struct ArrowArray){.length = t->rows, .null_count = nulls, .n_buffers = 2, .buffers = cp->buffers,
+                                .release = release_child, .private_data = cp};
+      pp->children[j] = ch;
+      goto schema;
+    }
     if (t->valid[j]) {
       bits = calloc((size_t)(t->rows + 7) / 8 + 1, 1);
       for (int64_t r = 0; r < t->rows; r++) {
@@ -228,6 +249,7 @@ static void to_arrow(struct table *t, struct ArrowArray *out, struct ArrowSchema
                               .release = release_child, .private_data = cp};
     pp->children[j] = ch;
 
+  schema:;
     struct ArrowSchema *cs = &sp->child_structs[j];
     snprintf(sp->names[j], sizeof sp->names[j], "%s", c->name);
     const char *format = !strcmp(c->type, "double") ? "g" : !strcmp(c->type, "int32") ? "i" : !strcmp(c->type, "int8") ? "c" : "b";
@@ -242,6 +264,46 @@ static void to_arrow(struct table *t, struct ArrowArray *out, struct ArrowSchema
   __atomic_add_fetch(&arrays_made, 1, __ATOMIC_SEQ_CST);
 }
 
+/* arrow_layout packs a table's validity bytes and bool values to bits in
+ * place of the bytes, once, for to_arrow(shared). */
+static void arrow_layout(struct table *t) {
+  for (int j = 0; j < t->ncols; j++) {
+    uint8_t *bytes[2] = {t->valid[j], !strcmp(t->cols[j].type, "bool") ? t->data[j] : NULL};
+    for (int k = 0; k < 2; k++) {
+      if (!bytes[k]) continue;
+      uint8_t *bits = calloc((size_t)(t->rows + 7) / 8 + 1, 1);
+      for (int64_t r = 0; r < t->rows; r++)
+        if (bytes[k][r]) bits[r / 8] |= (uint8_t)(1u << (r % 8));
+      free(bytes[k]);
+      if (k == 0) t->valid[j] = bits;
+      else t->data[j] = bits;
+    }
+  }
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* prepare drops costs.block_id (costs rows are per stage: it is left out,
+ * all null) and joins the column names for hydroshard_table. */
+static void prepare(struct table *t, char *names) {
+  for (int j = 0; j < t->ncols; j++) {
+    if (!strcmp(t->entity, "costs") && !strcmp(t->cols[j].name, "block_id")) {
+      memmove(&t->cols[j], &t->cols[j + 1], sizeof(struct column) * (size_t)(t->ncols - j - 1));
+      t->ncols--;
+      j--;
+    }
+  }
+  names[0] = 0;
+  for (int j = 0; j < t->ncols; j++) {
+    if (j) strcat(names, ",");
+    strcat(names, t->cols[j].name);
+  }
+}
+
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   int me, world;
@@ -252,11 +314,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *out = argv[1], *casepath = argv[2];
-  int scenarios = atoi(argv[3]), arrow = 0, borrow = 0, workers = 1, mutate = 0;
+  int scenarios = atoi(argv[3]), arrow = 0, borrow = 0, workers = 1, mutate = 0, bench = 0;
   for (int i = 4; i < argc; i++) {
     if (!strcmp(argv[i], "--arrow")) arrow = 1;
     else if (!strcmp(argv[i], "--borrow")) borrow = 1;
     else if (!strcmp(argv[i], "--mutate")) mutate = 1;
+    else if (!strcmp(argv[i], "--bench")) bench = 1;
     else if (!strcmp(argv[i], "--workers") && i + 1 < argc) workers = atoi(argv[++i]);
     else {
       fprintf(stderr, "simulate: unknown argument %s\n", argv[i]);
@@ -277,14 +340,6 @@ int main(int argc, char **argv) {
   if ((rc = hydroshard_set_int(h, "workers", workers))) die(h, "workers", rc);
   if ((rc = hydroshard_set_int(h, "borrow", borrow))) die(h, "borrow", rc);
   if ((rc = hydroshard_set_string(h, "solver", "simulate.c"))) die(h, "solver", rc);
-  if ((rc = hydroshard_open(h, out))) die(h, "hydroshard_open", rc);
-  if ((rc = hydroshard_handle_signals(h))) die(h, "hydroshard_handle_signals", rc);
-
-  int64_t n = hydroshard_remaining(h, NULL, 0);
-  if (n < 0) die(h, "hydroshard_remaining", HYDROSHARD_EINVAL);
-  int32_t *todo = malloc(sizeof(int32_t) * (size_t)(n + 1));
-  hydroshard_remaining(h, todo, n);
-
   /* The tables of the case and their columns, once. */
   struct table proto[NTABLES];
   int ntab = 0;
@@ -298,34 +353,52 @@ int main(int argc, char **argv) {
     t->ncols = parse_columns(hydroshard_table_columns(tables[i]), t->cols);
   }
 
+  /* --bench: scenario 0's values, once, before the clock starts. */
+  struct table bt[NTABLES];
+  char *bnames[NTABLES];
+  for (int i = 0; bench && i < ntab; i++) {
+    bt[i] = proto[i];
+    bnames[i] = malloc(MAXCOLS * 64);
+    prepare(&bt[i], bnames[i]);
+    fill(&bt[i], h, 0);
+    if (arrow) arrow_layout(&bt[i]);
+  }
+  double t0 = now();
+  if ((rc = hydroshard_open(h, out))) die(h, "hydroshard_open", rc);
+  if ((rc = hydroshard_handle_signals(h))) die(h, "hydroshard_handle_signals", rc);
+
+  int64_t n = hydroshard_remaining(h, NULL, 0);
+  if (n < 0) die(h, "hydroshard_remaining", HYDROSHARD_EINVAL);
+  int32_t *todo = malloc(sizeof(int32_t) * (size_t)(n + 1));
+  if (hydroshard_remaining(h, todo, n) != n) die(h, "hydroshard_remaining", HYDROSHARD_EINVAL);
+
   /* With borrowed buffers the tables must live until the flush. */
   struct table *kept = borrow ? calloc((size_t)(n * ntab + 1), sizeof *kept) : NULL;
   int64_t nkept = 0;
   for (int64_t k = 0; k < n && !hydroshard_interrupted(h); k++) {
     int s = todo[k];
     for (int i = 0; i < ntab; i++) {
+      if (bench) {
+        if (arrow) {
+          struct ArrowArray a;
+          struct ArrowSchema sc;
+          to_arrow(&bt[i], &a, &sc, 1);
+          if ((rc = hydroshard_table_arrow(h, s, bt[i].entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
+        } else if ((rc = hydroshard_table(h, s, bt[i].entity, bt[i].rows, bnames[i], (const void *const *)bt[i].data,
+                                          (const uint8_t *const *)bt[i].valid))) {
+          die(h, "hydroshard_table", rc);
+        }
+        continue;
+      }
       struct table t = proto[i];
       char *names = malloc(MAXCOLS * 64);
-      names[0] = 0;
-      for (int j = 0; j < t.ncols; j++) {
-        if (!strcmp(t.entity, "costs") && !strcmp(t.cols[j].name, "block_id")) {
-          /* costs rows are per stage: block_id is left out (all null) */
-          memmove(&t.cols[j], &t.cols[j + 1], sizeof(struct column) * (size_t)(t.ncols - j - 1));
-          t.ncols--;
-          j--;
-          continue;
-        }
-      }
-      for (int j = 0; j < t.ncols; j++) {
-        if (j) strcat(names, ",");
-        strcat(names, t.cols[j].name);
-      }
+      prepare(&t, names);
       fill(&t, h, s);
       if (arrow) {
         struct ArrowArray a;
         struct ArrowSchema sc;
         double *total = !strcmp(t.entity, "costs") ? t.data[1] : NULL; /* total_cost follows stage_id */
-        to_arrow(&t, &a, &sc);
+        to_arrow(&t, &a, &sc, 0);
         if ((rc = hydroshard_table_arrow(h, s, t.entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
         if (a.release || sc.release) {
           fprintf(stderr, "simulate: the library did not take the Arrow structs\n");
@@ -347,6 +420,7 @@ int main(int argc, char **argv) {
     if (rc == HYDROSHARD_EINTERRUPTED) break;
     if (rc) die(h, "hydroshard_write_scenario", rc);
   }
+  if (!hydroshard_interrupted(h) && (rc = hydroshard_flush(h)) && rc != HYDROSHARD_EINTERRUPTED) die(h, "hydroshard_flush", rc);
   if (hydroshard_interrupted(h)) {
     fprintf(stderr, "simulate: rank %d interrupted\n", me);
     hydroshard_close_interrupted(h, "signal");
@@ -354,7 +428,6 @@ int main(int argc, char **argv) {
     MPI_Finalize();
     return 3;
   }
-  if ((rc = hydroshard_flush(h))) die(h, "hydroshard_flush", rc);
   if (arrow && arrays_released != arrays_made) {
     fprintf(stderr, "simulate: %ld Arrow arrays handed over, %ld released after the flush\n", arrays_made,
             arrays_released);
@@ -362,6 +435,7 @@ int main(int argc, char **argv) {
   }
   for (int64_t i = 0; i < nkept; i++) free_table(&kept[i]);
   if ((rc = hydroshard_close(h))) die(h, "hydroshard_close", rc);
+  if (bench) printf("bench_seconds %.6f\n", now() - t0);
   hydroshard_free(h);
   printf("rank %d of %d: %lld scenarios written (%s%s), %ld Arrow arrays released\n", me, world, (long long)n,
          arrow ? "arrow" : "arrays", borrow ? ", borrowed" : "", arrays_released);

@@ -1,0 +1,241 @@
+package main
+
+// The capi section: the C API's write path against the Go API's, on the
+// production case, 1 worker. The library is built as a C shared library
+// (cmd/libhydroshard) and examples/c/simulate.c is compiled against it;
+// it runs as a child process (--bench: scenario 0's values computed once
+// before the clock, every scenario written from them; it prints the seconds
+// from hydroshard_open to the return of hydroshard_close) through each way
+// in: plain arrays copied, plain arrays borrowed, Arrow C Data Interface.
+// The Go contestant does the same in this process through hydroshard.OpenRank
+// (the same values, internal/cstudy; timed from OpenRank to Close).
+// Contestants alternate in a fresh order each round; MB/s is Parquet bytes
+// written per second, and every contestant writes the same bytes.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hydroshard/hydroshard"
+	"github.com/hydroshard/hydroshard/internal/cstudy"
+	"github.com/hydroshard/hydroshard/internal/synth"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/rank"
+	"github.com/hydroshard/hydroshard/shard"
+)
+
+// capiTarget is the bound: the C paths at least this fraction of
+// the Go API's MB/s.
+const capiTarget = 0.95
+
+// capiContestants are the section's ways in, in report order.
+var capiContestants = []struct{ key, label, flag string }{
+	{"go", "Go API (hydroshard.OpenRank, rank.Writer)", ""},
+	{"arrays", "C, plain arrays (copied)", ""},
+	{"borrow", "C, plain arrays borrowed (\"borrow\" 1)", "--borrow"},
+	{"arrow", "C, Arrow C Data Interface", "--arrow"},
+}
+
+type capiResult struct {
+	scenarios int
+	bytes     int64                // Parquet bytes of one run (every contestant: the same)
+	mbps      map[string][]float64 // per contestant, per round
+}
+
+func (r *capiResult) median(key string) float64 { return median(r.mbps[key]) }
+
+func (r *capiResult) ratio(key string) float64 { return r.median(key) / r.median("go") }
+
+// capiTools finds the C compiler the section needs; CI=true makes a
+// missing one an error (as for every tool of the suite).
+func capiTools() error {
+	for _, tool := range []string{"gcc", "mpicc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("capi section: %s is not installed (scripts/install-test-tools.sh installs gcc and libopenmpi-dev)", tool)
+		}
+	}
+	return nil
+}
+
+func runCAPISection(ctx context.Context, cfg config, root, scratch string, progress io.Writer) (*capiResult, error) {
+	if err := capiTools(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(scratch, "capi")
+	lib := filepath.Join(dir, "lib")
+	fmt.Fprintln(progress, "shardbench: capi: building libhydroshard (c-shared) and examples/c/simulate.c")
+	build := func(name string, args ...string) error {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("capi section: %s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	if err := build("go", "build", "-buildmode=c-shared", "-o", filepath.Join(lib, "libhydroshard.so"), "./cmd/libhydroshard"); err != nil {
+		return nil, err
+	}
+	sim := filepath.Join(dir, "simulate")
+	if err := build("mpicc", "-O2", "-ffp-contract=off", "-I", filepath.Join(root, "include"), "examples/c/simulate.c",
+		"-L", lib, "-lhydroshard", "-Wl,-rpath,"+lib, "-o", sim); err != nil {
+		return nil, err
+	}
+	c := synth.Production()
+	caseJSON, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	casePath := filepath.Join(dir, "case.json")
+	if err := os.WriteFile(casePath, caseJSON, 0o644); err != nil {
+		return nil, err
+	}
+	base, err := cstudy.Scenario(c, 0)
+	if err != nil {
+		return nil, err
+	}
+	n := 40
+	if cfg.quick {
+		n = 4
+	}
+	res := &capiResult{scenarios: n, mbps: map[string][]float64{}}
+	run := 0
+	for r := range cfg.warmup + cfg.reps {
+		fmt.Fprintf(progress, "shardbench: capi: round %d/%d (%d production scenarios, 1 worker)\n", r+1, cfg.warmup+cfg.reps, n)
+		for _, i := range rand.New(rand.NewPCG(uint64(r), 0xca91)).Perm(len(capiContestants)) {
+			ct := capiContestants[i]
+			run++
+			out := filepath.Join(dir, fmt.Sprintf("run%d-%s", run, ct.key))
+			runtime.GC()
+			var secs float64
+			if ct.key == "go" {
+				secs, err = capiGo(ctx, out, c, base, n)
+			} else {
+				secs, err = capiC(ctx, sim, out, casePath, n, ct.flag)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("capi section: %s: %w", ct.label, err)
+			}
+			b, err := parquetBytes(filepath.Join(out, "simulation"))
+			if err != nil {
+				return nil, err
+			}
+			if res.bytes == 0 {
+				res.bytes = b
+			} else if b != res.bytes {
+				return nil, fmt.Errorf("capi section: %s wrote %d Parquet bytes, another contestant %d: the same values must make the same files", ct.label, b, res.bytes)
+			}
+			if err := os.RemoveAll(out); err != nil {
+				return nil, err
+			}
+			if r >= cfg.warmup {
+				res.mbps[ct.key] = append(res.mbps[ct.key], float64(b)/1e6/secs)
+			}
+		}
+	}
+	return res, nil
+}
+
+// capiGo writes n scenarios with the Go API, all from base's values.
+func capiGo(ctx context.Context, out string, c *manifest.Case, base *shard.Scenario, n int) (float64, error) {
+	id, err := rank.Explicit(0, 1)
+	if err != nil {
+		return 0, err
+	}
+	t0 := time.Now()
+	r, err := hydroshard.OpenRank(ctx, out, hydroshard.RankOptions{Identity: &id, Case: c, Scenarios: n, Workers: 1, Solver: "simulate.c"})
+	if err != nil {
+		return 0, err
+	}
+	w, err := r.Simulation(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for s := 0; s < n; s++ {
+		sc := *base
+		sc.ID = s
+		if err := w.WriteScenario(ctx, &sc); err != nil {
+			return 0, err
+		}
+	}
+	if err := r.Close(ctx); err != nil {
+		return 0, err
+	}
+	return time.Since(t0).Seconds(), nil
+}
+
+// capiC runs the C program once and returns the seconds it measured.
+func capiC(ctx context.Context, sim, out, casePath string, n int, flag string) (float64, error) {
+	args := []string{out, casePath, strconv.Itoa(n), "--bench", "--workers", "1"}
+	if flag != "" {
+		args = append(args, flag)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, sim, args...)
+	var env []string
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); !strings.HasPrefix(k, "OMPI_") && !strings.HasPrefix(k, "PMI") && !strings.HasPrefix(k, "SLURM") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %v\n%s", sim, strings.Join(args, " "), err, b)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "bench_seconds "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no bench_seconds line in its output:\n%s", b)
+}
+
+func (r *capiResult) print(w io.Writer) {
+	fmt.Fprintf(w, "\nC API vs Go API: production case, %d scenarios, 1 worker, %.1f MB of Parquet per run (every contestant the same bytes); %d rounds, alternated\n",
+		r.scenarios, float64(r.bytes)/1e6, len(r.mbps["go"]))
+	for _, c := range capiContestants {
+		line := fmt.Sprintf("   %-45s %7.1f MB/s", c.label, r.median(c.key))
+		if c.key != "go" {
+			verdict := "met"
+			if r.ratio(c.key) < capiTarget {
+				verdict = "MISSED"
+			}
+			line += fmt.Sprintf("   %.3f of the Go API (target >= %.2f: %s)", r.ratio(c.key), capiTarget, verdict)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func (r *capiResult) addJSON(m map[string]any) {
+	m["capi_scenarios"] = r.scenarios
+	m["capi_bytes"] = r.bytes
+	for _, c := range capiContestants {
+		m["capi_"+c.key+"_mbps"] = r.median(c.key)
+		if c.key != "go" {
+			m["capi_"+c.key+"_ratio"] = r.ratio(c.key)
+		}
+	}
+}
+
+func (r *capiResult) targetDocs() []map[string]any {
+	var out []map[string]any
+	for _, c := range capiContestants[1:] {
+		out = append(out, map[string]any{"scale": "capi", "name": c.label + " / Go API", "key": "capi_" + c.key + "_ratio",
+			"value": r.ratio(c.key), "target": fmt.Sprintf(">= %g", capiTarget), "pass": r.ratio(c.key) >= capiTarget})
+	}
+	return out
+}
