@@ -21,7 +21,10 @@ import (
 
 	"github.com/hydroshard/hydroshard"
 	"github.com/hydroshard/hydroshard/internal/cstudy"
+	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/internal/testtools"
+	"github.com/hydroshard/hydroshard/manifest"
+	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/merge"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/reader"
@@ -33,6 +36,7 @@ import (
 type built struct {
 	dir, lib, include string
 	simulate, check   string
+	train             string
 	err               error
 }
 
@@ -80,6 +84,10 @@ func build(t *testing.T) built {
 			// -ffp-contract=off: no fused multiply-add, so C computes the
 			// values bit for bit as Go does.
 			if err := run("mpicc", append([]string{"-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-Werror", "examples/c/simulate.c", "-o", progs.simulate}, link...)...); err != nil {
+				return err
+			}
+			progs.train = filepath.Join(dir, "train")
+			if err := run("mpicc", append([]string{"-O2", "-Wall", "-Wextra", "-Werror", "cmd/libhydroshard/testdata/train.c", "-o", progs.train}, link...)...); err != nil {
 				return err
 			}
 			progs.check = filepath.Join(dir, "check")
@@ -191,9 +199,10 @@ func dropTimes(v any) any {
 	return v
 }
 
-// sameStudy compares two merged studies file by file: every file but the
-// journals (named by random attempt ids and holding timestamps) must be
-// byte-identical, JSON documents after removing their timestamps.
+// sameStudy compares two merged studies file by file: every file the
+// merge made (not _shards, the ranks' working state: journals and
+// fragments named by random attempt ids) must be byte-identical, JSON
+// documents after removing their timestamps.
 func sameStudy(t *testing.T, got, want string) {
 	t.Helper()
 	files := func(root string) map[string]string {
@@ -203,7 +212,7 @@ func sameStudy(t *testing.T, got, want string) {
 				return err
 			}
 			rel, _ := filepath.Rel(root, p)
-			if d.IsDir() && rel == filepath.Join("_shards", "journal") {
+			if d.IsDir() && rel == "_shards" {
 				return fs.SkipDir
 			}
 			if !d.IsDir() {
@@ -617,5 +626,199 @@ func TestHeaderMatchesLibrary(t *testing.T) {
 	}
 	if found != len(codes) {
 		t.Errorf("%d of %d return codes found in hydroshard.h", found, len(codes))
+	}
+}
+
+// trainingConfig is the replayed run's: 4 ranks, 3 iterations of 3
+// forward passes, a checkpoint at the last one.
+const (
+	trainPasses  = 3
+	trainIters   = 3
+	trainSeed    = 11
+	trainThreads = 2
+)
+
+// trainingSteps is rank me's part of the run, as cmd/simrank writes it:
+// its iteration records, its checkpoint fragment (the root adds the bases,
+// visited states and metadata), and how it closes.
+type trainingSteps struct {
+	iterations []manifest.IterationInfo
+	cuts       []policy.StageCuts
+	basis      []policy.StageBasis
+	states     []policy.StageStates
+	meta       *manifest.PolicyMeta
+}
+
+func trainingRun(cs *manifest.Case, me, world int) trainingSteps {
+	var st trainingSteps
+	for it := 1; it <= trainIters; it++ {
+		st.iterations = append(st.iterations, synth.TrainingIteration(cs, trainSeed, it, trainPasses, me, world, trainThreads))
+	}
+	st.cuts = synth.CheckpointCutsCap(cs, trainSeed, trainIters, trainIters, trainPasses, me, world, false)
+	if me == 0 {
+		all := synth.CheckpointCutsCap(cs, trainSeed, trainIters, trainIters, trainPasses, 0, 1, true)
+		active := make([]int, len(all))
+		for s := range all {
+			for _, c := range all[s].Cuts {
+				if c.IsActive {
+					active[s]++
+				}
+			}
+		}
+		st.basis = synth.CheckpointBasis(cs, trainSeed, trainIters, active)
+		st.states = synth.CheckpointStates(cs, trainSeed, trainIters, trainPasses)
+		visited := 0
+		for _, s := range st.states {
+			if s.StateDimension > 0 {
+				visited += len(s.Data) / int(s.StateDimension)
+			}
+		}
+		st.meta = synth.CheckpointMeta(cs, trainSeed, trainIters, trainIters, trainPasses, visited)
+	}
+	return st
+}
+
+// script writes the steps in testdata/train.c's format.
+func (st trainingSteps) script(t *testing.T, path string, me int) {
+	t.Helper()
+	var b strings.Builder
+	hex := func(v float64) string { return strconv.FormatFloat(v, 'x', -1, 64) }
+	for _, info := range st.iterations {
+		j, err := json.Marshal(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "iteration %s\n", j)
+	}
+	for s, sc := range st.cuts {
+		sat := 0
+		for i, c := range sc.Cuts {
+			has := len(c.StateAtGeneration) > 0
+			if i == 0 && has {
+				sat = 1
+			} else if has != (sat == 1) {
+				t.Fatalf("stage %d: cuts with and without states at generation", s)
+			}
+		}
+		fmt.Fprintf(&b, "stage %d %d %d %d %d %d %d\n", trainIters, sc.StageID, sc.Capacity, sc.WarmStartCount, len(sc.Cuts), sc.StateDimension, sat)
+		for _, c := range sc.Cuts {
+			active := 0
+			if c.IsActive {
+				active = 1
+			}
+			fmt.Fprintf(&b, "cut %d %d %d %d %s %d", c.CutID, c.SlotIndex, c.Iteration, c.ForwardPassIndex, hex(c.Intercept), active)
+			for _, v := range append(slices.Clone(c.Coefficients), c.StateAtGeneration...) {
+				b.WriteString(" " + hex(v))
+			}
+			b.WriteString("\n")
+		}
+	}
+	for _, bs := range st.basis {
+		fmt.Fprintf(&b, "basis %d %d %d %d %d %d", trainIters, bs.StageID, bs.Iteration, len(bs.ColumnStatus), len(bs.RowStatus), bs.NumCutRows)
+		for _, v := range append(slices.Clone(bs.ColumnStatus), bs.RowStatus...) {
+			fmt.Fprintf(&b, " %d", v)
+		}
+		b.WriteString("\n")
+	}
+	for _, ss := range st.states {
+		count := 0
+		if ss.StateDimension > 0 {
+			count = len(ss.Data) / int(ss.StateDimension)
+		}
+		fmt.Fprintf(&b, "states %d %d %d %d", trainIters, ss.StageID, count, ss.StateDimension)
+		for _, v := range ss.Data {
+			b.WriteString(" " + hex(v))
+		}
+		b.WriteString("\n")
+	}
+	if st.meta != nil {
+		j, err := json.Marshal(st.meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "meta %d %s\n", trainIters, j)
+	}
+	fmt.Fprintf(&b, "checkpoint %d\n", trainIters)
+	if me == 0 {
+		fmt.Fprintf(&b, "terminated %s\n", rank.TerminationIterationLimit)
+	} else {
+		b.WriteString("close\n")
+	}
+	if err := os.WriteFile(fmt.Sprintf("%s.%d", path, me), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCTrainingMatchesGoAPI: a training run (iterations with convergence
+// and timing rows, a checkpoint with every rank's cuts and the root's
+// bases, visited states and metadata) made through the C API by 4
+// processes under mpirun merges to the same files as through the Go API.
+func TestCTrainingMatchesGoAPI(t *testing.T) {
+	b := build(t)
+	cs, err := hydroshard.LoadCase("tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const world = 4
+	dir := t.TempDir()
+	script := filepath.Join(dir, "script")
+	for me := 0; me < world; me++ {
+		trainingRun(cs, me, world).script(t, script, me)
+	}
+	out := filepath.Join(dir, "c")
+	mpirun(t, world, b.train, out, "tiny", script, strconv.Itoa(trainPasses), strconv.Itoa(trainIters), strconv.Itoa(trainSeed), strconv.Itoa(trainThreads))
+	mergeTraining(t, out)
+
+	ref := filepath.Join(dir, "go")
+	ctx := context.Background()
+	for me := 0; me < world; me++ {
+		id, err := rank.Explicit(me, world)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := manifest.TrainingConfig{Seed: trainSeed, MaxIterations: trainIters, ForwardPasses: trainPasses, StoppingMode: "iteration_limit", PolicyMode: "fresh"}
+		r, err := hydroshard.OpenRank(ctx, ref, hydroshard.RankOptions{Identity: &id, CasePath: "tiny", Training: cfg, Threads: trainThreads, Solver: "train.c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tw, err := r.Training(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := trainingRun(cs, me, world)
+		for _, info := range st.iterations {
+			if err := tw.WriteIteration(ctx, info); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.WriteCheckpoint(ctx, trainIters, st.cuts, st.basis, st.states, st.meta); err != nil {
+			t.Fatal(err)
+		}
+		if me == 0 {
+			if err := tw.CloseTerminated(rank.TerminationIterationLimit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := r.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mergeTraining(t, ref)
+	sameStudy(t, out, ref)
+	if _, err := os.Stat(filepath.Join(out, "policy", "metadata.json")); err != nil {
+		t.Errorf("no merged policy: %v", err)
+	}
+}
+
+// mergeTraining merges a training-only study and checks the policy came
+// from the checkpoint.
+func mergeTraining(t *testing.T, out string) {
+	t.Helper()
+	rep, err := hydroshard.Merge(context.Background(), out, hydroshard.MergeOptions{})
+	if err != nil {
+		t.Fatalf("merge %s: %v", out, err)
+	}
+	if rep.Training == nil || rep.Training.Policy == nil || rep.Training.Policy.Iteration != trainIters {
+		t.Fatalf("merge %s: %s, training %+v: want the policy of iteration %d", out, rep.Status, rep.Training, trainIters)
 	}
 }
