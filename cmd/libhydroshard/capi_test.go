@@ -24,8 +24,8 @@ import (
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/internal/testtools"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/merge"
+	"github.com/hydroshard/hydroshard/policy"
 	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/reader"
 	"github.com/hydroshard/hydroshard/shard"
@@ -309,7 +309,7 @@ func TestCStudyMatchesGoAPI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "study")
-			log := mpirun(t, 4, b.simulate, append([]string{out, tc.caseName, strconv.Itoa(tc.scenarios)}, tc.args...)...)
+			log := mpirun(t, 4, b.simulate, append([]string{"--out", out, "--case", tc.caseName, "--scenarios", strconv.Itoa(tc.scenarios)}, tc.args...)...)
 			if got := strings.Count(log, "scenarios written"); got != 4 {
 				t.Fatalf("%d of 4 ranks finished:\n%s", got, log)
 			}
@@ -374,7 +374,7 @@ func TestCBufferOwnership(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "study")
-			mpirun(t, 2, b.simulate, append([]string{out, "tiny", "4", "--mutate"}, tc.args...)...)
+			mpirun(t, 2, b.simulate, append([]string{"--out", out, "--case", "tiny", "--scenarios", "4", "--mutate"}, tc.args...)...)
 			mergeComplete(t, out)
 			st, err := reader.Open(out)
 			if err != nil {

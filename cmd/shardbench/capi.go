@@ -177,7 +177,7 @@ func capiGo(ctx context.Context, out string, c *manifest.Case, base *shard.Scena
 
 // capiC runs the C program once and returns the seconds it measured.
 func capiC(ctx context.Context, sim, out, casePath string, n int, flag string) (float64, error) {
-	args := []string{out, casePath, strconv.Itoa(n), "--bench", "--workers", "1"}
+	args := []string{"--out", out, "--case", casePath, "--scenarios", strconv.Itoa(n), "--bench", "--workers", "1"}
 	if flag != "" {
 		args = append(args, flag)
 	}

@@ -2,9 +2,19 @@
  * simulate.c: a solver rank in C that writes its simulation scenarios with
  * hydroshard, under mpirun (or srun).
  *
- *   mpicc -O2 -ffp-contract=off -I include examples/c/simulate.c -L build/lib -lhydroshard -o simulate
- *   mpirun -np 4 ./simulate OUT CASE SCENARIOS [--arrow] [--borrow] [--workers N] [--mutate] [--bench]
+ *   scripts/build-lib.sh
+ *   mpicc -O2 -ffp-contract=off -I build/include examples/c/simulate.c \
+ *         -L build/lib -lhydroshard -Wl,-rpath,$PWD/build/lib -o simulate
+ *   mpirun -np 4 ./simulate --out OUT --case CASE --scenarios N
  *   merge-shards OUT
+ *
+ * Flags: --out DIR, --case CASE (a case.json, its directory, or "tiny",
+ * "demo"), --scenarios N (the run's count), --scenarios-from FILE (a rerun
+ * list, as merge-shards --rerun-list writes it and scripts/slurm passes to
+ * a rerun job), --identity mpi|env (mpi, the default: the rank and world
+ * size MPI gives; env: detected by hydroshard from the launcher's
+ * environment, as under srun, where OpenMPI may not be wired to SLURM),
+ * --workers N, --arrow, --borrow, --mutate, --bench (below).
  *
  * Each rank asks hydroshard which scenarios it still owns (a requeued rank
  * gets only what its earlier attempts did not commit), "simulates" each one
@@ -305,26 +315,38 @@ static void prepare(struct table *t, char *names) {
 }
 
 int main(int argc, char **argv) {
-  MPI_Init(&argc, &argv);
-  int me, world;
-  MPI_Comm_rank(MPI_COMM_WORLD, &me);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  if (argc < 4) {
-    fprintf(stderr, "usage: simulate OUT CASE SCENARIOS [--arrow] [--borrow] [--workers N] [--mutate]\n");
-    return 2;
-  }
-  const char *out = argv[1], *casepath = argv[2];
-  int scenarios = atoi(argv[3]), arrow = 0, borrow = 0, workers = 1, mutate = 0, bench = 0;
-  for (int i = 4; i < argc; i++) {
-    if (!strcmp(argv[i], "--arrow")) arrow = 1;
-    else if (!strcmp(argv[i], "--borrow")) borrow = 1;
-    else if (!strcmp(argv[i], "--mutate")) mutate = 1;
-    else if (!strcmp(argv[i], "--bench")) bench = 1;
-    else if (!strcmp(argv[i], "--workers") && i + 1 < argc) workers = atoi(argv[++i]);
+  const char *out = NULL, *casepath = NULL, *rerun = NULL, *identity = "mpi";
+  int scenarios = 0, arrow = 0, borrow = 0, workers = 1, mutate = 0, bench = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--arrow")) arrow = 1;
+    else if (!strcmp(a, "--borrow")) borrow = 1;
+    else if (!strcmp(a, "--mutate")) mutate = 1;
+    else if (!strcmp(a, "--bench")) bench = 1;
+    else if (v && !strcmp(a, "--out")) out = v, i++;
+    else if (v && !strcmp(a, "--case")) casepath = v, i++;
+    else if (v && !strcmp(a, "--scenarios")) scenarios = atoi(v), i++;
+    else if (v && !strcmp(a, "--scenarios-from")) rerun = v, i++;
+    else if (v && !strcmp(a, "--identity")) identity = v, i++;
+    else if (v && !strcmp(a, "--workers")) workers = atoi(v), i++;
     else {
-      fprintf(stderr, "simulate: unknown argument %s\n", argv[i]);
+      fprintf(stderr, "simulate: unknown argument %s\n", a);
       return 2;
     }
+  }
+  if (!out || !casepath || scenarios <= 0 || (strcmp(identity, "mpi") && strcmp(identity, "env"))) {
+    fprintf(stderr, "usage: simulate --out DIR --case CASE --scenarios N [--scenarios-from FILE] [--identity mpi|env]\n"
+                    "                [--workers N] [--arrow] [--borrow] [--mutate] [--bench]\n");
+    return 2;
+  }
+  /* --identity env runs without MPI: under srun, Debian's OpenMPI (built
+   * without SLURM's PMI) cannot initialise, and hydroshard reads SLURM's
+   * variables itself. */
+  int use_mpi = !strcmp(identity, "mpi"), me = 0, world = 1;
+  if (use_mpi) {
+    MPI_Init(&argc, &argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &me);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
   }
   if (hydroshard_abi_version() != HYDROSHARD_ABI_VERSION) {
     fprintf(stderr, "simulate: libhydroshard ABI %d, this program was built for %d\n", hydroshard_abi_version(),
@@ -334,7 +356,8 @@ int main(int argc, char **argv) {
 
   hydroshard_rank *h = hydroshard_new();
   int rc;
-  if ((rc = hydroshard_set_identity(h, me, world))) die(h, "hydroshard_set_identity", rc);
+  if (use_mpi && (rc = hydroshard_set_identity(h, me, world))) die(h, "hydroshard_set_identity", rc);
+  if (rerun && (rc = hydroshard_set_string(h, "rerun_file", rerun))) die(h, "rerun_file", rc);
   if ((rc = hydroshard_set_case(h, casepath))) die(h, "hydroshard_set_case", rc);
   if ((rc = hydroshard_set_int(h, "scenarios", scenarios))) die(h, "scenarios", rc);
   if ((rc = hydroshard_set_int(h, "workers", workers))) die(h, "workers", rc);
@@ -425,7 +448,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "simulate: rank %d interrupted\n", me);
     hydroshard_close_interrupted(h, "signal");
     hydroshard_free(h);
-    MPI_Finalize();
+    if (use_mpi) MPI_Finalize();
     return 3;
   }
   if (arrow && arrays_released != arrays_made) {
@@ -434,13 +457,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   for (int64_t i = 0; i < nkept; i++) free_table(&kept[i]);
+  int rank_id = hydroshard_rank_id(h), world_size = hydroshard_world(h);
   if ((rc = hydroshard_close(h))) die(h, "hydroshard_close", rc);
   if (bench) printf("bench_seconds %.6f\n", now() - t0);
   hydroshard_free(h);
-  printf("rank %d of %d: %lld scenarios written (%s%s), %ld Arrow arrays released\n", me, world, (long long)n,
+  printf("rank %d of %d: %lld scenarios written (%s%s), %ld Arrow arrays released\n", rank_id, world_size, (long long)n,
          arrow ? "arrow" : "arrays", borrow ? ", borrowed" : "", arrays_released);
   free(todo);
   free(kept);
-  MPI_Finalize();
+  if (use_mpi) MPI_Finalize();
   return 0;
 }
