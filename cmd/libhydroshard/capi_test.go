@@ -349,7 +349,7 @@ func TestFortranStudyMatchesGoAPI(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "study")
-			mpirun(t, 4, fortran, append([]string{out, tc.caseName, strconv.Itoa(tc.scenarios)}, tc.args...)...)
+			mpirun(t, 4, fortran, append([]string{"--out", out, "--case", tc.caseName, "--scenarios", strconv.Itoa(tc.scenarios)}, tc.args...)...)
 			mergeComplete(t, out)
 			sameStudy(t, out, goReference(t, tc.caseName, tc.scenarios, "simulate.f90", true))
 		})
@@ -821,4 +821,34 @@ func mergeTraining(t *testing.T, out string) {
 	if rep.Training == nil || rep.Training.Policy == nil || rep.Training.Policy.Iteration != trainIters {
 		t.Fatalf("merge %s: %s, training %+v: want the policy of iteration %d", out, rep.Status, rep.Training, trainIters)
 	}
+}
+
+// TestStaticArchive: the c-archive build (libhydroshard.a) links into a C
+// program with no shared library at run time, and writes the same study.
+func TestStaticArchive(t *testing.T) {
+	b := build(t)
+	root, err := testtools.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "libhydroshard.a")
+	prog := filepath.Join(dir, "simulate_static")
+	for _, args := range [][]string{
+		{"go", "build", "-buildmode=c-archive", "-o", archive, "./cmd/libhydroshard"},
+		{"mpicc", "-O2", "-ffp-contract=off", "-I", b.include, "examples/c/simulate.c", archive, "-lpthread", "-lm", "-o", prog},
+	} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	if out, err := exec.Command("ldd", prog).CombinedOutput(); err == nil && strings.Contains(string(out), "libhydroshard") {
+		t.Fatalf("%s still needs the shared library:\n%s", prog, out)
+	}
+	out := filepath.Join(dir, "study")
+	mpirun(t, 4, prog, "--out", out, "--case", "tiny", "--scenarios", "12", "--arrow")
+	mergeComplete(t, out)
+	sameStudy(t, out, goReference(t, "tiny", 12, "simulate.c", false))
 }
