@@ -627,7 +627,36 @@ func TestHeaderMatchesLibrary(t *testing.T) {
 	if found != len(codes) {
 		t.Errorf("%d of %d return codes found in hydroshard.h", found, len(codes))
 	}
+
+	// The Fortran module binds every function but the Arrow one, by its C
+	// name, and defines the same return codes.
+	f90, err := os.ReadFile(filepath.Join(b.include, "hydroshard.f90"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := map[string]bool{}
+	for _, m := range bindRE.FindAllStringSubmatch(string(f90), -1) {
+		bound[m[1]] = true
+	}
+	for name := range ours {
+		if want := name != "hydroshard_table_arrow"; bound[name] != want {
+			t.Errorf("%s: bound in hydroshard.f90 %v, want %v", name, bound[name], want)
+		}
+	}
+	for name := range bound {
+		if _, ok := ours[name]; !ok && name != "strlen" {
+			t.Errorf("hydroshard.f90 binds %s, which hydroshard.h does not declare", name)
+		}
+	}
+	for name, want := range codes {
+		re := regexp.MustCompile(`(?i)` + name + `\s*=\s*(\d+)`)
+		if m := re.FindSubmatch(f90); m == nil || string(m[1]) != strconv.Itoa(want) {
+			t.Errorf("hydroshard.f90: %s is %q, want %d", name, m, want)
+		}
+	}
 }
+
+var bindRE = regexp.MustCompile(`bind\(c,\s*name\s*=\s*'(\w+)'\)`)
 
 // trainingConfig is the replayed run's: 4 ranks, 3 iterations of 3
 // forward passes, a checkpoint at the last one.
