@@ -145,7 +145,8 @@ hydroshard_rank *hydroshard_new(void);
  * message then says so). Valid until the next call on h. */
 const char *hydroshard_errmsg(const hydroshard_rank *h);
 /* Closes what is still open (as interrupted: "freed without close"),
- * releases every borrowed Arrow array and frees h. NULL is ignored. */
+ * releases every borrowed Arrow array and frees h. NULL is ignored. It must
+ * be the last call on h: no other thread may be using h, or use it after. */
 void hydroshard_free(hydroshard_rank *h);
 
 /* ---- Before hydroshard_open -------------------------------------------- */
