@@ -3,26 +3,46 @@
 ! in Fortran 2008, through the module hydroshard (include/hydroshard.f90,
 ! iso_c_binding) and plain arrays (hydroshard_table).
 !
-!   scripts/build-lib.sh DIR && cp include/hydroshard.f90 DIR/include/
-!   mpifort -O2 -ffp-contract=off -J DIR/include DIR/include/hydroshard.f90 examples/fortran/simulate.f90 \
+!   scripts/build-lib.sh DIR && mkdir -p DIR/mod
+!   mpifort -O2 -ffp-contract=off -J DIR/mod DIR/include/hydroshard.f90 examples/fortran/simulate.f90 \
 !       -L DIR/lib -lhydroshard -Wl,-rpath,DIR/lib -o simulate
-!   mpirun -np 4 ./simulate OUT CASE SCENARIOS [--borrow] [--workers N] [--mutate]
+!   mpirun -np 4 ./simulate --out OUT --case CASE --scenarios N
 !   merge-shards OUT
 !
-! (-J: where the module's hydroshard.mod goes; scripts/build-lib.sh copies
-! only hydroshard.h, hence the cp. Static: DIR/lib/libhydroshard.a -lpthread
-! -lm instead of -L... -lhydroshard.)
+! (-J: where the module's hydroshard.mod goes. Static: DIR/lib/libhydroshard.a
+! -lpthread -lm instead of -L... -lhydroshard.)
+!
+! Flags, the same as simulate.c's (scripts/slurm/submit.sh --program runs
+! either as PROG --out OUT ARGS..., a rerun job with --scenarios-from FILE
+! appended):
+!   --out DIR              the study's directory (required)
+!   --case CASE            a case.json, its directory, or "tiny", "demo" (required)
+!   --scenarios N          the run's count of scenarios (required)
+!   --scenarios-from FILE  a rerun list, as merge-shards --rerun-list writes
+!                          it and scripts/slurm passes to a rerun job: only
+!                          those scenarios (hydroshard_set_string "rerun_file")
+!   --identity env|mpi     without it: hydroshard detects the rank and the
+!                          world size from the launcher's environment and
+!                          the program checks them against MPI_COMM_WORLD;
+!                          env: the same detection without MPI at all (no
+!                          MPI_Init: under srun, where OpenMPI may not be
+!                          wired to SLURM); mpi: MPI's rank and size, given
+!                          with hydroshard_set_identity (simulate.c's default)
+!   --workers N            encoding workers per rank (default 1)
+!   --borrow, --mutate     below
+! simulate.c's --arrow and --bench are not here (usage error).
 !
 ! It writes the same values as simulate.c (so that the two studies can be
 ! compared byte for byte), with two differences on purpose:
-!   - it does not call hydroshard_set_identity: hydroshard_open detects the
-!     rank and the world size from the launcher's environment (OpenMPI's
-!     variables under mpirun, PMI/PMIx or SLURM's under srun); the program
-!     checks that they agree with MPI_COMM_WORLD and prints them;
+!   - by default it does not call hydroshard_set_identity: hydroshard_open
+!     detects the rank and the world size from the launcher's environment
+!     (OpenMPI's variables under mpirun, PMI/PMIx or SLURM's under srun);
+!     the program checks that they agree with MPI_COMM_WORLD and prints
+!     them (--identity mpi: as simulate.c does by default);
 !   - no --arrow: Arrow is not for Fortran.
 ! So its metadata.json says "solver": "simulate.f90" and "backend":
-! "openmpi" where simulate.c's says "simulate.c" and "explicit"; every
-! Parquet file and _files.csv are the same bytes.
+! "openmpi" (under mpirun; "explicit" with --identity mpi) where
+! simulate.c's says "simulate.c" and "explicit"; every Parquet file and _files.csv are the same bytes.
 !
 ! Each rank asks hydroshard which scenarios it still owns (a requeued rank
 ! gets only what its earlier attempts did not commit), "simulates" each one
@@ -42,8 +62,9 @@
 ! does not show it, with --borrow it does (the arrays are read in place).
 !
 ! Exit codes: 0 done, 1 an error (hydroshard_errmsg is printed), 2 bad
-! arguments, 3 interrupted (SIGTERM/SIGINT: the rank closed as interrupted;
-! requeue the job and the next attempt resumes).
+! arguments (a required flag missing, an unknown one: the usage on stderr),
+! 3 interrupted (SIGTERM/SIGINT: the rank closed as interrupted; requeue
+! the job and the next attempt resumes).
 program simulate
   use, intrinsic :: iso_c_binding
   use, intrinsic :: iso_fortran_env, only: output_unit, error_unit
@@ -104,44 +125,73 @@ program simulate
   type(c_ptr), allocatable :: dptr(:), vptr(:)
   integer(c_int32_t), allocatable :: todo(:)
   integer(c_int32_t) :: none(1) = 0 ! for the calls with cap 0: nothing is written to it
-  character(len=:), allocatable :: out, casepath, arg, name
+  character(len=:), allocatable :: out, casepath, rerun, identity, arg, name
   type(column_t), allocatable :: listed(:)
   integer(c_int) :: rc, scenarios, workers, s, me, world
   integer(c_int64_t) :: n, k, stages, blocks, lags, nids, slot
-  integer :: ierr, mpi_me, mpi_world, i, j, ntab, total_col, nargs, ios
-  logical :: borrow, mutate
+  integer :: ierr, mpi_me, mpi_world, i, j, ntab, total_col, nargs
+  logical :: borrow, mutate, use_mpi, has_value
 
-  call MPI_Init(ierr)
-  call MPI_Comm_rank(MPI_COMM_WORLD, mpi_me, ierr)
-  call MPI_Comm_size(MPI_COMM_WORLD, mpi_world, ierr)
-
-  nargs = command_argument_count()
-  if (nargs < 3) call usage('')
-  out = argument(1)
-  casepath = argument(2)
-  arg = argument(3)
-  read (arg, *, iostat=ios) scenarios
-  if (ios /= 0) call usage('SCENARIOS is not an integer: ' // arg)
+  ! The flags (see the top comment), before MPI: a usage error needs none.
+  use_mpi = .false.
   borrow = .false.
   mutate = .false.
+  scenarios = 0
   workers = 1
-  i = 4
+  out = ''
+  casepath = ''
+  rerun = ''
+  identity = '' ! none given: detected from the environment, checked against MPI
+  nargs = command_argument_count()
+  i = 1
   do while (i <= nargs)
     arg = argument(i)
-    if (arg == '--borrow') then
+    has_value = i < nargs
+    select case (arg)
+    case ('--borrow')
       borrow = .true.
-    else if (arg == '--mutate') then
+    case ('--mutate')
       mutate = .true.
-    else if (arg == '--workers' .and. i < nargs) then
+    case ('--out', '--case', '--scenarios', '--scenarios-from', '--identity', '--workers')
+      if (.not. has_value) call usage(arg // ' needs a value')
       i = i + 1
-      arg = argument(i)
-      read (arg, *, iostat=ios) workers
-      if (ios /= 0) call usage('--workers: not an integer: ' // arg)
-    else
+      select case (arg)
+      case ('--out')
+        out = argument(i)
+      case ('--case')
+        casepath = argument(i)
+      case ('--scenarios')
+        scenarios = positive(arg, argument(i))
+      case ('--scenarios-from')
+        rerun = argument(i)
+      case ('--identity')
+        identity = argument(i)
+        if (identity /= 'env' .and. identity /= 'mpi') call usage('--identity ' // identity // ': env or mpi')
+      case default ! --workers
+        workers = positive(arg, argument(i))
+      end select
+    case ('--arrow', '--bench')
+      call usage(arg // ' is simulate.c''s only (no Arrow, no bench in Fortran)')
+    case default
       call usage('unknown argument ' // arg)
-    end if
+    end select
     i = i + 1
   end do
+  if (len(out) == 0) call usage('--out DIR is required')
+  if (len(casepath) == 0) call usage('--case CASE is required')
+  if (scenarios <= 0) call usage('--scenarios N is required')
+
+  ! --identity env runs without MPI (under srun, Debian's OpenMPI, built
+  ! without SLURM's PMI, cannot initialise; hydroshard reads SLURM's
+  ! variables itself).
+  use_mpi = identity /= 'env'
+  mpi_me = -1
+  mpi_world = -1
+  if (use_mpi) then
+    call MPI_Init(ierr)
+    call MPI_Comm_rank(MPI_COMM_WORLD, mpi_me, ierr)
+    call MPI_Comm_size(MPI_COMM_WORLD, mpi_world, ierr)
+  end if
   if (hydroshard_abi_version() /= HYDROSHARD_MODULE_ABI_VERSION) then
     write (error_unit, '(a,i0,a,i0)') 'simulate: libhydroshard ABI ', hydroshard_abi_version(), &
         ', this program was built for ', HYDROSHARD_MODULE_ABI_VERSION
@@ -150,7 +200,12 @@ program simulate
 
   h = hydroshard_new()
   if (.not. c_associated(h)) call die('hydroshard_new', HYDROSHARD_EINTERNAL)
-  ! No hydroshard_set_identity: hydroshard_open detects the identity.
+  ! Without --identity mpi, no hydroshard_set_identity: hydroshard_open
+  ! detects the identity from the launcher's environment.
+  if (identity == 'mpi') then
+    call check('hydroshard_set_identity', hydroshard_set_identity(h, int(mpi_me, c_int), int(mpi_world, c_int)))
+  end if
+  if (len(rerun) > 0) call check('rerun_file', hydroshard_set_string(h, hs_c('rerun_file'), hs_c(rerun)))
   call check('hydroshard_set_case', hydroshard_set_case(h, hs_c(casepath)))
   call check('scenarios', hydroshard_set_int(h, hs_c('scenarios'), int(scenarios, c_int64_t)))
   call check('workers', hydroshard_set_int(h, hs_c('workers'), int(workers, c_int64_t)))
@@ -160,7 +215,7 @@ program simulate
   call check('hydroshard_handle_signals', hydroshard_handle_signals(h))
   me = hydroshard_rank_id(h)
   world = hydroshard_world(h)
-  if (me /= mpi_me .or. world /= mpi_world) then
+  if (use_mpi .and. (me /= mpi_me .or. world /= mpi_world)) then
     write (error_unit, '(a,4(i0,a))') 'simulate: the launcher says rank ', me, ' of ', world, &
         ', MPI_COMM_WORLD says ', mpi_me, ' of ', mpi_world, ''
     call finish(1_c_int)
@@ -263,14 +318,20 @@ program simulate
   deallocate (filled)
   call check('hydroshard_close', hydroshard_close(h))
   call hydroshard_free(h)
+  select case (identity)
+  case ('mpi')
+    name = ' (from MPI): '
+  case ('env')
+    name = ' (from the launcher, without MPI): '
+  case default
+    name = ' (from the launcher): '
+  end select
   if (borrow) then
-    write (output_unit, '(a,i0,a,i0,a,i0,a)') 'rank ', me, ' of ', world, ' (from the launcher): ', n, &
-        ' scenarios written (arrays, borrowed)'
+    write (output_unit, '(a,i0,a,i0,a,i0,a)') 'rank ', me, ' of ', world, name, n, ' scenarios written (arrays, borrowed)'
   else
-    write (output_unit, '(a,i0,a,i0,a,i0,a)') 'rank ', me, ' of ', world, ' (from the launcher): ', n, &
-        ' scenarios written (arrays)'
+    write (output_unit, '(a,i0,a,i0,a,i0,a)') 'rank ', me, ' of ', world, name, n, ' scenarios written (arrays)'
   end if
-  call MPI_Finalize(ierr)
+  if (use_mpi) call MPI_Finalize(ierr)
 
 contains
 
@@ -284,21 +345,36 @@ contains
     if (length > 0) call get_command_argument(i, a)
   end function argument
 
+  ! The value of flag, a positive integer (digits only), or a usage error.
+  function positive(flag, text) result(v)
+    character(len=*), intent(in) :: flag, text
+    integer(c_int) :: v
+    integer :: ios
+    v = 0
+    if (len(text) == 0 .or. len(text) > 9 .or. verify(text, '0123456789') /= 0) then
+      call usage(flag // ' ' // text // ': not a positive integer')
+    end if
+    read (text, '(i9)', iostat=ios) v
+    if (ios /= 0 .or. v <= 0) call usage(flag // ' ' // text // ': not a positive integer')
+  end function positive
+
   subroutine usage(why)
     character(len=*), intent(in) :: why
     if (len(why) > 0) write (error_unit, '(a)') 'simulate: ' // why
-    write (error_unit, '(a)') 'usage: simulate OUT CASE SCENARIOS [--borrow] [--workers N] [--mutate]'
+    write (error_unit, '(a)') 'usage: simulate --out DIR --case CASE --scenarios N [--scenarios-from FILE] [--identity env|mpi]'
+    write (error_unit, '(a)') '                [--workers N] [--borrow] [--mutate]'
     call finish(2_c_int)
   end subroutine usage
 
-  ! Leaves with status: after MPI_Finalize for 0, 2 and 3, at once for 1
-  ! (as simulate.c's exit(1): mpirun then reports the failed rank).
+  ! Leaves with status: after MPI_Finalize (when MPI was initialised) for
+  ! 0, 2 and 3, at once for 1 (as simulate.c's exit(1): mpirun then
+  ! reports the failed rank).
   subroutine finish(status)
     integer(c_int), intent(in) :: status
     integer :: e
     flush (output_unit)
     flush (error_unit)
-    if (status /= 1) call MPI_Finalize(e)
+    if (status /= 1 .and. use_mpi) call MPI_Finalize(e)
     call c_exit(status)
   end subroutine finish
 
