@@ -36,7 +36,7 @@ import (
 type built struct {
 	dir, lib, include string
 	simulate, check   string
-	train             string
+	checkMPI, train   string
 	err               error
 }
 
@@ -88,6 +88,10 @@ func build(t *testing.T) built {
 			}
 			progs.train = filepath.Join(dir, "train")
 			if err := run("mpicc", append([]string{"-O2", "-Wall", "-Wextra", "-Werror", "cmd/libhydroshard/testdata/train.c", "-o", progs.train}, link...)...); err != nil {
+				return err
+			}
+			progs.checkMPI = filepath.Join(dir, "check_mpi")
+			if err := run("mpicc", append([]string{"-O2", "-Wall", "-Wextra", "-Werror", "-DHYDROSHARD_CAPITEST", "-DHYDROSHARD_WITH_MPI", "cmd/libhydroshard/testdata/check.c", "-o", progs.checkMPI}, link...)...); err != nil {
 				return err
 			}
 			progs.check = filepath.Join(dir, "check")
@@ -415,6 +419,14 @@ func runCheck(t *testing.T, mode string) map[string]struct {
 	if err != nil {
 		t.Fatalf("check %s: %v (the host process must never crash)\n%s", mode, err, out)
 	}
+	return checkLines(t, mode, out)
+}
+
+func checkLines(t *testing.T, mode string, out []byte) map[string]struct {
+	rc  int
+	msg string
+} {
+	t.Helper()
 	got := map[string]struct {
 		rc  int
 		msg string
@@ -506,19 +518,35 @@ func TestCBadInput(t *testing.T) {
 // TestCSignals: the library leaves the host's SIGTERM handler alone until
 // hydroshard_handle_signals; then SIGTERM interrupts the writers and the
 // journal records it.
+//
+// The same checks run inside MPI processes too (mpirun -np 2, each rank
+// after MPI_Init): OpenMPI's runtime beside Go's changes none of it.
 func TestCSignals(t *testing.T) {
-	got := runCheck(t, "signals")
-	for _, tc := range []struct {
+	want := []struct {
 		name string
 		rc   int
 	}{
 		{"costs", 0}, {"host_handler", 1}, {"interrupted_before", 0}, {"handle_signals", 0},
 		{"interrupted_after", 1}, {"host_handler_after", 1}, {"write_interrupted", codeInterrupted}, {"close_interrupted", 0},
-	} {
-		if g := got[tc.name]; g.rc != tc.rc {
-			t.Errorf("%s: %d (%s), want %d", tc.name, g.rc, g.msg, tc.rc)
-		}
 	}
+	t.Run("process", func(t *testing.T) {
+		got := runCheck(t, "signals")
+		for _, tc := range want {
+			if g := got[tc.name]; g.rc != tc.rc {
+				t.Errorf("%s: %d (%s), want %d", tc.name, g.rc, g.msg, tc.rc)
+			}
+		}
+	})
+	t.Run("mpirun", func(t *testing.T) {
+		b := build(t)
+		log := mpirun(t, 2, b.checkMPI, "signals", t.TempDir())
+		for _, tc := range want {
+			line := fmt.Sprintf("CHECK %s %d ", tc.name, tc.rc)
+			if n := strings.Count(log, line); n != 2 {
+				t.Errorf("%q: %d of the 2 ranks, want both:\n%s", line, n, log)
+			}
+		}
+	})
 }
 
 // TestCPanic: a Go panic inside a call comes back as HYDROSHARD_EINTERNAL

@@ -21,6 +21,13 @@
 
 #include "hydroshard.h"
 
+#ifdef HYDROSHARD_WITH_MPI
+/* Built with mpicc -DHYDROSHARD_WITH_MPI and run under mpirun: the same
+ * checks inside an MPI process (OpenMPI's runtime and its signal handling
+ * beside Go's), each rank in OUT/rank-N. */
+#include <mpi.h>
+#endif
+
 static void report(const char *name, int rc, hydroshard_rank *h) {
   const char *msg = hydroshard_errmsg(h);
   printf("CHECK %s %d %s\n", name, rc, rc ? msg : "");
@@ -105,7 +112,7 @@ static void arrow_costs(struct ArrowArray *a, struct ArrowSchema *s, int short_c
 }
 
 static void errors(const char *out) {
-  char dir[4096];
+  char dir[8192];
   int rc;
 
   /* Handles and options. */
@@ -303,9 +310,21 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: check errors|signals|panic OUT\n");
     return 2;
   }
-  if (!strcmp(argv[1], "errors")) errors(argv[2]);
-  else if (!strcmp(argv[1], "signals")) signals(argv[2]);
-  else if (!strcmp(argv[1], "panic")) panics(argv[2]);
+  const char *out = argv[2];
+#ifdef HYDROSHARD_WITH_MPI
+  MPI_Init(&argc, &argv);
+  int me;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  static char dir[4096];
+  snprintf(dir, sizeof dir, "%s/rank-%d", argv[2], me);
+  out = dir;
+#endif
+  if (!strcmp(argv[1], "errors")) errors(out);
+  else if (!strcmp(argv[1], "signals")) signals(out);
+  else if (!strcmp(argv[1], "panic")) panics(out);
   else return 2;
+#ifdef HYDROSHARD_WITH_MPI
+  MPI_Finalize();
+#endif
   return 0;
 }
