@@ -93,6 +93,10 @@ type fileState struct {
 type moveAside struct{ from, to string }
 
 type state struct {
+	// applying is set by Run, whose merge applies what the analysis
+	// finds (Analyze only reports it): the analysis may then stage the
+	// policy's stage files as it checks them (stageAtAnalysis).
+	applying   bool
 	out        string
 	fsys       vfs.FS
 	dirs       *vfs.Dirs // directories made durable by this merge
@@ -140,8 +144,8 @@ func (s *state) problem(kind ProblemKind, p string, scenario *int, format string
 
 func intp(i int) *int { return &i }
 
-func analyze(ctx context.Context, out string, opts Options) (*state, error) {
-	s := &state{skipped: map[string]bool{}, out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
+func analyze(ctx context.Context, out string, opts Options, applying bool) (*state, error) {
+	s := &state{applying: applying, skipped: map[string]bool{}, out: out, fsys: opts.FS, dirs: vfs.NewDirs(opts.FS, out), opts: opts, report: &Report{Dir: out, Verified: opts.Verify}, byScenario: map[int][]*commit{}, chosen: map[int]*commit{}, conflicted: map[conflictKey]bool{}}
 	if err := s.analyzeSteps(ctx); err != nil {
 		// A link where the layout has a directory or file, met while
 		// reading (opts.FS is confined: confine), is a problem of the

@@ -398,7 +398,7 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	defer unlock()
-	st, err := analyze(ctx, out, opts)
+	st, err := analyze(ctx, out, opts, true)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +408,7 @@ func Run(ctx context.Context, out string, opts Options) (*Report, error) {
 			return st.report, err
 		}
 		if len(revoked) > 0 {
-			if st, err = analyze(ctx, out, opts); err != nil {
+			if st, err = analyze(ctx, out, opts, true); err != nil {
 				return nil, err
 			}
 			st.report.Revoked = revoked
@@ -443,7 +443,7 @@ func Analyze(ctx context.Context, out string, opts Options) (*Report, error) {
 	if err := confine(&opts, out); err != nil {
 		return nil, err
 	}
-	st, err := analyze(ctx, out, opts)
+	st, err := analyze(ctx, out, opts, false)
 	if err != nil {
 		return nil, err
 	}

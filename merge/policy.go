@@ -2,7 +2,6 @@ package merge
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -84,6 +83,7 @@ type policyPlan struct {
 	enc    *policy.Writer    // the stage's encoding; its buffer is reused
 	arena  []byte            // the stage's cuts fragments, each 8-byte aligned
 	cuts1  []policy.Cut      // the stage's union
+	order  []uint64          // slot_index<<32 | index into the union
 	byID   map[uint64]int    // the union's cut_id -> index
 	bySlot map[uint32]uint64 // its slot_index -> cut_id
 	// The SHA-256 of the last cuts file the analysis encoded runs while
@@ -91,9 +91,16 @@ type policyPlan struct {
 	// the encoder reuses that buffer.
 	hashing sync.WaitGroup
 	hashMu  sync.Mutex
-	// shaAtWrite: the SHA-256s of the stage files are computed by
-	// writePolicy as it writes them (a first merge), not by the analysis.
+	// shaAtWrite: a first merge (no policy/metadata.json): every stage
+	// file will be written, and their SHA-256s are computed as they are
+	// written (by writePolicy, or by the analysis when it stages them),
+	// not by the dry run.
 	shaAtWrite bool
+	// staged: the analysis wrote every stage file to a durable temp file
+	// as it checked it (a first merge run by Run: stageAtAnalysis), so
+	// writePolicy only renames them into place; nil when it did not, and
+	// writePolicy assembles every stage again. In output order.
+	staged []stagedFile
 }
 
 // encoder returns the plan's policy.Writer.
@@ -249,6 +256,23 @@ func (s *state) analyzePolicy() {
 	if _, err := s.fsys.Lstat(layout.Join(s.out, layout.PolicyMetadataFile)); errors.Is(err, fs.ErrNotExist) {
 		p.shaAtWrite = true
 	}
+	// A first merge run by Run writes each stage file to a temp file as
+	// it checks it, so that each stage is assembled once (see
+	// stageAtAnalysis); nothing is renamed into policy/ before
+	// writePolicy. Any problem, or any error staging, removes the temp
+	// files, and the merge goes on as a dry run (writePolicy then
+	// assembles every stage again).
+	var sg *stager
+	if p.shaAtWrite && s.stageAtAnalysis() {
+		sg = s.newStager(&p.hashing)
+	}
+	unstage := func() {
+		if sg != nil {
+			sg.abandon()
+			sg = nil
+		}
+	}
+	defer unstage()
 	for st := range meta.NumStages {
 		n, err := p.stageOutputs(s.out, st, func(f *policyFrag, err error) {
 			if f == nil {
@@ -257,8 +281,18 @@ func (s *state) analyzePolicy() {
 				s.policyProblem(f, err)
 			}
 			ok = false
+			unstage()
 		}, func(name string, data []byte) error {
 			p.record(name, data)
+			if sg != nil {
+				// The SHA-256 now, while the bytes are in memory (they
+				// stay valid until the next stage's encoding, which
+				// waits for it).
+				p.shaAsync(name, data)
+				if err := sg.stage(name, data, p.entries[name]); err != nil {
+					unstage()
+				}
+			}
 			return nil
 		})
 		if err != nil {
@@ -281,6 +315,15 @@ func (s *state) analyzePolicy() {
 	p.sha[layout.MetadataName] = sha256hex(md)
 	s.policy = p
 	s.checkPolicyInPlace(p)
+	if sg != nil && len(s.report.Problems) == 0 {
+		// Every stage checked out: the staged files are kept for
+		// writePolicy once their fsyncs are done (a failed fsync removes
+		// them all, and writePolicy assembles the stages again).
+		if files, err := sg.wait(); err == nil {
+			p.staged = files
+			sg = nil
+		}
+	}
 }
 
 // checkPolicyInPlace: when policy/metadata.json already holds exactly the
@@ -571,7 +614,34 @@ func (p *policyPlan) assembleStage(out string, stage int) (*policy.StageCuts, *p
 			cuts = append(cuts, cut)
 		}
 	}
-	slices.SortFunc(cuts, func(a, b policy.Cut) int { return cmp.Compare(a.SlotIndex, b.SlotIndex) })
+	// Ordered by slot_index (unique: bySlot): the keys are sorted, then
+	// the cuts permuted in place along the permutation's cycles.
+	order := p.order[:0]
+	for i := range cuts {
+		order = append(order, uint64(cuts[i].SlotIndex)<<32|uint64(i))
+	}
+	slices.Sort(order)
+	p.order = order[:0]
+	const placed = 1 << 63 // slot_index < 2^32: bit 63 of a key is free
+	for i := range order {
+		if order[i]&placed != 0 {
+			continue
+		}
+		// Position i takes the cut from src = order[i]; src takes
+		// order[src]'s, and so on round the cycle back to i.
+		tmp := cuts[i]
+		j := i
+		for {
+			order[j] |= placed
+			src := int(uint32(order[j]))
+			if src == i {
+				cuts[j] = tmp
+				break
+			}
+			cuts[j] = cuts[src]
+			j = src
+		}
+	}
 	sc.Cuts = cuts
 	return sc, nil, nil
 }
@@ -718,6 +788,9 @@ func (s *state) writePolicy() error {
 	if p == nil {
 		return nil
 	}
+	// Staged temp files not renamed into place when this returns (an
+	// error on the way) are removed.
+	defer s.dropStaged(p)
 	var roll []manifest.FileRecord
 	for _, l := range [][]*policyFrag{p.basis, p.states} {
 		for _, f := range l {
@@ -772,6 +845,27 @@ func (s *state) writePolicy() error {
 			return err
 		}
 	}
+	if p.staged != nil {
+		if err := s.publishStaged(p); err != nil {
+			return err
+		}
+	} else if err := s.writeStages(p); err != nil {
+		return err
+	}
+	// Every new stage file is durable (fsynced, renamed and its directory
+	// synced): only now do the old policy's files go, packed ones
+	// included (a stage_NNN.bin.zst beside the new stage_NNN.bin is the
+	// old policy's), and only then is the new policy committed.
+	if err := s.removeStalePolicy(dir, p, false); err != nil {
+		return err
+	}
+	return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, layout.MetadataName), p.metadata}})
+}
+
+// writeStages assembles every stage again (the analysis did not stage
+// them) and writes its files through a stageWriter, each checked against
+// the analysis' size and XXH64.
+func (s *state) writeStages(p *policyPlan) error {
 	sw := s.newStageWriter()
 	for st := range p.meta.NumStages {
 		var failed error
@@ -794,17 +888,7 @@ func (s *state) writePolicy() error {
 		}
 	}
 	p.hashing.Wait()
-	if err := sw.finish(); err != nil {
-		return err
-	}
-	// Every new stage file is durable (stageWriter fsynced it, renamed it
-	// and synced its directory): only now do the old policy's files go, packed ones
-	// included (a stage_NNN.bin.zst beside the new stage_NNN.bin is the
-	// old policy's), and only then is the new policy committed.
-	if err := s.removeStalePolicy(dir, p, false); err != nil {
-		return err
-	}
-	return s.replaceAll([]outputFile{{path.Join(layout.PolicyDir, layout.MetadataName), p.metadata}})
+	return sw.finish()
 }
 
 // removeStalePolicy deletes files under policy/cuts, basis and states
@@ -1025,4 +1109,272 @@ func sameContent(fsys vfs.FS, name string, data []byte) (bool, error) {
 			return false, err
 		}
 	}
+}
+
+// stageAtAnalysis reports whether the analysis may write the policy's
+// stage files to temp files as it checks them: only in a merge that will
+// go on to apply what it found (s.applying: Run, which holds the merge
+// lock; never Analyze or `merge-shards report`, which change nothing), when nothing has made the outcome corrupt or running so far
+// (a problem the policy check itself finds removes the temp files
+// again), and when _shards/tmp exists (the analysis creates no
+// directory).
+func (s *state) stageAtAnalysis() bool {
+	if len(s.report.Problems) > 0 || len(s.report.Live) > 0 || !s.applying {
+		return false
+	}
+	st, err := s.fsys.Lstat(layout.Join(s.out, layout.TempDir))
+	return err == nil && st.IsDir()
+}
+
+// stagedFile is a stage file the analysis staged.
+type stagedFile struct {
+	rel   string           // relative to policy/ ("cuts/stage_003.bin")
+	final string           // its path
+	tmp   string           // its durable temp file; "" when final already holds exactly its bytes
+	want  policy.FileEntry // its size and XXH64
+	done  bool             // renamed into place
+}
+
+// stager writes the stage files during the analysis, each to a temp file
+// in _shards/tmp as soon as it has been assembled and checked, checked
+// against the size and XXH64 just recorded for it (hashed as it is
+// written). The write runs in a goroutine of its own while the caller
+// reads and unites the next stage's fragments, and each file's fsync in
+// another while the next is written. It renames nothing: writePolicy
+// does, once the analysis found no problem and the apply phase has come
+// to the policy. A stage file already holding exactly the assembled
+// bytes (a rebuild) is not staged: writePolicy fsyncs it in place.
+type stager struct {
+	s     *state
+	busy  *sync.WaitGroup // Done when a job's bytes are written: the caller may reuse them
+	jobs  chan stageJob
+	queue chan *vfs.Pending
+	done  chan struct{} // the writer and the syncer have stopped
+	// Only the writer goroutine uses these until done is closed.
+	seq   int
+	taken map[string]bool // temp names the apply phase will remove (garbage)
+	files []stagedFile
+	mu    sync.Mutex
+	err   error
+}
+
+type stageJob struct {
+	rel  string
+	data []byte
+	want policy.FileEntry
+}
+
+// newStager starts the stager's goroutines; busy is the WaitGroup the
+// caller waits on before it reuses the bytes it handed to stage.
+func (s *state) newStager(busy *sync.WaitGroup) *stager {
+	g := &stager{s: s, busy: busy, taken: map[string]bool{}, jobs: make(chan stageJob, 4), queue: make(chan *vfs.Pending), done: make(chan struct{})}
+	for _, rel := range s.garbage {
+		g.taken[rel] = true
+	}
+	synced := make(chan struct{})
+	go func() {
+		defer close(synced)
+		for pend := range g.queue {
+			if g.failed() != nil {
+				pend.Abort()
+				continue
+			}
+			if err := pend.Sync(); err != nil { // removes the temp on failure
+				g.fail(err)
+			}
+		}
+	}()
+	go func() {
+		defer close(g.done)
+		for job := range g.jobs {
+			var pend *vfs.Pending
+			if g.failed() == nil {
+				var err error
+				if pend, err = g.write(job); err != nil {
+					g.fail(err)
+				}
+			}
+			g.busy.Done() // job.data is no longer read
+			if pend != nil {
+				g.queue <- pend // waits for the previous file's fsync
+			}
+		}
+		close(g.queue)
+		<-synced
+	}()
+	return g
+}
+
+func (g *stager) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.err
+}
+
+func (g *stager) fail(err error) {
+	g.mu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.mu.Unlock()
+}
+
+// stage queues the writing of data, policy/rel's assembled bytes (which
+// must match want), to a new temp file; data must stay unchanged until
+// the busy WaitGroup is done. An error means staging has failed (this
+// file or an earlier one).
+func (g *stager) stage(rel string, data []byte, want policy.FileEntry) error {
+	if err := g.failed(); err != nil {
+		return err
+	}
+	g.busy.Add(1)
+	g.jobs <- stageJob{rel: rel, data: data, want: want}
+	return nil
+}
+
+// write writes one job's temp file, unless its stage file already holds
+// exactly its bytes, and returns its pending fsync.
+func (g *stager) write(job stageJob) (*vfs.Pending, error) {
+	s, rel, data, want := g.s, job.rel, job.data, job.want
+	final := layout.Join(s.out, path.Join(layout.PolicyDir, rel))
+	if want.Bytes != int64(len(data)) {
+		return nil, fmt.Errorf("%s: assembled differently than verified", rel)
+	}
+	if same, err := sameContent(s.fsys, final, data); err == nil && same {
+		if want.XXH64 != manifest.FormatXXH64(xxhash.Sum64(data)) {
+			return nil, fmt.Errorf("%s: assembled differently than verified", rel)
+		}
+		g.files = append(g.files, stagedFile{rel: rel, final: final, want: want})
+		return nil, nil
+	}
+	if g.seq == 0 {
+		if err := s.dirs.Ensure(layout.Join(s.out, layout.TempDir)); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", final, err)
+		}
+	}
+	// A name no file has: a leftover of an earlier merge with this same
+	// process id is garbage that the apply phase removes, and must not
+	// take this file with it.
+	var tmp string
+	for {
+		name := layout.MergeTemp(os.Getpid(), g.seq, path.Join(layout.PolicyDir, rel))
+		g.seq++
+		if g.taken[name] {
+			continue
+		}
+		tmp = layout.Join(s.out, name)
+		_, err := s.fsys.Lstat(tmp)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("writing %s: %w", final, err)
+		}
+	}
+	info, pend, err := vfs.WriteNew(s.fsys, tmp, func(out io.Writer) error {
+		_, err := out.Write(data)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("writing %s: %w", final, err)
+	}
+	if info.Bytes != want.Bytes || manifest.FormatXXH64(info.XXH64) != want.XXH64 {
+		pend.Abort()
+		return nil, fmt.Errorf("%s: assembled differently than verified", rel)
+	}
+	g.files = append(g.files, stagedFile{rel: rel, final: final, tmp: tmp, want: want})
+	return pend, nil
+}
+
+// wait waits for the queued writes and fsyncs and returns the staged
+// files, every temp file durable, or the first error (the temp file that
+// failed is gone; abandon removes the others).
+func (g *stager) wait() ([]stagedFile, error) {
+	if g.jobs != nil {
+		close(g.jobs)
+		<-g.done
+		g.jobs = nil
+	}
+	if err := g.failed(); err != nil {
+		return nil, err
+	}
+	return g.files, nil
+}
+
+// abandon removes every staged temp file.
+func (g *stager) abandon() {
+	_, _ = g.wait()
+	for _, f := range g.files {
+		if f.tmp != "" {
+			_ = g.s.fsys.Remove(f.tmp)
+		}
+	}
+	g.files = nil
+}
+
+// publishStaged puts the files the analysis staged in place, in stage
+// order: each temp file (durable since the analysis) is renamed over its
+// stage file; a stage file that already held exactly its bytes is
+// checked against its size and XXH64 again and fsynced (a merge that
+// wrote it may have died before its fsync). Then the directories that
+// got new names are synced. On an error the temp files not yet renamed
+// are removed (dropStaged).
+func (s *state) publishStaged(p *policyPlan) error {
+	dirs := map[string]bool{}
+	for i := range p.staged {
+		f := &p.staged[i]
+		dir := filepath.Dir(f.final)
+		if err := s.dirs.Ensure(dir); err != nil {
+			return fmt.Errorf("writing %s: %w", f.final, err)
+		}
+		dirs[dir] = true
+		if f.tmp == "" {
+			if err := fileMatches(s.fsys, f.final, f.want); err != nil {
+				return fmt.Errorf("policy file %s changed since it was verified: %w", f.rel, err)
+			}
+			if err := vfs.SyncFile(s.fsys, f.final); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.fsys.Rename(f.tmp, f.final); err != nil {
+			return fmt.Errorf("writing %s: %w", f.final, err)
+		}
+		f.done = true
+		s.report.Written = append(s.report.Written, path.Join(layout.PolicyDir, f.rel))
+	}
+	return s.syncDirs(dirs)
+}
+
+// dropStaged removes the staged temp files that were not renamed into
+// place.
+func (s *state) dropStaged(p *policyPlan) {
+	for i := range p.staged {
+		if f := &p.staged[i]; f.tmp != "" && !f.done {
+			_ = s.fsys.Remove(f.tmp)
+			f.done = true
+		}
+	}
+}
+
+// fileMatches checks that name holds want's size and XXH64, reading it
+// in bounded chunks.
+func fileMatches(fsys vfs.FS, name string, want policy.FileEntry) error {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := xxhash.New()
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
+	if err != nil {
+		return err
+	}
+	if n != want.Bytes {
+		return fmt.Errorf("%d bytes, want %d", n, want.Bytes)
+	}
+	if got := manifest.FormatXXH64(h.Sum64()); got != want.XXH64 {
+		return fmt.Errorf("xxh64 %s, want %s", got, want.XXH64)
+	}
+	return nil
 }
