@@ -102,17 +102,38 @@ type propsCache struct {
 }
 
 type propsKey struct {
-	t     *Table
-	split uint64
+	t      *Table
+	split  uint64
+	single bool
 }
 
 func (pc *propsCache) get(t *Table, split uint64) *parquet.WriterProperties {
-	k := propsKey{t, split}
+	return pc.getFor(t, split, false)
+}
+
+// getFor is get; with single set, the properties write each column in
+// one batch (see singleBatch).
+func (pc *propsCache) getFor(t *Table, split uint64, single bool) *parquet.WriterProperties {
+	k := propsKey{t, split, single}
 	if p, ok := pc.m.Load(k); ok {
 		return p.(*parquet.WriterProperties)
 	}
-	p, _ := pc.m.LoadOrStore(k, newWriterProps(pc.o, t, split))
+	o := pc.o
+	if single {
+		o.batch = o.pageSize / 8
+	}
+	p, _ := pc.m.LoadOrStore(k, newWriterProps(o, t, split))
 	return p.(*parquet.WriterProperties)
+}
+
+// singleBatch reports whether a file of n rows may have each column
+// written in one batch instead of arrow-go's batches of 1024 values: when
+// no column of n values (at most 8 bytes each) can fill a page, every
+// column is one page either way, and the bytes are the same. One batch
+// reserves each column's page buffer once instead of growing it batch by
+// batch.
+func singleBatch(o encOptions, n int64) bool {
+	return o.batch == 0 && n*8 < o.pageSize
 }
 
 // floatLayout returns the float64 columns of rec to write
@@ -241,6 +262,7 @@ type Encoder struct {
 	nf, nb  int
 	hours   []float64
 	columns []arrow.Array
+	levels  levels      // definition levels of nullable columns
 	props   *propsCache // nil: defaultProps (tests set others)
 }
 
@@ -289,6 +311,12 @@ func (e *ColumnError) Error() string {
 // Encode writes tr as one Parquet file to w and returns the row count.
 // Derived columns are computed from the supplied ones and p.
 func (e *Encoder) Encode(w io.Writer, tr TableRows, p Params) (int64, error) {
+	return e.encode(w, tr, p, true)
+}
+
+// encode is Encode; with direct false every file goes through
+// pqarrow.FileWriter (tests compare the two).
+func (e *Encoder) encode(w io.Writer, tr TableRows, p Params, direct bool) (int64, error) {
 	rec, err := e.Record(tr, p)
 	if err != nil {
 		return 0, err
@@ -300,7 +328,21 @@ func (e *Encoder) Encode(w io.Writer, tr TableRows, p Params) (int64, error) {
 	if e.props != nil {
 		pc = e.props
 	}
-	props := pc.get(tr.Table, floatLayout(pc.o, tr.Table, rec))
+	split := floatLayout(pc.o, tr.Table, rec)
+	props := pc.get(tr.Table, split)
+	if direct && rec.NumRows() <= MaxRowGroupRows {
+		// One row group of flat columns: the bytes pqarrow.FileWriter
+		// writes below, without deriving the file's schema and metadata
+		// anew, and in one batch per column when that changes nothing
+		// (reuse.go).
+		if tmpl, err := tr.Table.template(props); err == nil {
+			props = pc.getFor(tr.Table, split, singleBatch(pc.o, rec.NumRows()))
+			if err := writeFlat(writerOnly{w}, tr.Table, tmpl, rec, props, &e.levels); err != nil {
+				return 0, fmt.Errorf("%s: encoding: %w", tr.Table.Name, err)
+			}
+			return rec.NumRows(), nil
+		}
+	}
 	fw, err := pqarrow.NewFileWriter(tr.Table.Schema(), writerOnly{w}, props, arrowProps)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", tr.Table.Name, err)
