@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -61,6 +63,10 @@ func codeOf(err error) int {
 	var itErr *rank.IterationError
 	var scErr *rank.ScenarioError
 	var rerunErr *rank.RerunListError
+	var pathErr *fs.PathError
+	var linkErr *os.LinkError
+	var sysErr *os.SyscallError
+	var errno syscall.Errno
 	switch {
 	case err == nil:
 		return codeOK
@@ -74,8 +80,14 @@ func codeOf(err error) int {
 		return codeInterrupted
 	case errors.As(err, &idErr), errors.As(err, &worldErr), errors.As(err, &caseErr):
 		return codeIdentity
+	case errors.As(err, &rerunErr):
+		return codeInval // a bad or missing rerun list is the caller's
+	case errors.As(err, &pathErr), errors.As(err, &linkErr), errors.As(err, &sysErr), errors.As(err, &errno):
+		// Before the input errors: a ScenarioError or CheckpointError may
+		// wrap a failed write ("committed, but publishing ...").
+		return codeIO
 	case errors.As(err, &colErr), errors.As(err, &valErr), errors.As(err, &rowErr),
-		errors.As(err, &ckErr), errors.As(err, &itErr), errors.As(err, &scErr), errors.As(err, &rerunErr),
+		errors.As(err, &ckErr), errors.As(err, &itErr), errors.As(err, &scErr),
 		errors.Is(err, rank.ErrIterationOrder), errors.Is(err, rank.ErrCheckpointOrder):
 		return codeInval
 	}

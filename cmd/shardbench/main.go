@@ -51,6 +51,9 @@ import (
 const modulePath = "github.com/hydroshard/hydroshard"
 
 func main() {
+	if os.Getenv(capiGoChildEnv) == "1" {
+		os.Exit(capiGoChild(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
