@@ -118,7 +118,10 @@ static void fill(struct table *t, hydroshard_rank *h, int s) {
   for (int j = 0; j < t->ncols; j++) {
     struct column *c = &t->cols[j];
     t->data[j] = malloc((size_t)t->rows * width(c) + 1);
-    t->valid[j] = c->nullable ? malloc((size_t)t->rows + 1) : NULL;
+    /* A validity byte-map only where a value can be null: a nullable int32
+     * column (block_id) always has its value here, so it gets none (NULL:
+     * every value valid). */
+    t->valid[j] = c->nullable && !strcmp(c->type, "double") ? malloc((size_t)t->rows + 1) : NULL;
   }
   for (int64_t r = 0; r < t->rows; r++) {
     int64_t stage, block = 0, entity = 0, lag = 0;
@@ -145,7 +148,6 @@ static void fill(struct table *t, hydroshard_rank *h, int s) {
         else if (!strcmp(c->name, "lag_index")) v = (int32_t)lag;
         else v = ids[entity]; /* the entity id column */
         ((int32_t *)t->data[j])[r] = v;
-        if (c->nullable) t->valid[j][r] = 1;
       } else if (!strcmp(c->type, "int8")) {
         ((int8_t *)t->data[j])[r] = 0;
       } else { /* bool */
