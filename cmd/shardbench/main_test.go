@@ -103,6 +103,17 @@ func TestQuickRunJSON(t *testing.T) {
 	if doc["analyst_case"] != "tiny" || doc["analyst_scenarios"] != 20.0 || doc["analyst_scenarios_small"] != 4.0 {
 		t.Errorf("analyst_case=%v analyst_scenarios=%v analyst_scenarios_small=%v, want tiny, 20, 4", doc["analyst_case"], doc["analyst_scenarios"], doc["analyst_scenarios_small"])
 	}
+	// The capi section: the Go API and each C way in, on the disk (and
+	// on tmpfs where there is one), every contestant the same bytes.
+	want = []string{"capi_scenarios", "capi_bytes"}
+	for _, k := range []string{"go_mbps", "arrays_mbps", "borrow_mbps", "arrow_mbps", "arrays_ratio", "borrow_ratio", "arrow_ratio"} {
+		want = append(want, "capi_"+k)
+	}
+	for _, k := range want {
+		if v, ok := doc[k].(float64); !ok || !(v > 0) {
+			t.Errorf("%s = %v, want a positive number", k, doc[k])
+		}
+	}
 	if ts, _ := doc["targets"].([]any); len(ts) == 0 {
 		t.Errorf("no targets in the JSON")
 	}
