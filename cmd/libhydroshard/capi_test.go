@@ -296,8 +296,9 @@ func goReference(t *testing.T, caseName string, scenarios int, solver string, op
 }
 
 // TestCStudyMatchesGoAPI: 4 C processes under mpirun write a study through
-// each way in (plain arrays copied, plain arrays borrowed, Arrow), it is
-// merged, and every file is the one the Go API writes for the same values.
+// each way in (plain arrays copied, plain arrays borrowed, Arrow), with one
+// solver thread or several sharing the handle; it is merged, and every
+// file is the one the Go API writes for the same values.
 func TestCStudyMatchesGoAPI(t *testing.T) {
 	b := build(t)
 	for _, tc := range []struct {
@@ -310,6 +311,11 @@ func TestCStudyMatchesGoAPI(t *testing.T) {
 		{"arrow/tiny", "tiny", 12, []string{"--arrow"}},
 		{"arrays/demo", "demo", 8, []string{"--workers", "2"}},
 		{"arrow/demo", "demo", 8, []string{"--arrow", "--workers", "2"}},
+		// Solver threads sharing one handle (hydroshard.h THREADS): every
+		// rank's scenarios built and written by 3 threads at once.
+		{"threads/tiny", "tiny", 24, []string{"--threads", "3", "--workers", "2"}},
+		{"threads-arrow/demo", "demo", 16, []string{"--threads", "3", "--arrow"}},
+		{"threads-borrowed/tiny", "tiny", 24, []string{"--threads", "3", "--borrow"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "study")

@@ -14,7 +14,9 @@
  * a rerun job), --identity mpi|env (mpi, the default: the rank and world
  * size MPI gives; env: detected by hydroshard from the launcher's
  * environment, as under srun, where OpenMPI may not be wired to SLURM),
- * --workers N, --arrow, --borrow, --mutate, --bench (below).
+ * --workers N (the library's encoding threads), --threads T (solver threads
+ * sharing the one handle, each writing every T-th scenario), --arrow,
+ * --borrow, --mutate, --bench (below).
  *
  * Each rank asks hydroshard which scenarios it still owns (a requeued rank
  * gets only what its earlier attempts did not commit), "simulates" each one
@@ -46,6 +48,7 @@
  * in place). The tests use it to prove both.
  */
 #include <mpi.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -316,9 +319,77 @@ static void prepare(struct table *t, char *names) {
   }
 }
 
+/* What the solver threads share (set once before they start). */
+static struct shared {
+  hydroshard_rank *h;
+  struct table *proto;
+  int ntab;
+  struct table *bt;
+  char **bnames;
+  int32_t *todo;
+  int64_t n;
+  int threads, arrow, borrow, mutate, bench;
+} g;
+static struct table *kept;
+static int64_t nkept;
+
+/* worker writes scenarios todo[k] for k = t, t + threads, ...: one solver
+ * thread (t = 0 when arg is NULL). */
+static void *worker(void *arg) {
+  long t = arg ? *(long *)arg : 0;
+  hydroshard_rank *h = g.h;
+  int rc;
+  for (int64_t k = t; k < g.n && !hydroshard_interrupted(h); k += g.threads) {
+    int s = g.todo[k];
+    for (int i = 0; i < g.ntab; i++) {
+      if (g.bench) {
+        if (g.arrow) {
+          struct ArrowArray a;
+          struct ArrowSchema sc;
+          to_arrow(&g.bt[i], &a, &sc, 1);
+          if ((rc = hydroshard_table_arrow(h, s, g.bt[i].entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
+        } else if ((rc = hydroshard_table(h, s, g.bt[i].entity, g.bt[i].rows, g.bnames[i], (const void *const *)g.bt[i].data,
+                                          (const uint8_t *const *)g.bt[i].valid))) {
+          die(h, "hydroshard_table", rc);
+        }
+        continue;
+      }
+      struct table tb = g.proto[i];
+      char *names = malloc(MAXCOLS * 64);
+      prepare(&tb, names);
+      fill(&tb, h, s);
+      if (g.arrow) {
+        struct ArrowArray a;
+        struct ArrowSchema sc;
+        double *total = !strcmp(tb.entity, "costs") ? tb.data[1] : NULL; /* total_cost follows stage_id */
+        to_arrow(&tb, &a, &sc, 0);
+        if ((rc = hydroshard_table_arrow(h, s, tb.entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
+        if (a.release || sc.release) {
+          fprintf(stderr, "simulate: the library did not take the Arrow structs\n");
+          exit(1);
+        }
+        if (g.mutate && total) total[0] = -1.5; /* read in place: the file shows it */
+      } else {
+        if ((rc = hydroshard_table(h, s, tb.entity, tb.rows, names, (const void *const *)tb.data,
+                                   (const uint8_t *const *)tb.valid)))
+          die(h, "hydroshard_table", rc);
+        if (g.mutate && !strcmp(tb.entity, "costs")) ((double *)tb.data[1])[0] = -1.5;
+        if (g.borrow) kept[__atomic_fetch_add(&nkept, 1, __ATOMIC_SEQ_CST)] = tb;
+        else free_table(&tb);
+      }
+      free(names);
+    }
+    rc = hydroshard_write_scenario(h, s);
+    if (rc == HYDROSHARD_ECOMMITTED) continue; /* an earlier attempt did it */
+    if (rc == HYDROSHARD_EINTERRUPTED) break;
+    if (rc) die(h, "hydroshard_write_scenario", rc);
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *out = NULL, *casepath = NULL, *rerun = NULL, *identity = "mpi";
-  int scenarios = 0, arrow = 0, borrow = 0, workers = 1, mutate = 0, bench = 0;
+  int scenarios = 0, arrow = 0, borrow = 0, workers = 1, mutate = 0, bench = 0, threads = 1;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--arrow")) arrow = 1;
@@ -331,14 +402,15 @@ int main(int argc, char **argv) {
     else if (v && !strcmp(a, "--scenarios-from")) rerun = v, i++;
     else if (v && !strcmp(a, "--identity")) identity = v, i++;
     else if (v && !strcmp(a, "--workers")) workers = atoi(v), i++;
+    else if (v && !strcmp(a, "--threads")) threads = atoi(v), i++;
     else {
       fprintf(stderr, "simulate: unknown argument %s\n", a);
       return 2;
     }
   }
-  if (!out || !casepath || scenarios <= 0 || (strcmp(identity, "mpi") && strcmp(identity, "env"))) {
+  if (!out || !casepath || scenarios <= 0 || threads < 1 || threads > 64 || (strcmp(identity, "mpi") && strcmp(identity, "env"))) {
     fprintf(stderr, "usage: simulate --out DIR --case CASE --scenarios N [--scenarios-from FILE] [--identity mpi|env]\n"
-                    "                [--workers N] [--arrow] [--borrow] [--mutate] [--bench]\n");
+                    "                [--workers N] [--threads T] [--arrow] [--borrow] [--mutate] [--bench]\n");
     return 2;
   }
   /* --identity env runs without MPI: under srun, Debian's OpenMPI (built
@@ -398,52 +470,19 @@ int main(int argc, char **argv) {
   if (hydroshard_remaining(h, todo, n) != n) die(h, "hydroshard_remaining", HYDROSHARD_EINVAL);
 
   /* With borrowed buffers the tables must live until the flush. */
-  struct table *kept = borrow ? calloc((size_t)(n * ntab + 1), sizeof *kept) : NULL;
-  int64_t nkept = 0;
-  for (int64_t k = 0; k < n && !hydroshard_interrupted(h); k++) {
-    int s = todo[k];
-    for (int i = 0; i < ntab; i++) {
-      if (bench) {
-        if (arrow) {
-          struct ArrowArray a;
-          struct ArrowSchema sc;
-          to_arrow(&bt[i], &a, &sc, 1);
-          if ((rc = hydroshard_table_arrow(h, s, bt[i].entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
-        } else if ((rc = hydroshard_table(h, s, bt[i].entity, bt[i].rows, bnames[i], (const void *const *)bt[i].data,
-                                          (const uint8_t *const *)bt[i].valid))) {
-          die(h, "hydroshard_table", rc);
-        }
-        continue;
-      }
-      struct table t = proto[i];
-      char *names = malloc(MAXCOLS * 64);
-      prepare(&t, names);
-      fill(&t, h, s);
-      if (arrow) {
-        struct ArrowArray a;
-        struct ArrowSchema sc;
-        double *total = !strcmp(t.entity, "costs") ? t.data[1] : NULL; /* total_cost follows stage_id */
-        to_arrow(&t, &a, &sc, 0);
-        if ((rc = hydroshard_table_arrow(h, s, t.entity, &a, &sc))) die(h, "hydroshard_table_arrow", rc);
-        if (a.release || sc.release) {
-          fprintf(stderr, "simulate: the library did not take the Arrow structs\n");
-          return 1;
-        }
-        if (mutate && total) total[0] = -1.5; /* read in place: the file shows it */
-      } else {
-        if ((rc = hydroshard_table(h, s, t.entity, t.rows, names, (const void *const *)t.data,
-                                   (const uint8_t *const *)t.valid)))
-          die(h, "hydroshard_table", rc);
-        if (mutate && !strcmp(t.entity, "costs")) ((double *)t.data[1])[0] = -1.5;
-        if (borrow) kept[nkept++] = t;
-        else free_table(&t);
-      }
-      free(names);
+  kept = borrow ? calloc((size_t)(n * ntab + 1), sizeof *kept) : NULL;
+  g = (struct shared){h, proto, ntab, bt, bnames, todo, n, threads, arrow, borrow, mutate, bench};
+  if (threads == 1) {
+    worker(NULL);
+  } else {
+    /* Several solver threads on one handle, each its own scenarios. */
+    pthread_t tid[64];
+    long ids[64];
+    for (long i = 0; i < threads; i++) {
+      ids[i] = i;
+      pthread_create(&tid[i], NULL, worker, &ids[i]);
     }
-    rc = hydroshard_write_scenario(h, s);
-    if (rc == HYDROSHARD_ECOMMITTED) continue; /* an earlier attempt did it */
-    if (rc == HYDROSHARD_EINTERRUPTED) break;
-    if (rc) die(h, "hydroshard_write_scenario", rc);
+    for (int i = 0; i < threads; i++) pthread_join(tid[i], NULL);
   }
   if (!hydroshard_interrupted(h) && (rc = hydroshard_flush(h)) && rc != HYDROSHARD_EINTERRUPTED) die(h, "hydroshard_flush", rc);
   if (hydroshard_interrupted(h)) {
