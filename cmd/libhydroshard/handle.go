@@ -572,40 +572,30 @@ func (h *handle) checkStage(call string, iteration, stage int) error {
 	return nil
 }
 
-func (h *handle) addCuts(iteration, stage int, cuts policy.StageCuts) error {
-	if err := h.checkStage("hydroshard_checkpoint_stage", iteration, stage); err != nil {
+// addStagePart records one stage's part of a checkpoint (its cuts, basis
+// or states, as part picks the map), once per stage.
+func addStagePart[T any](h *handle, call string, iteration, stage int, part func(*pendingCheckpoint) map[int]T, v T) error {
+	if err := h.checkStage(call, iteration, stage); err != nil {
 		return err
 	}
-	p := h.checkpoint(iteration)
-	if _, ok := p.cuts[stage]; ok {
-		return inval("hydroshard_checkpoint_stage: checkpoint %d: stage %d given twice", iteration, stage)
+	m := part(h.checkpoint(iteration))
+	if _, ok := m[stage]; ok {
+		return inval("%s: checkpoint %d: stage %d given twice", call, iteration, stage)
 	}
-	p.cuts[stage] = cuts
+	m[stage] = v
 	return nil
+}
+
+func (h *handle) addCuts(iteration, stage int, cuts policy.StageCuts) error {
+	return addStagePart(h, "hydroshard_checkpoint_stage", iteration, stage, func(p *pendingCheckpoint) map[int]policy.StageCuts { return p.cuts }, cuts)
 }
 
 func (h *handle) addBasis(iteration, stage int, b policy.StageBasis) error {
-	if err := h.checkStage("hydroshard_checkpoint_basis", iteration, stage); err != nil {
-		return err
-	}
-	p := h.checkpoint(iteration)
-	if _, ok := p.basis[stage]; ok {
-		return inval("hydroshard_checkpoint_basis: checkpoint %d: stage %d given twice", iteration, stage)
-	}
-	p.basis[stage] = b
-	return nil
+	return addStagePart(h, "hydroshard_checkpoint_basis", iteration, stage, func(p *pendingCheckpoint) map[int]policy.StageBasis { return p.basis }, b)
 }
 
-func (h *handle) addStates(iteration, stage int, s policy.StageStates) error {
-	if err := h.checkStage("hydroshard_checkpoint_states", iteration, stage); err != nil {
-		return err
-	}
-	p := h.checkpoint(iteration)
-	if _, ok := p.states[stage]; ok {
-		return inval("hydroshard_checkpoint_states: checkpoint %d: stage %d given twice", iteration, stage)
-	}
-	p.states[stage] = s
-	return nil
+func (h *handle) addStates(iteration, stage int, st policy.StageStates) error {
+	return addStagePart(h, "hydroshard_checkpoint_states", iteration, stage, func(p *pendingCheckpoint) map[int]policy.StageStates { return p.states }, st)
 }
 
 func (h *handle) addMeta(iteration int, text string) error {

@@ -242,6 +242,11 @@ static void errors(const char *out) {
   report("checkpoint_bad_stage", rc, h);
   rc = hydroshard_checkpoint_stage(h, 1, 0, 0, 0, 2, 3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
   report("checkpoint_null_arrays", rc, h);
+  rc = hydroshard_checkpoint_stage(h, 1, 0, 0, 0, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  report("checkpoint_stage_empty", rc, h);
+  rc = hydroshard_checkpoint_stage(h, 1, 0, 0, 0, 0, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+  report("checkpoint_stage_twice", rc, h);
+  report("checkpoint_missing_stages", hydroshard_write_checkpoint(h, 1), h);
 
   report("close", hydroshard_close(h), h);
   report("write_after_close", hydroshard_write_scenario(h, 0), h);
