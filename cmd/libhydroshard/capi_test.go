@@ -183,14 +183,20 @@ func goStudy(t *testing.T, out, caseName string, scenarios, world int, solver st
 }
 
 // timeKeys are the JSON fields that hold when a run happened: the only
-// thing two writes of the same study may differ in.
-var timeKeys = []string{"started_at", "completed_at", "generated_at", "duration_seconds"}
+// thing two writes of the same study may differ in (created_at: when the
+// policy's checkpoint was recorded).
+var timeKeys = []string{"started_at", "completed_at", "generated_at", "duration_seconds", "created_at"}
 
 func dropTimes(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for _, k := range timeKeys {
 			delete(x, k)
+		}
+		// The SHA-256 of policy/metadata.json covers its created_at; the
+		// stage files' hashes stay compared.
+		if sums, ok := x["policy_sha256"].(map[string]any); ok {
+			delete(sums, "metadata.json")
 		}
 		for k, e := range x {
 			x[k] = dropTimes(e)
