@@ -120,6 +120,34 @@ func readSource(fsys vfs.FS, out string, s source) ([]byte, error) {
 	return data, nil
 }
 
+// openSource reads one partition file (readSource), opens it as Parquet
+// and checks it: its compacted schema must equal want, the one the other
+// files of its table gave (nil for the first), and its row count the
+// index's. It returns the file's bytes, its readers and its compacted
+// schema; the caller closes pf.
+func openSource(fsys vfs.FS, out string, s source, want *arrow.Schema) (data []byte, pf *file.Reader, fr *pqarrow.FileReader, schema *arrow.Schema, err error) {
+	if data, err = readSource(fsys, out, s); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	if pf, fr, err = openParquet(data); err != nil {
+		return nil, nil, nil, nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("not a readable Parquet file: %v", err)}
+	}
+	src, err := fr.Schema()
+	if err != nil {
+		_ = pf.Close()
+		return nil, nil, nil, nil, &CompactDamageError{Path: s.rel, Detail: err.Error()}
+	}
+	if schema = compactSchema(src); want != nil && !schema.Equal(want) {
+		_ = pf.Close()
+		return nil, nil, nil, nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("schema %s differs from the other %s files' %s", src, s.entity, want)}
+	}
+	if pf.NumRows() != s.rows {
+		_ = pf.Close()
+		return nil, nil, nil, nil, &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d rows, simulation/_files.csv says %d", pf.NumRows(), s.rows)}
+	}
+	return data, pf, fr, schema, nil
+}
+
 // compactReEncode, set by tests only, forces CompactOptions.ReEncode.
 var compactReEncode bool
 
@@ -166,34 +194,18 @@ func writeReEncode(ctx context.Context, fsys vfs.FS, out string, p *compactPart,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			data, err := readSource(fsys, out, s)
+			_, pf, fr, src, err := openSource(fsys, out, s, schema)
 			if err != nil {
 				return err
 			}
-			pf, fr, err := openParquet(data)
-			if err != nil {
-				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("not a readable Parquet file: %v", err)}
-			}
-			src, err := fr.Schema()
-			if err != nil {
-				_ = pf.Close()
-				return &CompactDamageError{Path: s.rel, Detail: err.Error()}
-			}
 			if schema == nil {
-				schema = compactSchema(src)
+				schema = src
 				props := compactWriterProps(schema, opts.RowGroupRows)
 				fw, err = pqarrow.NewFileWriter(schema, writerOnly{w}, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 				if err != nil {
 					_ = pf.Close()
 					return err
 				}
-			} else if want := compactSchema(src); !want.Equal(schema) {
-				_ = pf.Close()
-				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("schema %s differs from the other %s files' %s", src, s.entity, schema)}
-			}
-			if pf.NumRows() != s.rows {
-				_ = pf.Close()
-				return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d rows, simulation/_files.csv says %d", pf.NumRows(), s.rows)}
 			}
 			// A new row group when this scenario would overflow the current
 			// one: row groups end at scenario boundaries (unless one

@@ -277,31 +277,19 @@ func writePageCopy(ctx context.Context, fsys vfs.FS, out string, p *compactPart,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		data, err := readSource(fsys, out, s)
+		var want *arrow.Schema
+		if t != nil {
+			want = t.arrow
+		}
+		data, pf, fr, src, err := openSource(fsys, out, s, want)
 		if err != nil {
 			return err
 		}
-		pf, fr, err := openParquet(data)
-		if err != nil {
-			return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("not a readable Parquet file: %v", err)}
-		}
-		src, err := fr.Schema()
-		if err != nil {
-			_ = pf.Close()
-			return &CompactDamageError{Path: s.rel, Detail: err.Error()}
-		}
 		if t == nil {
-			if t, err = newPCTemplate(compactSchema(src), opts.RowGroupRows); err != nil {
+			if t, err = newPCTemplate(src, opts.RowGroupRows); err != nil {
 				_ = pf.Close()
 				return err
 			}
-		} else if want := compactSchema(src); !want.Equal(t.arrow) {
-			_ = pf.Close()
-			return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("schema %s differs from the other %s files' %s", src, s.entity, t.arrow)}
-		}
-		if pf.NumRows() != s.rows {
-			_ = pf.Close()
-			return &CompactDamageError{Path: s.rel, Detail: fmt.Sprintf("%d rows, simulation/_files.csv says %d", pf.NumRows(), s.rows)}
 		}
 		ps := &pcSource{s: s, data: data, md: pf.MetaData()}
 		if why := qualifyPageCopy(ps, t, opts.RowGroupRows); why != "" {
