@@ -8,16 +8,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
+	"github.com/hydroshard/hydroshard/internal/rankpath"
 	"github.com/hydroshard/hydroshard/internal/synth"
 	"github.com/hydroshard/hydroshard/manifest"
-	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -168,53 +167,15 @@ func singleTable(in *benchInput, enc *shard.Encoder, dir string, overlap bool) (
 	return time.Since(t0), syncErr
 }
 
-// rankPath is shardbench's writer_full_<workers>w: a fresh output
-// directory, rank.Open with Options.Workers = workers, every scenario (all
-// ten tables) handed over by callers goroutines; timed from the first
-// WriteScenario until Flush returns (every scenario committed).
+// rankPath is shardbench's writer_full_<workers>w (internal/rankpath.Write)
+// in a fresh output directory.
 func rankPath(in *benchInput, dir string, workers, callers int) (time.Duration, error) {
 	out, err := os.MkdirTemp(dir, "rank")
 	if err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(out)
-	ctx := context.Background()
-	id, err := rank.Explicit(0, 1)
-	if err != nil {
-		return 0, err
-	}
-	w, err := rank.Open(ctx, out, id, in.cas, rank.Options{Scenarios: len(in.scen), Workers: workers, Solver: "bench", FS: benchFS()})
-	if err != nil {
-		return 0, err
-	}
-	next := make(chan int, len(in.scen))
-	for i := range in.scen {
-		next <- i
-	}
-	close(next)
-	errs := make([]error, callers)
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for c := range callers {
-		wg.Go(func() {
-			for i := range next {
-				if err := w.WriteScenario(ctx, in.scen[i]); err != nil {
-					errs[c] = err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	ferr := w.Flush(ctx)
-	d := time.Since(t0)
-	cerr := w.Close()
-	for _, err := range append(errs, ferr, cerr) {
-		if err != nil {
-			return 0, err
-		}
-	}
-	return d, nil
+	return rankpath.Write(context.Background(), out, in.cas, in.scen, workers, callers, "bench", benchFS())
 }
 
 // cpuTime is the process's CPU time so far, user and system: while the

@@ -14,8 +14,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/hydroshard/hydroshard/internal/rankpath"
 	"github.com/hydroshard/hydroshard/layout"
-	"github.com/hydroshard/hydroshard/rank"
 	"github.com/hydroshard/hydroshard/shard"
 	"github.com/hydroshard/hydroshard/vfs"
 )
@@ -158,51 +158,20 @@ func rawZstdContestant(d *dataset) (func(context.Context, int) (sample, error), 
 	}, nil
 }
 
-// rankContestant is the real rank path: a fresh output directory per
-// round, rank.Open with Options.Workers = workers, and every scenario (all
-// ten tables) committed by WriteScenario called from callers goroutines
-// (WriteScenario is safe for concurrent callers and queues the scenario;
-// the Writer encodes on Options.Workers goroutines). Timed: from the first
-// WriteScenario until Flush returns, i.e. until every scenario is
-// committed; Open and Close happen once per run of a real rank, not once
-// per scenario.
+// rankContestant is the real rank path (internal/rankpath.Write): a fresh
+// output directory per round, Options.Workers = workers, every scenario
+// (all ten tables) from callers goroutines, timed until every scenario is
+// committed.
 func rankContestant(d *dataset, dir string, workers, callers int) func(context.Context, int) (sample, error) {
 	name := fmt.Sprintf("rank-%dw", workers)
 	return func(ctx context.Context, round int) (sample, error) {
 		out := filepath.Join(dir, fmt.Sprintf("%s-r%d", name, round))
 		defer os.RemoveAll(out)
-		id, err := rank.Explicit(0, 1)
+		took, err := rankpath.Write(ctx, out, d.cas, d.scen, workers, callers, "shardbench", nil)
 		if err != nil {
 			return sample{}, fmt.Errorf("%s: %w", name, err)
 		}
-		w, err := rank.Open(ctx, out, id, d.cas, rank.Options{Scenarios: len(d.scen), Workers: workers, Solver: "shardbench"})
-		if err != nil {
-			return sample{}, fmt.Errorf("%s: %w", name, err)
-		}
-		next := make(chan int, len(d.scen))
-		for i := range d.scen {
-			next <- i
-		}
-		close(next)
-		errs := make([]error, callers)
-		var wg sync.WaitGroup
-		t0 := time.Now()
-		for c := range callers {
-			wg.Go(func() {
-				for i := range next {
-					if err := w.WriteScenario(ctx, d.scen[i]); err != nil {
-						errs[c] = err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		ferr := w.Flush(ctx)
-		sec := time.Since(t0).Seconds()
-		if err := errors.Join(append(errs, ferr, w.Close())...); err != nil {
-			return sample{}, fmt.Errorf("%s: %w", name, err)
-		}
+		sec := took.Seconds()
 		bytes, err := parquetBytes(filepath.Join(out, layout.SimDir))
 		if err != nil {
 			return sample{}, fmt.Errorf("%s: %w", name, err)
