@@ -385,7 +385,8 @@ func (h *handle) interrupt() error {
 	return nil
 }
 
-// interrupted must not take h.mu: a solver polls it from any thread.
+// interrupted holds h.mu only to read h.r: a solver polls it from any
+// thread, and must not wait on a call that blocks (those release h.mu).
 func (h *handle) interrupted() bool {
 	h.mu.Lock()
 	r := h.r

@@ -25,9 +25,10 @@ const maxRows = math.MaxInt32
 // table set is read from shard.Scenario.Tables, so a table added to the
 // registry is reachable from C without a list kept here.
 type slot struct {
-	table *shard.Table
-	field int          // index of the *XxxRows field in shard.Scenario
-	rows  reflect.Type // XxxRows
+	table  *shard.Table
+	field  int            // index of the *XxxRows field in shard.Scenario
+	rows   reflect.Type   // XxxRows
+	fields map[string]int // column name -> index of its field in XxxRows
 }
 
 var slots = sync.OnceValue(func() map[string]slot {
@@ -42,8 +43,14 @@ var slots = sync.OnceValue(func() map[string]slot {
 	}
 	out := map[string]slot{}
 	for _, tr := range full.Tables() {
-		typ := reflect.TypeOf(tr.Rows)
-		out[tr.Table.Entity] = slot{table: tr.Table, field: byType[typ], rows: typ.Elem()}
+		typ := reflect.TypeOf(tr.Rows).Elem()
+		fields := map[string]int{}
+		for i := 0; i < typ.NumField(); i++ {
+			if n := typ.Field(i).Tag.Get("col"); n != "" {
+				fields[n] = i
+			}
+		}
+		out[tr.Table.Entity] = slot{table: tr.Table, field: byType[reflect.PointerTo(typ)], rows: typ, fields: fields}
 	}
 	return out
 })
@@ -79,12 +86,6 @@ type given struct {
 // caller's order; missing checks that none is left out.
 func resolve(s slot, names []string) ([]given, error) {
 	t := s.table
-	fieldOf := map[string]int{}
-	for i := 0; i < s.rows.NumField(); i++ {
-		if n := s.rows.Field(i).Tag.Get("col"); n != "" {
-			fieldOf[n] = i
-		}
-	}
 	out := make([]given, 0, len(names))
 	seen := map[string]bool{}
 	for i, n := range names {
@@ -102,7 +103,7 @@ func resolve(s slot, names []string) ([]given, error) {
 			return nil, colErr(t, n, "given twice")
 		}
 		seen[n] = true
-		out = append(out, given{col: c, field: fieldOf[n]})
+		out = append(out, given{col: c, field: s.fields[n]})
 	}
 	return out, nil
 }
